@@ -1,0 +1,46 @@
+# Two commands matter (see README): `make demo` runs the main job, `make test` the whole suite.
+# Each installs what it needs into .venv first.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint typecheck bench bench-render bench-frontend bench-operator clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test,fast]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The main job: a frontend and two mocker workers on this machine (Ctrl-C stops everything).
+demo: $(STAMP)
+	$(BIN)/drivetrain up -f examples/agg.yaml --port 8000
+
+test: $(STAMP)
+	./scripts/test-deps.sh $(BIN)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+bench: bench-render bench-operator bench-frontend
+
+bench-render: $(STAMP)
+	$(BIN)/python benchmarks/bench_render.py
+
+bench-operator: $(STAMP)
+	$(BIN)/python benchmarks/bench_operator.py
+
+bench-frontend: $(STAMP)
+	./benchmarks/bench_frontend.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build dist src/*.egg-info
