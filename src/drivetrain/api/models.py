@@ -8,10 +8,10 @@ field path, not a silently ignored key.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 GROUP = "drivetrain.dev"
 VERSION = "v1alpha1"
@@ -30,14 +30,16 @@ def _stringify(v: Any) -> Any:
     return v
 
 
-Quantity = Annotated[str, BeforeValidator(_stringify)]
+# In the CRD a quantity is int-or-string, as Kubernetes writes resource quantities.
+INT_OR_STRING = {"x-kubernetes-int-or-string": True}
+Quantity = Annotated[str, BeforeValidator(_stringify), WithJsonSchema(INT_OR_STRING)]
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-class ComponentType(str, Enum):
+class ComponentType(StrEnum):
     frontend = "frontend"
     worker = "worker"
     prefill = "prefill"
@@ -49,31 +51,26 @@ class ComponentType(str, Enum):
 WORKER_TYPES = {"worker", "prefill", "decode"}
 
 
-class Backend(str, Enum):
+class Backend(StrEnum):
     vllm = "vllm"
     sglang = "sglang"
     trtllm = "trtllm"
 
 
-class Deployer(str, Enum):
+class Deployer(StrEnum):
     lws = "lws"
     grove = "grove"
 
 
-class Profile(str, Enum):
+class Profile(StrEnum):
     drivetrain = "drivetrain"
     dynamo = "dynamo"
 
 
 class EnvVar(Strict):
     name: str = Field(min_length=1)
-    value: str | None = None
+    value: Quantity | None = None
     valueFrom: dict[str, Any] | None = None
-
-    @field_validator("value", mode="before")
-    @classmethod
-    def _scalar_to_str(cls, v: Any) -> Any:
-        return _stringify(v)
 
 
 class ResourceItem(Strict):
@@ -194,7 +191,8 @@ class PVC(Strict):
 
 
 class GraphSpec(Strict):
-    services: dict[str, Service] = Field(min_length=1)
+    # An empty graph is valid (Dynamo's CRD allows it) and renders no objects.
+    services: dict[str, Service] = Field(default_factory=dict)
     backendFramework: Backend | None = None
     envs: list[EnvVar] | None = None
     pvcs: list[PVC] | None = None
@@ -202,6 +200,9 @@ class GraphSpec(Strict):
     labels: dict[str, str] | None = None
     # drivetrain: which defaults the pods get (drivetrain's runtime or Dynamo's images).
     profile: Profile | None = None
+    # drivetrain: discovery URL for drivetrain's runtime in the cluster (e.g. etcd://etcd:2379),
+    # injected as DRIVETRAIN_DISCOVERY (drivetrain profile only).
+    discovery: str | None = None
     # DGD fields accepted and passed over (documented in docs/api.md).
     restart: dict[str, Any] | None = None
     topologyConstraint: dict[str, Any] | None = None
@@ -220,7 +221,7 @@ class GraphDeployment(BaseModel):
     apiVersion: Literal["drivetrain.dev/v1alpha1", "nvidia.com/v1alpha1"]
     kind: Literal["GraphDeployment", "DynamoGraphDeployment"]
     metadata: ObjectMeta
-    spec: GraphSpec
+    spec: GraphSpec = Field(default_factory=GraphSpec)
     status: dict[str, Any] | None = None
 
     @property

@@ -20,7 +20,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import Enum
-from typing import Union
 
 
 class Context(Enum):
@@ -181,7 +180,7 @@ class ShellOnly:
     text: str
 
 
-Part = Union[Lit, Env, ShellOnly, IntExpr]
+Part = Lit | Env | ShellOnly | IntExpr
 
 
 @dataclass(frozen=True)
@@ -201,7 +200,9 @@ class Word:
         out: list[str] = []
         for p in self.parts:
             if isinstance(p, Lit):
-                out.append(kubelet_escape(p.text) if ctx is Context.KUBELET else shell_quote(p.text))
+                out.append(
+                    kubelet_escape(p.text) if ctx is Context.KUBELET else shell_quote(p.text)
+                )
             elif isinstance(p, Env):
                 out.append(f"$({p.name})" if ctx is Context.KUBELET else f"${{{p.name}}}")
             elif isinstance(p, ShellOnly):
@@ -228,7 +229,7 @@ class Word:
             return self.render(Context.SHELL)
 
 
-WordLike = Union[Word, str, Lit, Env, ShellOnly, IntExpr, int]
+WordLike = Word | str | Lit | Env | ShellOnly | IntExpr | int
 
 
 def as_word(value: WordLike) -> Word:

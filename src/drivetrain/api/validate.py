@@ -1,0 +1,267 @@
+"""Turn one parsed YAML document into a ``GraphDeployment``, or say everything that is wrong.
+
+Order: prune ``null`` values (the API server does the same), check apiVersion/kind, let
+pydantic check shapes and types, then apply the semantic rules (Dynamo's webhook rules that
+apply here, and drivetrain's own).  Every problem is a ``FieldError`` with a dotted path.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import ValidationError
+
+from drivetrain.api.errors import FieldError, InvalidGraph
+from drivetrain.api.k8s_fields import CONTAINER_FIELDS, POD_SPEC_FIELDS
+from drivetrain.api.models import (
+    API_VERSION,
+    DYNAMO_API_VERSION,
+    DYNAMO_KIND,
+    KIND,
+    ComponentType,
+    GraphDeployment,
+    Service,
+)
+
+VLLM_EXECUTOR_ANNOTATION = "nvidia.com/vllm-distributed-executor-backend"
+_DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+MAX_SERVICES = 25
+
+#: Dynamo features outside drivetrain's renderer; enabling one is a clear error.
+UNSUPPORTED_FEATURES = {
+    "gpuMemoryService": "GPU memory service (gpuMemoryService)",
+    "failover": "engine failover (failover)",
+    "checkpoint": "checkpoint/restore (checkpoint)",
+}
+
+
+def prune_nulls(value: Any) -> Any:
+    """Drop mapping keys whose value is null, recursively, as the API server prunes them."""
+    if isinstance(value, dict):
+        return {k: prune_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [prune_nulls(v) for v in value]
+    return value
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _pydantic_errors(exc: ValidationError) -> list[FieldError]:
+    errors = []
+    for err in exc.errors(include_url=False):
+        # Drop pydantic's union/tag bookkeeping from the path (e.g. "literal['a']").
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            msg = "unknown field"
+        elif kind == "missing":
+            msg = "required field is missing"
+        elif kind == "literal_error":
+            msg = f"{err['msg'].replace('Input should be', 'must be')}"
+        else:
+            msg = err["msg"].replace("Input should be", "must be")
+            given = err.get("input")
+            if not isinstance(given, dict | list) and given is not None:
+                msg += f" (got {given!r})"
+        errors.append(FieldError(_path(loc), msg))
+    return errors
+
+
+def parse_graph(
+    obj: Any, *, file: str | None = None, document: int | None = None
+) -> GraphDeployment:
+    """Validate one document; raise ``InvalidGraph`` listing every problem found."""
+    errors = _check_header(obj)
+    graph: GraphDeployment | None = None
+    if not errors:
+        try:
+            graph = GraphDeployment.model_validate(prune_nulls(obj))
+        except ValidationError as exc:
+            errors = _pydantic_errors(exc)
+    if graph is not None:
+        errors = check_rules(graph)
+    if errors:
+        raise InvalidGraph([e.located(file, document) for e in errors])
+    assert graph is not None
+    return graph
+
+
+def _check_header(obj: Any) -> list[FieldError]:
+    if not isinstance(obj, dict):
+        return [
+            FieldError("", f"expected a mapping (a Kubernetes object), got {type(obj).__name__}")
+        ]
+    api, kind = obj.get("apiVersion"), obj.get("kind")
+    pairs = {KIND: API_VERSION, DYNAMO_KIND: DYNAMO_API_VERSION}
+    if kind not in pairs:
+        return [FieldError("kind", f"must be {KIND} or {DYNAMO_KIND} (got {kind!r})")]
+    if api != pairs[kind]:
+        return [FieldError("apiVersion", f"must be {pairs[kind]} for kind {kind} (got {api!r})")]
+    return []
+
+
+def check_rules(graph: GraphDeployment) -> list[FieldError]:
+    """Semantic rules that the models' types cannot express."""
+    errors: list[FieldError] = []
+    spec = graph.spec
+    if len(spec.services) > MAX_SERVICES:
+        errors.append(FieldError("spec.services", f"at most {MAX_SERVICES} services"))
+    annotations = {**graph.annotations, **(spec.annotations or {})}
+    errors += _executor_annotation("metadata.annotations", annotations)
+    deployers = {}
+    for name, svc in spec.services.items():
+        base = f"spec.services.{name}"
+        errors += _service_rules(graph, name, svc, base)
+        if svc.multinode and svc.multinode.deployer:
+            deployers[name] = svc.multinode.deployer.value
+    if len(set(deployers.values())) > 1:
+        errors.append(
+            FieldError(
+                "spec.services",
+                "services choose different multinode deployers "
+                + ", ".join(f"{k}={v}" for k, v in deployers.items())
+                + "; one graph is rendered with one deployer",
+            )
+        )
+    return errors
+
+
+def _executor_annotation(path: str, annotations: dict[str, str]) -> list[FieldError]:
+    value = annotations.get(VLLM_EXECUTOR_ANNOTATION)
+    if value is not None and value.lower() not in ("mp", "ray"):
+        return [
+            FieldError(f"{path}[{VLLM_EXECUTOR_ANNOTATION}]", f"must be mp or ray (got {value!r})")
+        ]
+    return []
+
+
+def _service_rules(graph: GraphDeployment, name: str, svc: Service, base: str) -> list[FieldError]:
+    errors: list[FieldError] = []
+    resource_name = f"{graph.name}-{name.lower().replace('.', '-')}"
+    if not _DNS_LABEL.match(resource_name) or len(resource_name) > 63:
+        errors.append(
+            FieldError(
+                base,
+                f"gives the Kubernetes name {resource_name!r}, which is not a DNS-1035 "
+                "label (lowercase letters, digits and '-', starting with a letter, at most "
+                "63 characters)",
+            )
+        )
+    if not graph.is_dynamo and svc.componentType not in ComponentType.__members__:
+        allowed = ", ".join(ComponentType.__members__)
+        errors.append(
+            FieldError(
+                f"{base}.componentType", f"must be one of {allowed} (got {svc.componentType!r})"
+            )
+        )
+    for feature, label in UNSUPPORTED_FEATURES.items():
+        block = getattr(svc, feature)
+        if block is not None and block.enabled is not False:
+            errors.append(
+                FieldError(
+                    f"{base}.{feature}", f"{label} is not supported by drivetrain's renderer"
+                )
+            )
+    errors += _executor_annotation(f"{base}.annotations", svc.annotations or {})
+    if svc.sharedMemory is not None:
+        shm = svc.sharedMemory
+        if shm.disabled and shm.size:
+            errors.append(FieldError(f"{base}.sharedMemory.size", "must not be set when disabled"))
+        if not shm.disabled and not shm.size:
+            errors.append(FieldError(f"{base}.sharedMemory.size", "required unless disabled"))
+    for i, vm in enumerate(svc.volumeMounts or []):
+        if not vm.useAsCompilationCache and not vm.mountPoint:
+            errors.append(
+                FieldError(
+                    f"{base}.volumeMounts[{i}].mountPoint",
+                    "required unless useAsCompilationCache is true",
+                )
+            )
+    if svc.ingress and svc.ingress.get("enabled") and not svc.ingress.get("host"):
+        errors.append(FieldError(f"{base}.ingress.host", "required when ingress is enabled"))
+    if svc.componentType == "epp":
+        errors += _epp_rules(svc, base)
+    errors += _pod_spec_fields(svc, base)
+    if svc.frontendSidecar is not None:
+        names = [c.get("name") for c in _user_containers(svc)]
+        if "sidecar-frontend" in names:
+            errors.append(
+                FieldError(
+                    f"{base}.extraPodSpec.containers",
+                    "a container named sidecar-frontend collides with frontendSidecar",
+                )
+            )
+    return errors
+
+
+def _epp_rules(svc: Service, base: str) -> list[FieldError]:
+    errors = []
+    if svc.multinode is not None:
+        errors.append(FieldError(f"{base}.multinode", "an EPP service cannot be multinode"))
+    if svc.replica_count != 1:
+        errors.append(FieldError(f"{base}.replicas", "an EPP service must have exactly 1 replica"))
+    cfg = svc.eppConfig or {}
+    if ("configMapRef" in cfg) == ("config" in cfg):
+        errors.append(
+            FieldError(f"{base}.eppConfig", "exactly one of configMapRef or config is required")
+        )
+    return errors
+
+
+def _user_containers(svc: Service) -> list[dict[str, Any]]:
+    extra = svc.extraPodSpec.model_extra if svc.extraPodSpec else None
+    containers = (extra or {}).get("containers") or []
+    return [c for c in containers if isinstance(c, dict)]
+
+
+def _pod_spec_fields(svc: Service, base: str) -> list[FieldError]:
+    errors: list[FieldError] = []
+    if svc.extraPodSpec is None:
+        return errors
+    eps = f"{base}.extraPodSpec"
+    for key in svc.extraPodSpec.model_extra or {}:
+        if key not in POD_SPEC_FIELDS:
+            errors.append(FieldError(f"{eps}.{key}", "unknown field (not a PodSpec field)"))
+    errors += _container_fields(svc.extraPodSpec.mainContainer or {}, f"{eps}.mainContainer")
+    extra = svc.extraPodSpec.model_extra or {}
+    for key in ("containers", "initContainers"):
+        items = extra.get(key)
+        if items is None:
+            continue
+        if not isinstance(items, list):
+            errors.append(FieldError(f"{eps}.{key}", "must be a list of containers"))
+            continue
+        for i, c in enumerate(items):
+            if not isinstance(c, dict):
+                errors.append(FieldError(f"{eps}.{key}[{i}]", "must be a container mapping"))
+                continue
+            errors += _container_fields(c, f"{eps}.{key}[{i}]")
+            if key == "containers" and c.get("name") == "main":
+                errors.append(
+                    FieldError(
+                        f"{eps}.{key}[{i}].name",
+                        "'main' is the name of the workload container; rename this one",
+                    )
+                )
+    return errors
+
+
+def _container_fields(container: dict[str, Any], path: str) -> list[FieldError]:
+    errors = []
+    for key, value in container.items():
+        if key not in CONTAINER_FIELDS:
+            errors.append(FieldError(f"{path}.{key}", "unknown field (not a Container field)"))
+        elif key in ("command", "args") and not (
+            isinstance(value, list) and all(isinstance(v, str) for v in value)
+        ):
+            errors.append(FieldError(f"{path}.{key}", "must be a list of strings"))
+    return errors

@@ -1,0 +1,111 @@
+"""``render_graph``: a validated graph in, the list of Kubernetes objects out (pure)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from drivetrain.api.errors import FieldError, InvalidGraph
+from drivetrain.api.models import GraphDeployment
+from drivetrain.render import workloads
+
+DeployerName = Literal["lws", "grove"]
+
+
+def spec_deployer(graph: GraphDeployment) -> DeployerName | None:
+    """The multinode deployer the spec names, if any (validation makes them agree)."""
+    for svc in graph.spec.services.values():
+        if svc.multinode and svc.multinode.deployer:
+            return svc.multinode.deployer.value  # type: ignore[return-value]
+    return None
+
+
+def graph_needs_multinode(graph: GraphDeployment) -> bool:
+    return any(svc.node_count > 1 for svc in graph.spec.services.values())
+
+
+def choose_deployer(graph: GraphDeployment, requested: str | None) -> DeployerName:
+    """The caller's explicit choice wins, then the spec's, then LeaderWorkerSet."""
+    choice = requested or spec_deployer(graph) or "lws"
+    if choice not in ("lws", "grove"):
+        raise InvalidGraph(
+            [FieldError("", f"unknown multinode deployer {choice!r} (expected lws or grove)")]
+        )
+    return choice  # type: ignore[return-value]
+
+
+def _pvcs(graph: GraphDeployment, namespace: str) -> list[dict[str, Any]]:
+    out = []
+    errors = []
+    for i, pvc in enumerate(graph.spec.pvcs or []):
+        if not pvc.create:
+            continue
+        missing = [f for f in ("size", "storageClass", "volumeAccessMode") if not getattr(pvc, f)]
+        if missing:
+            errors.append(FieldError(f"spec.pvcs[{i}]", f"create: true needs {', '.join(missing)}"))
+            continue
+        out.append(
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": workloads.object_meta(graph, pvc.name, namespace),
+                "spec": {
+                    "accessModes": [pvc.volumeAccessMode],
+                    "storageClassName": pvc.storageClass,
+                    "resources": {"requests": {"storage": pvc.size}},
+                },
+            }
+        )
+    if errors:
+        raise InvalidGraph(errors)
+    return out
+
+
+def render_graph(
+    graph: GraphDeployment, *, namespace: str = "default", multinode: str | None = None
+) -> list[dict[str, Any]]:
+    """Every Kubernetes object the graph needs in ``namespace``, in apply order.
+
+    Raises ``InvalidGraph`` (with every problem found across services) when the graph
+    cannot be rendered: an undeterminable or mismatched engine, a missing mount point...
+    """
+    deployer = choose_deployer(graph, multinode)
+    objects: list[dict[str, Any]] = list(_pvcs(graph, namespace))
+    errors: list[FieldError] = []
+
+    def attempt(produce: Any, *args: Any) -> Any:
+        try:
+            return produce(*args)
+        except InvalidGraph as exc:
+            errors.extend(exc.errors)
+            return None
+
+    if deployer == "grove" and graph.spec.services:
+        pcs = attempt(workloads.pod_clique_set, graph, namespace)
+        if pcs:
+            objects += pcs
+    else:
+        for name, svc in graph.spec.services.items():
+            produce = workloads.leader_worker_set if svc.node_count > 1 else workloads.deployment
+            made = attempt(produce, graph, name, namespace)
+            if made:
+                objects += made
+    for name in graph.spec.services:
+        svc_obj = workloads.service(graph, name, namespace)
+        if svc_obj:
+            objects.append(svc_obj)
+    if errors:
+        # The same engine error is found once per role; report it once.
+        unique = list(dict.fromkeys(errors))
+        raise InvalidGraph(unique)
+    return _dedupe_objects(objects)
+
+
+def _dedupe_objects(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for obj in objects:
+        key = (obj["kind"], obj["metadata"]["name"])
+        if key not in seen:
+            seen.add(key)
+            out.append(obj)
+    return out

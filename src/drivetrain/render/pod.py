@@ -1,0 +1,412 @@
+"""Pod assembly: one service, one role, one pod template (pure).
+
+The order follows Dynamo's ``GenerateBasePodSpec`` (reference §3) where it matters to users,
+with two deliberate differences: injected env comes first and the user's env keeps its
+written order after it (Dynamo sorts by name, which can break ``$(VAR)`` references), and
+the vLLM multinode executor defaults to ``mp``.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from drivetrain.api.errors import FieldError, InvalidGraph
+from drivetrain.api.models import GraphDeployment, ResourceItem, Resources, Service
+from drivetrain.api.validate import VLLM_EXECUTOR_ANNOTATION
+from drivetrain.render import engines
+from drivetrain.render.deployers import MultinodeDeployer
+from drivetrain.render.naming import GRAPH_LABEL, ROLE_LABEL, SELECTOR_LABEL, resource_name
+from drivetrain.render.profiles import (
+    RoleDefaults,
+    _annotations,
+    main_command,
+    profile_of,
+    runtime_namespace,
+    service_env,
+)
+
+Role = Literal["main", "leader", "worker"]
+DEFAULT_SHM = "8Gi"
+VLLM_COMPILE_CACHE = "/root/.cache/vllm"
+
+
+@dataclass(frozen=True)
+class PodTemplate:
+    metadata: dict[str, Any]
+    spec: dict[str, Any]
+    extra_objects: list[dict[str, Any]]
+
+    def as_template(self) -> dict[str, Any]:
+        return {"metadata": self.metadata, "spec": self.spec}
+
+
+def service_engine(graph: GraphDeployment, service_name: str) -> str | None:
+    """The engine of a worker service: detected from its command, else backendFramework."""
+    svc = graph.spec.services[service_name]
+    if not svc.is_worker:
+        return None
+    base = f"spec.services.{service_name}"
+    command, args = main_command(graph, service_name)
+    try:
+        detected = engines.detect_engine(command, args)
+    except engines.EngineError as exc:
+        raise InvalidGraph([FieldError(f"{base}.extraPodSpec.mainContainer", str(exc))]) from None
+    explicit = graph.spec.backendFramework.value if graph.spec.backendFramework else None
+    if detected and explicit and detected != explicit:
+        raise InvalidGraph(
+            [
+                FieldError(
+                    "spec.backendFramework",
+                    f"backend framework mismatch: service {service_name} runs {detected} "
+                    f"(detected from its command) but backendFramework is {explicit}",
+                )
+            ]
+        )
+    engine = detected or explicit
+    if engine is None and svc.node_count > 1:
+        raise InvalidGraph(
+            [
+                FieldError(
+                    f"{base}.multinode",
+                    "cannot determine the engine of this multinode worker: set "
+                    "spec.backendFramework (vllm, sglang or trtllm) or run a recognised launcher "
+                    "(python3 -m dynamo.vllm, vllm serve, python3 -m sglang.launch_server, "
+                    "trtllm-serve, ...)",
+                )
+            ]
+        )
+    return engine
+
+
+def _quantity_int(value: str | None) -> int:
+    try:
+        return int(value) if value is not None else 0
+    except ValueError:
+        return 0
+
+
+def k8s_resources(res: Resources | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if res is None:
+        return out
+    for side in ("requests", "limits"):
+        item: ResourceItem | None = getattr(res, side)
+        if item is None:
+            continue
+        values: dict[str, str] = {}
+        if item.cpu:
+            values["cpu"] = item.cpu
+        if item.memory:
+            values["memory"] = item.memory
+        if item.gpu:
+            values[item.gpuType or "nvidia.com/gpu"] = item.gpu
+        values.update(item.custom or {})
+        if values:
+            out[side] = values
+    if res.claims:
+        out["claims"] = copy.deepcopy(res.claims)
+    return out
+
+
+def merge_env(
+    injected: list[dict[str, Any]], *user_lists: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Injected env first, then the user's entries in written order.
+
+    A later list wins on a duplicate name but the entry keeps its first position, so a
+    ``$(VAR)`` reference that pointed at an earlier entry still does.  A user entry that
+    overrides an injected name takes the injected entry's place.
+    """
+    order: list[str] = []
+    values: dict[str, dict[str, Any]] = {}
+    for entry in injected:
+        if entry["name"] not in values:
+            order.append(entry["name"])
+        values[entry["name"]] = entry
+    for env_list in user_lists:
+        for entry in env_list:
+            if entry["name"] not in values:
+                order.append(entry["name"])
+            values[entry["name"]] = entry
+    return [values[n] for n in order]
+
+
+def _env_dicts(entries: list[Any] | None) -> list[dict[str, Any]]:
+    out = []
+    for e in entries or []:
+        out.append(e if isinstance(e, dict) else e.model_dump(exclude_none=True))
+    return out
+
+
+def _pod_labels(graph: GraphDeployment, service_name: str, k8s_namespace: str) -> dict[str, str]:
+    svc = graph.spec.services[service_name]
+    table = profile_of(graph)
+    keys = table.label_keys
+    system = {
+        keys["graph"]: graph.name,
+        keys["service"]: service_name,
+        keys["component_type"]: svc.componentType,
+        keys["namespace"]: runtime_namespace(graph, service_name, k8s_namespace),
+        GRAPH_LABEL: graph.name,
+        SELECTOR_LABEL: resource_name(graph, service_name),
+    }
+    if svc.subComponentType:
+        system[keys["sub_component_type"]] = svc.subComponentType
+    labels = {**(graph.spec.labels or {}), **(svc.labels or {})}
+    if svc.extraPodMetadata and svc.extraPodMetadata.labels:
+        labels.update(svc.extraPodMetadata.labels)
+    labels.update(system)  # system labels are re-asserted over the user's
+    return labels
+
+
+def _pod_annotations(graph: GraphDeployment, service_name: str) -> dict[str, str]:
+    svc = graph.spec.services[service_name]
+    out = {**(graph.spec.annotations or {}), **(svc.annotations or {})}
+    if svc.extraPodMetadata and svc.extraPodMetadata.annotations:
+        out.update(svc.extraPodMetadata.annotations)
+    return out
+
+
+def _base_container(role: RoleDefaults) -> dict[str, Any]:
+    c: dict[str, Any] = {"name": "main"}
+    if role.ports:
+        c["ports"] = copy.deepcopy(role.ports)
+    for key, probe in (
+        ("livenessProbe", role.liveness),
+        ("readinessProbe", role.readiness),
+        ("startupProbe", role.startup),
+    ):
+        if probe:
+            c[key] = copy.deepcopy(probe)
+    return c
+
+
+def _merge_main(base: dict[str, Any], user: dict[str, Any]) -> dict[str, Any]:
+    """Non-empty user fields override the base; empty ones do not (Dynamo's merge)."""
+    out = copy.deepcopy(base)
+    for key, value in user.items():
+        if key in ("name", "env"):
+            continue
+        if value in (None, [], {}, ""):
+            continue
+        if key == "resources" and isinstance(value, dict):
+            merged = dict(out.get("resources", {}))
+            for side, vals in value.items():
+                merged[side] = {**merged.get(side, {}), **vals} if isinstance(vals, dict) else vals
+            out["resources"] = merged
+            continue
+        out[key] = copy.deepcopy(value)
+    return out
+
+
+def _engine_context(
+    graph: GraphDeployment, service_name: str, role: Role, deployer: MultinodeDeployer | None
+) -> engines.EngineContext:
+    svc = graph.spec.services[service_name]
+    res = svc.resources
+    limits = res.limits if res else None
+    requests = res.requests if res else None
+    cache = next(
+        (
+            vm.mountPoint or VLLM_COMPILE_CACHE
+            for vm in svc.volumeMounts or []
+            if vm.useAsCompilationCache
+        ),
+        None,
+    )
+    return engines.EngineContext(
+        deployer=deployer if deployer is not None else _NO_DEPLOYER,
+        role=role,
+        node_count=svc.node_count,
+        service_name=service_name,
+        graph_name=graph.name,
+        executor=_executor(graph, service_name),
+        gpus_limit=_quantity_int(limits.gpu if limits else None),
+        gpus_request=_quantity_int(requests.gpu if requests else None),
+        compilation_cache_mount=cache,
+    )
+
+
+def _executor(graph: GraphDeployment, service_name: str) -> Literal["mp", "ray"]:
+    """vLLM's multinode executor: Dynamo's annotation wins, else the spec (default mp)."""
+    svc = graph.spec.services[service_name]
+    value = _annotations(graph, service_name).get(VLLM_EXECUTOR_ANNOTATION, "").lower()
+    if value == "ray":
+        return "ray"
+    if value == "mp":
+        return "mp"
+    return svc.multinode.executor if svc.multinode else "mp"
+
+
+class _SingleNode(MultinodeDeployer):
+    kind = "none"
+
+
+_NO_DEPLOYER = _SingleNode()
+
+
+def build_pod(
+    graph: GraphDeployment,
+    service_name: str,
+    *,
+    k8s_namespace: str,
+    role: Role = "main",
+    deployer: MultinodeDeployer | None = None,
+) -> PodTemplate:
+    """The pod template of one role of one service."""
+    svc: Service = graph.spec.services[service_name]
+    base = f"spec.services.{service_name}"
+    table = profile_of(graph)
+    role_defaults = table.role(svc.componentType)
+    engine = service_engine(graph, service_name)
+    user_main = svc.main_container
+
+    # 1-2. Base container, the user's mainContainer over it, command and args resolved.
+    container = _merge_main(_base_container(role_defaults), user_main)
+    command, args = main_command(graph, service_name)
+    container["command"] = command
+    if args:
+        container["args"] = args
+    else:
+        container.pop("args", None)
+
+    # 3. Env: injected first, then the user's in written order (graph < main < service).
+    container["env"] = merge_env(
+        service_env(graph, service_name, k8s_namespace),
+        _env_dicts(user_main.get("env")),
+        _env_dicts(graph.spec.envs),
+        _env_dicts(svc.envs),
+    )
+
+    # 4. Probes given on the service replace the defaults whole.
+    if svc.livenessProbe:
+        container["livenessProbe"] = copy.deepcopy(svc.livenessProbe)
+    if svc.readinessProbe:
+        container["readinessProbe"] = copy.deepcopy(svc.readinessProbe)
+
+    # 5. Resources, key by key over what the mainContainer set.
+    res = k8s_resources(svc.resources)
+    if res:
+        merged = dict(container.get("resources", {}))
+        for side in ("requests", "limits"):
+            if side in res:
+                merged[side] = {**merged.get(side, {}), **res[side]}
+        if "claims" in res:
+            merged["claims"] = merged.get("claims", []) + res["claims"]
+        container["resources"] = merged
+
+    # 6. envFromSecret.
+    if svc.envFromSecret:
+        container["envFrom"] = [
+            *container.get("envFrom", []),
+            {"secretRef": {"name": svc.envFromSecret}},
+        ]
+
+    # 7. PVC mounts.
+    volumes: list[dict[str, Any]] = []
+    mounts = list(container.get("volumeMounts", []))
+    for i, vm in enumerate(svc.volumeMounts or []):
+        mount_point = vm.mountPoint
+        if not mount_point and vm.useAsCompilationCache:
+            if engine != "vllm":
+                raise InvalidGraph(
+                    [
+                        FieldError(
+                            f"{base}.volumeMounts[{i}].mountPoint",
+                            "useAsCompilationCache needs an explicit mountPoint for engine "
+                            f"{engine or 'unknown'} (only vLLM has a default)",
+                        )
+                    ]
+                )
+            mount_point = VLLM_COMPILE_CACHE
+        volumes.append({"name": vm.name, "persistentVolumeClaim": {"claimName": vm.name}})
+        mounts.append({"name": vm.name, "mountPath": mount_point})
+    if mounts:
+        container["volumeMounts"] = mounts
+
+    # 8. The engine's flags and container changes for this role.
+    ctx = _engine_context(graph, service_name, role, deployer)
+    if engine:
+        container = engines.update_container(engine, container, ctx)
+
+    # 9. Pod spec: defaults, then the user's extraPodSpec over them.
+    user_pod = dict(svc.extraPodSpec.model_extra or {}) if svc.extraPodSpec else {}
+    spec: dict[str, Any] = {"terminationGracePeriodSeconds": 60, "restartPolicy": "Always"}
+    for key, value in copy.deepcopy(user_pod).items():
+        if value in (None, [], {}, ""):
+            continue
+        spec[key] = value
+    if "securityContext" not in user_pod:
+        spec["securityContext"] = {"fsGroup": 1000}
+
+    # 10. PVC volumes and shared memory.
+    spec_volumes = list(spec.get("volumes", []))
+    names = {v.get("name") for v in spec_volumes}
+    spec_volumes += [v for v in volumes if v["name"] not in names]
+    shm = svc.sharedMemory
+    if shm is None or not shm.disabled:
+        size = (shm.size if shm else None) or DEFAULT_SHM
+        spec_volumes = [v for v in spec_volumes if v.get("name") != "shared-memory"]
+        spec_volumes.append(
+            {"name": "shared-memory", "emptyDir": {"medium": "Memory", "sizeLimit": size}}
+        )
+        container["volumeMounts"] = [
+            m for m in container.get("volumeMounts", []) if m.get("name") != "shared-memory"
+        ] + [{"name": "shared-memory", "mountPath": "/dev/shm"}]
+    if spec_volumes:
+        spec["volumes"] = spec_volumes
+
+    # 11. The workload container goes after the user's containers.
+    spec["containers"] = [*spec.get("containers", []), container]
+
+    # 12. Pod-level engine changes (init containers, secret volumes).
+    extra_objects: list[dict[str, Any]] = []
+    if engine:
+        spec = engines.update_pod_spec(engine, spec, ctx)
+
+    # 13. Frontend sidecar.
+    if svc.frontendSidecar is not None:
+        spec["containers"].append(_frontend_sidecar(graph, service_name, k8s_namespace))
+
+    metadata: dict[str, Any] = {"labels": _pod_labels(graph, service_name, k8s_namespace)}
+    if role != "main":
+        metadata["labels"][ROLE_LABEL] = role
+    annotations = _pod_annotations(graph, service_name)
+    if annotations:
+        metadata["annotations"] = annotations
+    return PodTemplate(metadata=metadata, spec=spec, extra_objects=extra_objects)
+
+
+def _frontend_sidecar(
+    graph: GraphDeployment, service_name: str, k8s_namespace: str
+) -> dict[str, Any]:
+    svc = graph.spec.services[service_name]
+    sidecar = svc.frontendSidecar
+    assert sidecar is not None
+    role = profile_of(graph).roles["frontend"]
+    container = _base_container(role)
+    container["name"] = "sidecar-frontend"
+    container["image"] = sidecar.image
+    container["command"] = list(role.command)
+    container["args"] = list(sidecar.args) if sidecar.args else list(role.args)
+    if not container["args"]:
+        container.pop("args")
+    values = {
+        "namespace": runtime_namespace(graph, service_name, k8s_namespace),
+        "graph": graph.name,
+        "k8s_namespace": k8s_namespace,
+        "component_type": "frontend",
+        "service": service_name,
+    }
+    injected = [
+        e
+        for e in service_env(graph, service_name, k8s_namespace)
+        if "valueFrom" in e or e["name"] in {n for n, _ in profile_of(graph).common_env}
+    ]
+    injected += [{"name": n, "value": v.format(**values)} for n, v in role.env]
+    container["env"] = merge_env(injected, _env_dicts(sidecar.envs))
+    if sidecar.envFromSecret:
+        container["envFrom"] = [{"secretRef": {"name": sidecar.envFromSecret}}]
+    return container

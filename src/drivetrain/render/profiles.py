@@ -1,0 +1,276 @@
+"""Runtime profiles: the defaults a pod gets for its role, as one table.
+
+A profile says which runtime the images run: ``drivetrain`` (drivetrain's own frontend and
+workers) or ``dynamo`` (the defaults Dynamo's images expect: ``DYN_*`` env, the
+``dynamo.frontend`` entry point, the system port and probes, reference §3).  Pod assembly
+reads the table; there is no second code path per profile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from drivetrain.api.models import WORKER_TYPES, GraphDeployment, Profile
+
+
+def _http_probe(path: str, port: str, **timing: int) -> dict[str, Any]:
+    return {"httpGet": {"path": path, "port": port}, **timing}
+
+
+@dataclass(frozen=True)
+class RoleDefaults:
+    command: list[str] = field(default_factory=list)
+    args: list[str] = field(default_factory=list)
+    ports: list[dict[str, Any]] = field(default_factory=list)
+    env: list[tuple[str, str]] = field(default_factory=list)  # (name, value template)
+    liveness: dict[str, Any] | None = None
+    readiness: dict[str, Any] | None = None
+    startup: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ProfileTable:
+    name: str
+    #: env every container of the graph gets first; values may use {namespace},
+    #: {graph}, {k8s_namespace}, {component_type}, {service}.
+    common_env: list[tuple[str, str]]
+    #: env from the downward API, after ``common_env``.
+    field_env: list[tuple[str, str]]
+    #: label keys: graph name, service name (original case), component type, namespace.
+    label_keys: dict[str, str]
+    roles: dict[str, RoleDefaults]
+    #: the runtime namespace a graph's services register in.
+    namespace_format: str
+
+    def role(self, component_type: str) -> RoleDefaults:
+        if component_type in WORKER_TYPES:
+            return self.roles["worker"]
+        return self.roles.get(component_type, self.roles["default"])
+
+
+_DOWNWARD = [
+    ("POD_NAME", "metadata.name"),
+    ("POD_NAMESPACE", "metadata.namespace"),
+    ("POD_UID", "metadata.uid"),
+]
+
+DYNAMO = ProfileTable(
+    name="dynamo",
+    common_env=[
+        ("DYN_NAMESPACE", "{namespace}"),
+        ("DYN_COMPONENT", "{component_type}"),
+        ("DYN_PARENT_DGD_K8S_NAME", "{graph}"),
+        ("DYN_PARENT_DGD_K8S_NAMESPACE", "{k8s_namespace}"),
+    ],
+    field_env=_DOWNWARD,
+    label_keys={
+        "graph": "nvidia.com/dynamo-graph-deployment-name",
+        "service": "nvidia.com/dynamo-component",
+        "component_type": "nvidia.com/dynamo-component-type",
+        "sub_component_type": "nvidia.com/dynamo-sub-component-type",
+        "namespace": "nvidia.com/dynamo-namespace",
+    },
+    roles={
+        "frontend": RoleDefaults(
+            command=["python3"],
+            args=["-m", "dynamo.frontend"],
+            ports=[{"name": "http", "containerPort": 8000, "protocol": "TCP"}],
+            env=[
+                ("DYNAMO_PORT", "8000"),
+                ("DYN_HTTP_PORT", "8000"),
+                ("DYN_NAMESPACE_PREFIX", "{namespace}"),
+            ],
+            liveness=_http_probe(
+                "/live",
+                "http",
+                initialDelaySeconds=15,
+                periodSeconds=10,
+                timeoutSeconds=1,
+                failureThreshold=3,
+            ),
+            readiness=_http_probe(
+                "/health",
+                "http",
+                initialDelaySeconds=10,
+                periodSeconds=10,
+                timeoutSeconds=3,
+                failureThreshold=3,
+            ),
+        ),
+        "worker": RoleDefaults(
+            command=["/bin/sh", "-c"],
+            ports=[
+                {"name": "system", "containerPort": 9090, "protocol": "TCP"},
+                {"name": "nixl", "containerPort": 19090, "protocol": "TCP"},
+            ],
+            env=[
+                ("DYN_SYSTEM_ENABLED", "true"),
+                ("DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS", '["generate"]'),
+                ("DYN_SYSTEM_PORT", "9090"),
+                ("DYN_HEALTH_CHECK_ENABLED", "false"),
+                ("NIXL_TELEMETRY_ENABLE", "n"),
+                ("NIXL_TELEMETRY_EXPORTER", "prometheus"),
+                ("NIXL_TELEMETRY_PROMETHEUS_PORT", "19090"),
+            ],
+            liveness=_http_probe(
+                "/live", "system", periodSeconds=5, timeoutSeconds=4, failureThreshold=1
+            ),
+            readiness=_http_probe(
+                "/health", "system", periodSeconds=10, timeoutSeconds=4, failureThreshold=3
+            ),
+            startup=_http_probe(
+                "/live", "system", periodSeconds=10, timeoutSeconds=5, failureThreshold=720
+            ),
+        ),
+        "planner": RoleDefaults(
+            command=["/bin/sh", "-c"],
+            ports=[
+                {"name": "metrics", "containerPort": 9085, "protocol": "TCP"},
+                {"name": "system", "containerPort": 9090, "protocol": "TCP"},
+            ],
+            env=[("PLANNER_PROMETHEUS_PORT", "9085"), ("DYN_SYSTEM_PORT", "9090")],
+            liveness=_http_probe(
+                "/live", "system", periodSeconds=5, timeoutSeconds=4, failureThreshold=1
+            ),
+            readiness=_http_probe(
+                "/health", "system", periodSeconds=10, timeoutSeconds=4, failureThreshold=3
+            ),
+            startup=_http_probe(
+                "/live", "system", periodSeconds=10, timeoutSeconds=5, failureThreshold=720
+            ),
+        ),
+        "epp": RoleDefaults(
+            command=["/bin/sh", "-c"],
+            ports=[{"name": "grpc", "containerPort": 9002, "protocol": "TCP"}],
+        ),
+        "default": RoleDefaults(command=["/bin/sh", "-c"]),
+    },
+    namespace_format="{k8s_namespace}-{graph_dashed}",
+)
+
+DRIVETRAIN = ProfileTable(
+    name="drivetrain",
+    common_env=[
+        ("DRIVETRAIN_NAMESPACE", "{namespace}"),
+        ("DRIVETRAIN_COMPONENT", "{service}"),
+        ("DRIVETRAIN_COMPONENT_TYPE", "{component_type}"),
+        ("DRIVETRAIN_GRAPH", "{graph}"),
+    ],
+    field_env=[*_DOWNWARD, ("POD_IP", "status.podIP")],
+    label_keys={
+        "graph": "drivetrain.dev/graph",
+        "service": "drivetrain.dev/service",
+        "component_type": "drivetrain.dev/component-type",
+        "sub_component_type": "drivetrain.dev/sub-component-type",
+        "namespace": "drivetrain.dev/namespace",
+    },
+    roles={
+        "frontend": RoleDefaults(
+            command=["drivetrain"],
+            args=["frontend", "--port", "8000"],
+            ports=[{"name": "http", "containerPort": 8000, "protocol": "TCP"}],
+            liveness=_http_probe(
+                "/live",
+                "http",
+                initialDelaySeconds=5,
+                periodSeconds=10,
+                timeoutSeconds=1,
+                failureThreshold=3,
+            ),
+            readiness=_http_probe(
+                "/health",
+                "http",
+                initialDelaySeconds=2,
+                periodSeconds=10,
+                timeoutSeconds=3,
+                failureThreshold=3,
+            ),
+        ),
+        "worker": RoleDefaults(
+            command=["drivetrain"],
+            args=["worker", "--port", "9090"],
+            ports=[{"name": "rpc", "containerPort": 9090, "protocol": "TCP"}],
+            readiness={"tcpSocket": {"port": "rpc"}, "periodSeconds": 10, "timeoutSeconds": 3},
+        ),
+        "trainer": RoleDefaults(command=["/bin/sh", "-c"]),
+        "default": RoleDefaults(command=["/bin/sh", "-c"]),
+    },
+    namespace_format="{k8s_namespace}-{graph_dashed}",
+)
+
+PROFILES = {Profile.dynamo: DYNAMO, Profile.drivetrain: DRIVETRAIN}
+
+
+def profile_of(graph: GraphDeployment) -> ProfileTable:
+    return PROFILES[graph.profile]
+
+
+def runtime_namespace(graph: GraphDeployment, service_name: str, k8s_namespace: str) -> str:
+    """The runtime (discovery) namespace a service registers in.
+
+    Dynamo: ``<k8s-namespace>-<graph>`` (dots in the graph name become ``-``), or ``dynamo``
+    for a service with ``globalDynamoNamespace``.
+    """
+    svc = graph.spec.services[service_name]
+    if svc.globalDynamoNamespace:
+        return "dynamo"
+    return profile_of(graph).namespace_format.format(
+        k8s_namespace=k8s_namespace, graph_dashed=graph.name.replace(".", "-")
+    )
+
+
+def _values(graph: GraphDeployment, service_name: str, k8s_namespace: str) -> dict[str, str]:
+    svc = graph.spec.services[service_name]
+    return {
+        "namespace": runtime_namespace(graph, service_name, k8s_namespace),
+        "graph": graph.name,
+        "k8s_namespace": k8s_namespace,
+        "component_type": svc.componentType,
+        "service": service_name,
+    }
+
+
+def service_env(
+    graph: GraphDeployment, service_name: str, k8s_namespace: str
+) -> list[dict[str, Any]]:
+    """The env the renderer injects into a service's main container, in order."""
+    table = profile_of(graph)
+    values = _values(graph, service_name, k8s_namespace)
+    svc = graph.spec.services[service_name]
+    env: list[dict[str, Any]] = [
+        {"name": n, "value": v.format(**values)} for n, v in table.common_env
+    ]
+    env += [{"name": n, "valueFrom": {"fieldRef": {"fieldPath": p}}} for n, p in table.field_env]
+    if table is DYNAMO:
+        backend = _annotations(graph, service_name).get("nvidia.com/dynamo-discovery-backend")
+        if backend != "etcd":
+            env.append({"name": "DYN_DISCOVERY_BACKEND", "value": "kubernetes"})
+        if (
+            _annotations(graph, service_name).get("nvidia.com/dynamo-kube-discovery-mode")
+            == "container"
+        ):
+            env.append({"name": "CONTAINER_NAME", "value": "main"})
+            env.append({"name": "DYN_KUBE_DISCOVERY_MODE", "value": "container"})
+    elif graph.spec.discovery:
+        env.append({"name": "DRIVETRAIN_DISCOVERY", "value": graph.spec.discovery})
+    env += [{"name": n, "value": v.format(**values)} for n, v in table.role(svc.componentType).env]
+    return env
+
+
+def _annotations(graph: GraphDeployment, service_name: str) -> dict[str, str]:
+    svc = graph.spec.services[service_name]
+    return {**graph.annotations, **(graph.spec.annotations or {}), **(svc.annotations or {})}
+
+
+def main_command(graph: GraphDeployment, service_name: str) -> tuple[list[str], list[str]]:
+    """The main container's command and args after the user's mainContainer is merged.
+
+    A user list that is absent or empty keeps the default, as Dynamo's merge does.
+    """
+    svc = graph.spec.services[service_name]
+    role = profile_of(graph).role(svc.componentType)
+    main = svc.main_container
+    command = list(main.get("command") or role.command)
+    args = list(main.get("args") or ([] if main.get("command") else role.args))
+    return command, args

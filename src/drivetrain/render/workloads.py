@@ -1,0 +1,178 @@
+"""Workload objects around pod templates: Deployment, LeaderWorkerSet, PodCliqueSet, Service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drivetrain.api.models import GraphDeployment
+from drivetrain.render.deployers import GroveDeployer, LWSDeployer
+from drivetrain.render.naming import GRAPH_LABEL, SELECTOR_LABEL, resource_name, service_slug
+from drivetrain.render.pod import PodTemplate, build_pod, service_engine
+
+
+def object_meta(
+    graph: GraphDeployment, name: str, namespace: str, service_name: str | None = None
+) -> dict[str, Any]:
+    labels = dict(graph.spec.labels or {})
+    annotations = dict(graph.spec.annotations or {})
+    if service_name is not None:
+        svc = graph.spec.services[service_name]
+        labels.update(svc.labels or {})
+        annotations.update(svc.annotations or {})
+    labels[GRAPH_LABEL] = graph.name
+    meta: dict[str, Any] = {"name": name, "namespace": namespace, "labels": labels}
+    if annotations:
+        meta["annotations"] = annotations
+    return meta
+
+
+def deployment(graph: GraphDeployment, service_name: str, namespace: str) -> list[dict[str, Any]]:
+    svc = graph.spec.services[service_name]
+    name = resource_name(graph, service_name)
+    pod = build_pod(graph, service_name, k8s_namespace=namespace)
+    obj = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": object_meta(graph, name, namespace, service_name),
+        "spec": {
+            "replicas": svc.replica_count,
+            "selector": {"matchLabels": {SELECTOR_LABEL: name}},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"},
+            },
+            "template": pod.as_template(),
+        },
+    }
+    return [*pod.extra_objects, obj]
+
+
+def leader_worker_set(
+    graph: GraphDeployment, service_name: str, namespace: str
+) -> list[dict[str, Any]]:
+    svc = graph.spec.services[service_name]
+    name = resource_name(graph, service_name)
+    deployer = LWSDeployer()
+    leader = build_pod(
+        graph, service_name, k8s_namespace=namespace, role="leader", deployer=deployer
+    )
+    worker = build_pod(
+        graph, service_name, k8s_namespace=namespace, role="worker", deployer=deployer
+    )
+    obj = {
+        "apiVersion": "leaderworkerset.x-k8s.io/v1",
+        "kind": "LeaderWorkerSet",
+        "metadata": object_meta(graph, name, namespace, service_name),
+        "spec": {
+            "replicas": svc.replica_count,
+            "startupPolicy": "LeaderCreated",
+            "leaderWorkerTemplate": {
+                "size": svc.node_count,
+                "restartPolicy": "RecreateGroupOnPodRestart",
+                "leaderTemplate": leader.as_template(),
+                "workerTemplate": worker.as_template(),
+            },
+        },
+    }
+    return [*_dedupe([*leader.extra_objects, *worker.extra_objects]), obj]
+
+
+def pod_clique_set(graph: GraphDeployment, namespace: str) -> list[dict[str, Any]]:
+    """The whole graph as one Grove PodCliqueSet named after the graph."""
+    deployer = GroveDeployer()
+    cliques: list[dict[str, Any]] = []
+    groups: list[dict[str, Any]] = []
+    extra: list[dict[str, Any]] = []
+    explicit_startup = False
+    for service_name, svc in graph.spec.services.items():
+        slug = service_slug(service_name)
+        if svc.node_count <= 1:
+            pod = build_pod(graph, service_name, k8s_namespace=namespace)
+            extra += pod.extra_objects
+            cliques.append(_clique(slug, "main", svc.replica_count, pod))
+            continue
+        leader = build_pod(
+            graph, service_name, k8s_namespace=namespace, role="leader", deployer=deployer
+        )
+        worker = build_pod(
+            graph, service_name, k8s_namespace=namespace, role="worker", deployer=deployer
+        )
+        extra += leader.extra_objects + worker.extra_objects
+        ldr = _clique(f"{slug}-ldr", "leader", 1, leader)
+        wkr = _clique(f"{slug}-wkr", "worker", svc.node_count - 1, worker)
+        if service_engine(graph, service_name) == "trtllm":
+            # mpirun on the leader connects to every worker's sshd: start workers first.
+            ldr["spec"]["startsAfter"] = [wkr["name"]]
+            explicit_startup = True
+        cliques += [ldr, wkr]
+        groups.append(
+            {
+                "name": slug,
+                "cliqueNames": [ldr["name"], wkr["name"]],
+                "replicas": svc.replica_count,
+                "minAvailable": 1,
+            }
+        )
+    template: dict[str, Any] = {
+        "cliqueStartupType": "CliqueStartupTypeExplicit"
+        if explicit_startup
+        else "CliqueStartupTypeAnyOrder",
+        "headlessServiceConfig": {"publishNotReadyAddresses": True},
+        "cliques": cliques,
+    }
+    if groups:
+        template["podCliqueScalingGroups"] = groups
+    obj = {
+        "apiVersion": "grove.io/v1alpha1",
+        "kind": "PodCliqueSet",
+        "metadata": object_meta(graph, graph.name, namespace),
+        "spec": {"replicas": 1, "template": template},
+    }
+    return [*_dedupe(extra), obj]
+
+
+def _clique(name: str, role: str, replicas: int, pod: PodTemplate) -> dict[str, Any]:
+    clique: dict[str, Any] = {
+        "name": name,
+        "labels": pod.metadata.get("labels", {}),
+        "spec": {
+            "roleName": role,
+            "replicas": replicas,
+            "minAvailable": max(1, replicas) if replicas else 0,
+            "podSpec": pod.spec,
+        },
+    }
+    if pod.metadata.get("annotations"):
+        clique["annotations"] = pod.metadata["annotations"]
+    return clique
+
+
+def service(graph: GraphDeployment, service_name: str, namespace: str) -> dict[str, Any] | None:
+    """A ClusterIP Service for a frontend: port 8000 named http."""
+    svc = graph.spec.services[service_name]
+    if svc.componentType != "frontend":
+        return None
+    name = resource_name(graph, service_name)
+    selector = {SELECTOR_LABEL: name}
+    if svc.node_count > 1:
+        selector["drivetrain.dev/role"] = "leader"
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": object_meta(graph, name, namespace, service_name),
+        "spec": {
+            "selector": selector,
+            "ports": [{"name": "http", "port": 8000, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def _dedupe(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for obj in objects:
+        key = (obj["kind"], obj["metadata"]["name"])
+        if key not in seen:
+            seen.add(key)
+            out.append(obj)
+    return out
