@@ -1,0 +1,87 @@
+"""Schema checks for rendered objects.
+
+Built-in kinds: ``kubernetes-validate`` strict against Kubernetes 1.30.  Custom resources:
+jsonschema (Draft 7) over the CRD's ``openAPIV3Schema`` from ``../shared/crds``, made strict
+(unknown fields rejected) the way the API server's strict field validation would.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import yaml
+
+from tests.paths import shared
+
+K8S_VERSION = "1.30"
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _strict(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        out = {k: _strict(v) for k, v in schema.items()}
+        if out.get("nullable"):
+            t = out.get("type")
+            if isinstance(t, str):
+                out["type"] = [t, "null"]
+        if (
+            out.get("type") == "object"
+            and "properties" in out
+            and "additionalProperties" not in out
+            and not out.get("x-kubernetes-preserve-unknown-fields")
+            and not out.get("x-kubernetes-embedded-resource")
+        ):
+            out["additionalProperties"] = False
+        fmt = out.get("format")
+        if fmt == "int32":
+            out.setdefault("minimum", -(2**31))
+            out.setdefault("maximum", 2**31 - 1)
+        return out
+    if isinstance(schema, list):
+        return [_strict(v) for v in schema]
+    return schema
+
+
+@functools.cache
+def crd_validators() -> dict[tuple[str, str], jsonschema.Draft7Validator]:
+    """(apiVersion, kind) → validator, for every CRD under ../shared/crds."""
+    validators = {}
+    for path in sorted(Path(shared("crds")).rglob("*.yaml")):
+        for doc in yaml.load_all(path.read_text(), Loader=_Loader):
+            if not doc or doc.get("kind") != "CustomResourceDefinition":
+                continue
+            group = doc["spec"]["group"]
+            kind = doc["spec"]["names"]["kind"]
+            for version in doc["spec"]["versions"]:
+                schema = copy.deepcopy(version["schema"]["openAPIV3Schema"])
+                props = schema.setdefault("properties", {})
+                for open_key in ("metadata", "apiVersion", "kind"):
+                    props[open_key] = {}
+                validators[(f"{group}/{version['name']}", kind)] = jsonschema.Draft7Validator(
+                    _strict(schema)
+                )
+    return validators
+
+
+def schema_errors(obj: dict[str, Any]) -> list[str]:
+    """Every schema problem of one rendered object (empty when valid)."""
+    key = (obj.get("apiVersion", ""), obj.get("kind", ""))
+    validators = crd_validators()
+    if key in validators:
+        return [
+            f"{'.'.join(str(p) for p in e.absolute_path)}: {e.message}"
+            for e in validators[key].iter_errors(obj)
+        ]
+    try:
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+    except kubernetes_validate.ValidationError as exc:
+        path = ".".join(str(p) for p in exc.path)
+        return [f"{path}: {exc.message}"]
+    except kubernetes_validate.SchemaNotFoundError:
+        return [f"no schema for {key}"]
+    return []
