@@ -1,0 +1,55 @@
+"""Render every example graph with both deployers; report milliseconds per graph.
+
+    make bench-render        (or: .venv/bin/python benchmarks/bench_render.py [--rounds N])
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import statistics
+import time
+from pathlib import Path
+
+from drivetrain.api import InvalidGraph, load_file
+from drivetrain.render import render_graph
+
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--examples", default=str(SHARED / "dgd-examples"))
+    opts = parser.parse_args()
+    graphs = []
+    for path in sorted(glob.glob(f"{opts.examples}/*.yaml")):
+        try:
+            graphs += load_file(path).graphs
+        except InvalidGraph:
+            continue
+    if not graphs:
+        raise SystemExit(f"no example graphs under {opts.examples}")
+    for multinode in ("lws", "grove"):
+        per_graph = []
+        for _ in range(opts.rounds):
+            start = time.perf_counter()
+            for graph in graphs:
+                render_graph(graph, namespace="bench", multinode=multinode)
+            per_graph.append((time.perf_counter() - start) * 1000 / len(graphs))
+        print(
+            f"render --multinode {multinode}: {len(graphs)} graphs x {opts.rounds} rounds, "
+            f"median {statistics.median(per_graph):.3f} ms/graph, "
+            f"best {min(per_graph):.3f} ms/graph"
+        )
+    start = time.perf_counter()
+    for path in sorted(glob.glob(f"{opts.examples}/*.yaml")):
+        try:
+            load_file(path)
+        except InvalidGraph:
+            pass
+    print(f"load+validate all example files: {(time.perf_counter() - start) * 1000:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
