@@ -89,7 +89,7 @@ def pod_clique_set(graph: GraphDeployment, namespace: str) -> list[dict[str, Any
         if svc.node_count <= 1:
             pod = build_pod(graph, service_name, k8s_namespace=namespace)
             extra += pod.extra_objects
-            cliques.append(_clique(slug, "main", svc.replica_count, pod))
+            cliques.append(_clique(slug, svc.replica_count, pod))
             continue
         leader = build_pod(
             graph, service_name, k8s_namespace=namespace, role="leader", deployer=deployer
@@ -98,8 +98,8 @@ def pod_clique_set(graph: GraphDeployment, namespace: str) -> list[dict[str, Any
             graph, service_name, k8s_namespace=namespace, role="worker", deployer=deployer
         )
         extra += leader.extra_objects + worker.extra_objects
-        ldr = _clique(f"{slug}-ldr", "leader", 1, leader)
-        wkr = _clique(f"{slug}-wkr", "worker", svc.node_count - 1, worker)
+        ldr = _clique(f"{slug}-ldr", 1, leader)
+        wkr = _clique(f"{slug}-wkr", svc.node_count - 1, worker)
         if service_engine(graph, service_name) == "trtllm":
             # mpirun on the leader connects to every worker's sshd: start workers first.
             ldr["spec"]["startsAfter"] = [wkr["name"]]
@@ -131,14 +131,16 @@ def pod_clique_set(graph: GraphDeployment, namespace: str) -> list[dict[str, Any
     return [*_dedupe(extra), obj]
 
 
-def _clique(name: str, role: str, replicas: int, pod: PodTemplate) -> dict[str, Any]:
+def _clique(name: str, replicas: int, pod: PodTemplate) -> dict[str, Any]:
+    # As Dynamo does: the role name is the clique name, and every replica of a clique must be
+    # available (a multinode group is useless with a missing rank).
     clique: dict[str, Any] = {
         "name": name,
         "labels": pod.metadata.get("labels", {}),
         "spec": {
-            "roleName": role,
+            "roleName": name,
             "replicas": replicas,
-            "minAvailable": max(1, replicas) if replicas else 0,
+            "minAvailable": replicas,
             "podSpec": pod.spec,
         },
     }
