@@ -266,7 +266,14 @@ def build_pod(
     # 1-2. Base container, the user's mainContainer over it, command and args resolved.
     container = _merge_main(_base_container(role_defaults), user_main)
     command, args = main_command(graph, service_name)
-    container["command"] = command
+    if command in (["/bin/sh", "-c"], ["sh", "-c"]) and not args:
+        # A shell with no script fails at start; with nothing to run, the image's own
+        # entrypoint is what the user meant (EPP and other images with an entrypoint).
+        command = []
+    if command:
+        container["command"] = command
+    else:
+        container.pop("command", None)
     if args:
         container["args"] = args
     else:
