@@ -171,7 +171,7 @@ def test_lws_ranks_reach_exec_form_args_through_kubelet_references(render) -> No
     lws = one(render(MULTINODE, multinode="lws"), "LeaderWorkerSet", "sg-decode")
     template = lws["spec"]["leaderWorkerTemplate"]
     worker = main_container(template["workerTemplate"]["spec"])
-    assert worker["command"] == ["python3"]
+    assert worker["command"] == ["python3", "-m", "dynamo.sglang"]
     args = worker["args"]
     assert args[args.index("--dist-init-addr") + 1] == "$(LWS_LEADER_ADDRESS):29500"
     assert args[args.index("--node-rank") + 1] == "$(LWS_WORKER_INDEX)"

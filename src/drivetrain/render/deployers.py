@@ -10,6 +10,7 @@ engines that build flags from them cannot write a wrong form:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from drivetrain.render.expr import Env, IntExpr, IntLit, IntVar, Lit, ShellOnly, Word
@@ -99,17 +100,35 @@ class FixedDeployer(MultinodeDeployer):
     worker_format: str = "worker{i}"
 
     def leader_host(self, service: str) -> Word:
-        return Word((Lit(self.leader),))
+        return parse_kubelet_refs(self.leader)
 
     def node_rank(self) -> IntExpr:
-        if self.rank.isdigit():
-            return IntLit(int(self.rank))
-        return IntVar(self.rank)
+        name = self.rank[2:-1] if self.rank.startswith("$(") else self.rank
+        if name.isdigit():
+            return IntLit(int(name))
+        return IntVar(name, shell_only=self.rank_needs_shell)
 
     def host_names(self, service: str, node_count: int) -> list[Word]:
         return [self.leader_host(service)] + [
-            Word((Lit(self.worker_format.format(i=i)),)) for i in range(1, node_count)
+            parse_kubelet_refs(self.worker_format.format(i=i)) for i in range(1, node_count)
         ]
+
+
+_REF = re.compile(r"\$\((\w+)\)")
+
+
+def parse_kubelet_refs(text: str) -> Word:
+    """``"$(A)-x"`` as a typed word: kubelet references become ``Env`` parts."""
+    parts: list[Lit | Env] = []
+    pos = 0
+    for m in _REF.finditer(text):
+        if m.start() > pos:
+            parts.append(Lit(text[pos : m.start()]))
+        parts.append(Env(m.group(1)))
+        pos = m.end()
+    if pos < len(text):
+        parts.append(Lit(text[pos:]))
+    return Word(tuple(parts))
 
 
 def deployer_for(kind: str) -> MultinodeDeployer:

@@ -103,16 +103,22 @@ class IntVar(IntExpr):
     """An env var that holds an integer (e.g. ``LWS_WORKER_INDEX``)."""
 
     name: str
+    #: True for a variable only a shell can read (one the kubelet does not know).
+    shell_only: bool = False
 
     def arith(self) -> str:
         return self.name
 
     @property
     def needs_shell(self) -> bool:
-        return False
+        return self.shell_only
 
     def render(self, ctx: Context) -> str:
-        return f"$({self.name})" if ctx is Context.KUBELET else f"${{{self.name}}}"
+        if ctx is Context.KUBELET:
+            if self.shell_only:
+                raise NeedsShellError(f"${{{self.name}}} needs a shell")
+            return f"$({self.name})"
+        return f"${{{self.name}}}"
 
 
 @dataclass(frozen=True)

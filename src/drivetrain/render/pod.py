@@ -371,7 +371,10 @@ def build_pod(
     # 12. Pod-level engine changes (init containers, secret volumes).
     extra_objects: list[dict[str, Any]] = []
     if engine:
-        spec = engines.update_pod_spec(engine, spec, ctx)
+        spec, needed = engines.update_pod_spec(engine, spec, ctx)
+        for obj in needed:
+            obj["metadata"]["namespace"] = k8s_namespace
+            extra_objects.append(obj)
 
     # 13. Frontend sidecar.
     if svc.frontendSidecar is not None:

@@ -271,6 +271,12 @@ def main_command(graph: GraphDeployment, service_name: str) -> tuple[list[str], 
     svc = graph.spec.services[service_name]
     role = profile_of(graph).role(svc.componentType)
     main = svc.main_container
-    command = list(main.get("command") or role.command)
-    args = list(main.get("args") or ([] if main.get("command") else role.args))
+    user_command = list(main.get("command") or [])
+    user_args = list(main.get("args") or [])
+    if not user_command and len(user_args) > 1 and role.command[-1:] == ["-c"]:
+        # `args: [python3, -m, dynamo.vllm, ...]` under Dynamo's default `/bin/sh -c` would
+        # run `sh -c python3` with the rest as positional parameters; run the argv instead.
+        return user_args[:1], user_args[1:]
+    command = user_command or list(role.command)
+    args = user_args or ([] if user_command else list(role.args))
     return command, args

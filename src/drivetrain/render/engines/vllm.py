@@ -1,0 +1,186 @@
+"""vLLM multinode: tensor/pipeline parallelism over mp (default) or Ray, or hybrid data parallelism.
+
+Which path applies follows Dynamo (reference §5.2): with ``g`` GPUs per pod (``limits.gpu``),
+``world = tp × pp``; ``world > g`` needs distributed TP/PP; else ``world × dp > g`` needs
+data-parallel ranks across pods; else each pod is independent and nothing is injected.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from drivetrain.render.engines.base import MASTER_PORT, EngineContext
+from drivetrain.render.engines.inject import (
+    append_env,
+    arg_tokens,
+    flag_value,
+    flags,
+    has_flag,
+    inject_flags,
+    original_script,
+    remove_probes,
+)
+from drivetrain.render.expr import Context, IntLit, Word
+
+RAY_PORT = 6379
+DP_RPC_PORT = 13445
+WAIT_VOLUME = "wait-leader-script"
+WAIT_SCRIPT = "wait-for-leader.py"
+
+Mode = Literal["none", "tp", "dp"]
+
+
+def mode_of(container: dict[str, Any], ctx: EngineContext) -> Mode:
+    tokens = arg_tokens(container)
+    gpus = ctx.gpus_limit
+    world = flag_value(tokens, "--tensor-parallel-size", "-tp") * flag_value(
+        tokens, "--pipeline-parallel-size", "-pp"
+    )
+    dp = flag_value(tokens, "--data-parallel-size", "-dp")
+    if gpus and world > gpus:
+        return "tp"
+    if gpus and world * dp > gpus:
+        return "dp"
+    return "none"
+
+
+def _mp_flags(ctx: EngineContext) -> list[Word]:
+    words = flags(
+        "--distributed-executor-backend", "mp",
+        "--nnodes", str(ctx.node_count),
+        "--master-addr", ctx.leader_host,
+        "--master-port", str(MASTER_PORT),
+        "--node-rank", ctx.rank(),
+    )  # fmt: skip
+    return words + (flags("--headless") if ctx.role == "worker" else [])
+
+
+def _dp_flags(container: dict[str, Any], ctx: EngineContext) -> list[Word]:
+    tokens = arg_tokens(container)
+    world = flag_value(tokens, "--tensor-parallel-size", "-tp") * flag_value(
+        tokens, "--pipeline-parallel-size", "-pp"
+    )
+    dp = flag_value(tokens, "--data-parallel-size", "-dp")
+    local = ctx.gpus_limit // world
+    total = dp if dp != 1 else local * ctx.node_count
+    words = flags("--data-parallel-hybrid-lb")
+    if not has_flag(tokens, "--data-parallel-size"):
+        words += flags("--data-parallel-size", str(total))
+    start = IntLit(0) if ctx.role == "leader" else IntLit(local) * ctx.deployer.node_rank()
+    return words + flags(
+        "--data-parallel-size-local", str(local),
+        "--data-parallel-start-rank", start,
+        "--data-parallel-address", ctx.leader_host,
+        "--data-parallel-rpc-port", str(DP_RPC_PORT),
+    )  # fmt: skip
+
+
+def _ray(container: dict[str, Any], ctx: EngineContext) -> dict[str, Any]:
+    out = dict(container)
+    out["command"] = ["/bin/sh", "-c"]
+    leader = ctx.leader_host.render(Context.SHELL)
+    if ctx.role == "leader":
+        out["args"] = [
+            f"ray start --head --port={RAY_PORT} && {original_script(container)} "
+            "--distributed-executor-backend ray"
+        ]
+    else:
+        out["args"] = [f"ray start --address={leader}:{RAY_PORT} --block"]
+    return out
+
+
+def update_container(container: dict[str, Any], ctx: EngineContext) -> dict[str, Any]:
+    out = container
+    if ctx.compilation_cache_mount:
+        out = append_env(out, {"name": "VLLM_CACHE_ROOT", "value": ctx.compilation_cache_mount})
+    if not ctx.multinode:
+        return out
+    mode = mode_of(out, ctx)
+    if mode == "tp" and ctx.executor == "ray":
+        out = _ray(out, ctx)
+    elif mode == "tp":
+        out = inject_flags(out, _mp_flags(ctx), "vllm")
+        # NIXL's side channel must advertise this pod's own address, not localhost.
+        out = append_env(
+            out,
+            {
+                "name": "VLLM_NIXL_SIDE_CHANNEL_HOST",
+                "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}},
+            },
+        )
+    elif mode == "dp":
+        out = inject_flags(out, _dp_flags(out, ctx), "vllm")
+    if ctx.role == "worker":
+        out = remove_probes(out, "livenessProbe", "readinessProbe", "startupProbe")
+    return out
+
+
+def wait_leader_configmap_name(graph_name: str) -> str:
+    return f"{graph_name}-wait-leader-script"
+
+
+def update_pod_spec(
+    pod_spec: dict[str, Any], ctx: EngineContext
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """mp workers wait for the leader's rendezvous port before the engine starts."""
+    if not (ctx.node_count > 1 and ctx.role == "worker" and ctx.executor == "mp"):
+        return pod_spec, []
+    main = next((c for c in pod_spec.get("containers", []) if c.get("name") == "main"), None)
+    if main is None or mode_of(main, ctx) != "tp":
+        return pod_spec, []
+    cm_name = wait_leader_configmap_name(ctx.graph_name)
+    host = ctx.leader_host.render(Context.SHELL)
+    init = {
+        "name": "wait-for-leader-mp",
+        "image": main.get("image", ""),
+        "command": [
+            "sh",
+            "-c",
+            f'export LEADER_HOST="{host}" LEADER_PORT="{MASTER_PORT}" '
+            f"&& exec python3 /scripts/{WAIT_SCRIPT}",
+        ],
+        "volumeMounts": [{"name": WAIT_VOLUME, "mountPath": "/scripts", "readOnly": True}],
+    }
+    spec = dict(pod_spec)
+    spec["initContainers"] = [*spec.get("initContainers", []), init]
+    spec["volumes"] = [
+        *spec.get("volumes", []),
+        {"name": WAIT_VOLUME, "configMap": {"name": cm_name}},
+    ]
+    return spec, [wait_leader_configmap(ctx.graph_name)]
+
+
+WAIT_FOR_LEADER_PY = '''\
+"""Wait until the multinode leader accepts TCP connections on its rendezvous port."""
+import os
+import socket
+import sys
+import time
+
+host = os.environ["LEADER_HOST"]
+port = int(os.environ.get("LEADER_PORT", "29500"))
+deadline = time.monotonic() + float(os.environ.get("WAIT_TIMEOUT_SECONDS", "3600"))
+while True:
+    try:
+        with socket.create_connection((host, port), timeout=3):
+            print(f"leader {host}:{port} accepts connections", flush=True)
+            sys.exit(0)
+    except OSError as exc:
+        if time.monotonic() > deadline:
+            print(f"gave up waiting for leader {host}:{port}: {exc}", file=sys.stderr)
+            sys.exit(1)
+        print(f"waiting for leader {host}:{port}: {exc}", flush=True)
+        time.sleep(2)
+'''
+
+
+def wait_leader_configmap(graph_name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": wait_leader_configmap_name(graph_name),
+            "labels": {"drivetrain.dev/graph": graph_name},
+        },
+        "data": {WAIT_SCRIPT: WAIT_FOR_LEADER_PY},
+    }
