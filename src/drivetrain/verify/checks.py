@@ -1,0 +1,258 @@
+"""Simulate every pod and rank of rendered manifests and check the processes they would start."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from drivetrain.verify.controllers import Pod, enumerate_pods
+from drivetrain.verify.expansion import container_env, expand_argv, service_link_env
+from drivetrain.verify.flags import (
+    NNODES_FLAGS,
+    RANK_FLAGS,
+    UNEXPANDED,
+    int_flag,
+    leader_addresses,
+    mpirun_hosts,
+)
+from drivetrain.verify.report import Problem, Process, VerifyReport
+from drivetrain.verify.shell import TIMEOUT_S, Toolbox, is_process, split_shell
+
+
+@dataclass
+class _PodRun:
+    """The processes of one pod's regular containers, for the group checks."""
+
+    pod: Pod
+    processes: list[Process] = field(default_factory=list)
+
+
+def verify_manifests(manifests: list[dict[str, Any]], timeout: float = TIMEOUT_S) -> VerifyReport:
+    """Build each pod's env as the kubelet would, run its shell scripts, and check final argv."""
+    report = VerifyReport()
+    objects = [m for m in manifests if isinstance(m, dict)]
+    configmaps = {
+        str((m.get("metadata") or {}).get("name")): {str(k): str(v) for k, v in (m.get("data") or {}).items()}
+        for m in objects if m.get("kind") == "ConfigMap"
+    }
+    services = [m for m in objects if m.get("kind") == "Service"]
+    ips = {str((s.get("metadata") or {}).get("name")): f"10.96.{i // 250}.{i % 250 + 10}"
+           for i, s in enumerate(services)}
+    service_env = service_link_env(services, ips)
+    runs: list[_PodRun] = []
+    with Toolbox() as toolbox:
+        for pod in enumerate_pods(objects):
+            run = _PodRun(pod)
+            links = service_env if pod.spec.get("enableServiceLinks", True) else {}
+            for container, init in _containers(pod.spec):
+                procs = _simulate(pod, container, init, links, configmaps, toolbox, report, timeout)
+                report.processes.extend(procs)
+                if not init:
+                    run.processes.extend(procs)
+            runs.append(run)
+    for proc in report.processes:
+        report.problems.extend(_unexpanded(proc))
+    groups: dict[str, list[_PodRun]] = defaultdict(list)
+    for run in runs:
+        if run.pod.group is not None:
+            groups[run.pod.group.key].append(run)
+    for members in groups.values():
+        report.problems.extend(check_ranks(members))
+        report.problems.extend(check_leader_address(members))
+    return report
+
+
+def _containers(spec: Mapping[str, Any]) -> Iterable[tuple[Mapping[str, Any], bool]]:
+    for c in spec.get("initContainers") or []:
+        yield c, True
+    for c in spec.get("containers") or []:
+        yield c, False
+
+
+def _simulate(
+    pod: Pod, container: Mapping[str, Any], init: bool, service_env: Mapping[str, str],
+    configmaps: Mapping[str, Mapping[str, str]], toolbox: Toolbox, report: VerifyReport,
+    timeout: float,
+) -> list[Process]:
+    name = str(container.get("name", ""))
+    env = container_env(container, pod.controller_env, pod.facts, service_env, configmaps)
+    argv = expand_argv(container, env.values)
+    rank = pod.member_index if pod.group is not None else None
+
+    def process(source: Literal["exec", "shell"], final: list[str]) -> Process:
+        return Process(workload=pod.workload, role=pod.role, pod=pod.facts.hostname,
+                       container=name, init=init, rank=_rank_of(final, rank), source=source,
+                       argv=final)
+
+    if not argv:
+        report.warnings.append(
+            f"{pod.workload} pod {pod.facts.hostname} container {name}: no command or args; the "
+            "image's own entrypoint runs and verify cannot see it"
+        )
+        return []
+    call = split_shell(argv)
+    if call is None:
+        return [process("exec", argv)]
+    runtime_env = {"HOSTNAME": pod.facts.hostname, **env.values}
+    result = toolbox.run(call, runtime_env, timeout=timeout)
+    if result.timed_out:
+        report.problems.append(Problem(
+            workload=pod.workload, pod=pod.facts.hostname, container=name,
+            token=call.script[:120],
+            message=f"the shell script did not finish within {timeout:g}s in simulation (a wait "
+                    "loop that never ends, or a program verify does not stand in for)",
+        ))
+    elif result.exit_code:
+        tail = result.stderr.strip().splitlines()[-1:] or [""]
+        report.warnings.append(
+            f"{pod.workload} pod {pod.facts.hostname} container {name}: the script exited "
+            f"{result.exit_code} in simulation {tail[0]!r}"
+        )
+    procs = [process("shell", rec) for rec in result.records[:200] if is_process(rec)]
+    if not procs and not result.timed_out:
+        report.warnings.append(
+            f"{pod.workload} pod {pod.facts.hostname} container {name}: the script started no "
+            "program"
+        )
+    return procs
+
+
+def _rank_of(argv: Sequence[str], default: int | None) -> int | None:
+    value = int_flag(argv, RANK_FLAGS)
+    return value if isinstance(value, int) else default
+
+
+def _problem(run: _PodRun, proc: Process | None, token: str, message: str) -> Problem:
+    return Problem(workload=run.pod.workload, pod=run.pod.facts.hostname,
+                   container=proc.container if proc else "", token=token, message=message)
+
+
+def _unexpanded(proc: Process) -> list[Problem]:
+    problems = []
+    for token in proc.argv:
+        match = UNEXPANDED.search(token)
+        if match:
+            problems.append(Problem(
+                workload=proc.workload, pod=proc.pod, container=proc.container, token=token,
+                message=f"{match.group(0)!r} survives into the final argv of {proc.argv[0]!r} "
+                        "(the kubelet expands only $(VAR) and there is no shell to expand it)"
+                        if proc.source == "exec" else
+                        f"{match.group(0)!r} survives the shell into the argv of {proc.argv[0]!r}",
+            ))
+    return problems
+
+
+def _pod_ranks(run: _PodRun) -> list[tuple[Process, str, int | str]]:
+    """Every rank a pod's processes claim: ``(process, flag, value)``."""
+    found: list[tuple[Process, str, int | str]] = []
+    for proc in run.processes:
+        rank = int_flag(proc.argv, RANK_FLAGS)
+        if rank is not None:
+            found.append((proc, "--node-rank", rank))
+            continue
+        start = int_flag(proc.argv, ("--data-parallel-start-rank",))
+        local = int_flag(proc.argv, ("--data-parallel-size-local",))
+        if start is None:
+            continue
+        if isinstance(start, int) and isinstance(local, int) and local > 0:
+            found.append((proc, "--data-parallel-start-rank", start // local
+                          if start % local == 0 else f"{start} (not a multiple of {local})"))
+        else:
+            found.append((proc, "--data-parallel-start-rank", start))
+    return found
+
+
+def check_ranks(members: list[_PodRun]) -> list[Problem]:
+    """Ranks in one multinode group must be exactly 0..n-1, the leader's 0, one per pod."""
+    problems: list[Problem] = []
+    size = members[0].pod.group.size if members[0].pod.group else len(members)
+    claims = {id(run): _pod_ranks(run) for run in members}
+    if not any(claims.values()):
+        return problems  # this engine does not take ranks by flag (Ray, MPI over ssh)
+    seen: dict[int, _PodRun] = {}
+    for run in members:
+        ranks = claims[id(run)]
+        values = {value for _, _, value in ranks}
+        if not ranks:
+            problems.append(_problem(run, None, "--node-rank",
+                                     "this pod of a multinode group passes no rank"))
+            continue
+        proc, flag, value = ranks[0]
+        if len(values) > 1:
+            problems.append(_problem(run, proc, f"{flag} {sorted(map(str, values))}",
+                                     "processes of one pod claim different ranks"))
+            continue
+        if not isinstance(value, int) or not 0 <= value < size:
+            problems.append(_problem(run, proc, f"{flag} {value}",
+                                     f"rank is not in 0..{size - 1} for a group of {size} pods"))
+            continue
+        if value in seen:
+            problems.append(_problem(run, proc, f"{flag} {value}",
+                                     f"rank {value} is also claimed by pod "
+                                     f"{seen[value].pod.facts.hostname}"))
+            continue
+        seen[value] = run
+        if run.pod.is_leader and value != 0:
+            problems.append(_problem(run, proc, f"{flag} {value}", "the leader's rank is not 0"))
+    missing = sorted(set(range(size)) - set(seen))
+    if missing and not problems:
+        problems.append(_problem(members[0], None, str(missing),
+                                 f"ranks {missing} are not taken by any pod of the group"))
+    for run in members:
+        for proc in run.processes:
+            nnodes = int_flag(proc.argv, NNODES_FLAGS)
+            if nnodes is not None and nnodes != size:
+                problems.append(_problem(run, proc, f"--nnodes {nnodes}",
+                                         f"the group has {size} pods"))
+    return problems
+
+
+def _leader(members: list[_PodRun]) -> _PodRun:
+    return next((r for r in members if r.pod.is_leader),
+                min(members, key=lambda r: r.pod.member_index))
+
+
+def _resolves_to(host: str, run: _PodRun) -> bool:
+    host = host.lower().rstrip(".")
+    return host in run.pod.dns_names or host == run.pod.facts.ip
+
+
+def check_leader_address(members: list[_PodRun]) -> list[Problem]:
+    """Every leader address a group member passes must name the leader pod; mpirun's host list
+    must name every pod of the group once."""
+    problems: list[Problem] = []
+    leader = _leader(members)
+    for run in members:
+        for proc in run.processes:
+            for flag, host in leader_addresses(proc.argv):
+                if "$" in host or _resolves_to(host, leader):
+                    continue  # a leftover reference is reported by the expansion check
+                problems.append(_problem(
+                    run, proc, f"{flag} {host}",
+                    f"does not name the leader pod {leader.pod.facts.hostname} "
+                    f"({min(leader.pod.dns_names, key=len, default=leader.pod.facts.ip)})",
+                ))
+            hosts = mpirun_hosts(proc.argv)
+            if hosts and not any("$" in h for h in hosts):
+                problems.extend(_check_hosts(run, proc, hosts, members))
+    return problems
+
+
+def _check_hosts(run: _PodRun, proc: Process, hosts: list[str], members: list[_PodRun]) -> list[Problem]:
+    problems = []
+    covered: list[_PodRun] = []
+    for host in hosts:
+        owner = next((m for m in members if _resolves_to(host, m)), None)
+        if owner is None:
+            problems.append(_problem(run, proc, f"-H {host}", "this host is no pod of the group"))
+        elif owner in covered:
+            problems.append(_problem(run, proc, f"-H {host}", "this pod is listed twice"))
+        else:
+            covered.append(owner)
+    absent = [m.pod.facts.hostname for m in members if m not in covered]
+    if absent and not problems:
+        problems.append(_problem(run, proc, f"-H {','.join(hosts)}",
+                                 f"pods {absent} of the group are missing from the host list"))
+    return problems

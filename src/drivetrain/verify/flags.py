@@ -1,0 +1,73 @@
+"""Read the distributed-setup flags (rank, node count, leader address) out of a final argv."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+# A reference that a shell or the kubelet should have replaced before the process started.
+UNEXPANDED = re.compile(r"\$\(|\$\{|\$[A-Za-z_]")
+
+RANK_FLAGS = ("--node-rank", "--node_rank")
+NNODES_FLAGS = ("--nnodes",)
+ADDRESS_FLAGS = ("--dist-init-addr", "--master-addr", "--master_addr", "--data-parallel-address")
+
+
+def flag_value(argv: Sequence[str], names: Sequence[str]) -> str | None:
+    """The value of the last occurrence of any of ``names`` (``--f v`` or ``--f=v``)."""
+    found: str | None = None
+    for i, word in enumerate(argv):
+        for name in names:
+            if word == name and i + 1 < len(argv):
+                found = argv[i + 1]
+            elif word.startswith(name + "="):
+                found = word[len(name) + 1 :]
+    return found
+
+
+def strip_port(address: str) -> str:
+    """``host:port`` → ``host``; a bare IPv6 address is left alone."""
+    if address.startswith("["):
+        return address[1:].split("]", 1)[0]
+    if address.count(":") == 1:
+        return address.split(":", 1)[0]
+    return address
+
+
+def leader_addresses(argv: Sequence[str]) -> list[tuple[str, str]]:
+    """``(flag, host)`` for every place this argv names the group's leader."""
+    out: list[tuple[str, str]] = []
+    value = flag_value(argv, ADDRESS_FLAGS)
+    if value is not None:
+        flag = next(f for f in ADDRESS_FLAGS if any(w == f or w.startswith(f + "=") for w in argv))
+        out.append((flag, strip_port(value)))
+    program = argv[0] if argv else ""
+    if program == "ray" and "start" in argv:
+        ray = flag_value(argv, ("--address",))
+        if ray is not None:
+            out.append(("ray start --address", strip_port(ray)))
+    hosts = mpirun_hosts(argv)
+    if hosts:
+        out.append(("mpirun -H (first host)", hosts[0]))
+    return out
+
+
+def mpirun_hosts(argv: Sequence[str]) -> list[str]:
+    """The hosts of ``mpirun -H a,b,c`` (slot counts ``a:2`` dropped)."""
+    if not argv or argv[0] not in {"mpirun", "mpiexec", "orterun"}:
+        return []
+    value = flag_value(argv, ("-H", "--host", "-host"))
+    if not value:
+        return []
+    return [strip_port(h) for h in value.split(",") if h]
+
+
+def int_flag(argv: Sequence[str], names: Sequence[str]) -> int | str | None:
+    """An integer flag's value; the raw string when it is not an integer."""
+    value = flag_value(argv, names)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return value
