@@ -35,9 +35,8 @@ def engine_of_module(module: str) -> str | None:
         return parts[0]
     if parts[0] == "tensorrt_llm":
         return "trtllm"
-    if len(parts) >= 2 and parts[-1] in ENGINES:  # dynamo.vllm, mypkg.sglang
-        return parts[-1]
-    return None
+    # Launchers that wrap an engine: dynamo.vllm, dynamo.vllm.worker, mypkg.sglang.
+    return next((p for p in parts[1:] if p in ENGINES), None)
 
 
 def engines_in(text: str) -> list[str]:
