@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from drivetrain.verify.flags import (
     mpirun_hosts,
 )
 from drivetrain.verify.report import Problem, Process, VerifyReport
-from drivetrain.verify.shell import TIMEOUT_S, Toolbox, is_process, split_shell
+from drivetrain.verify.shell import SHELLS, TIMEOUT_S, Toolbox, is_process, split_shell
 
 
 @dataclass
@@ -129,10 +130,22 @@ def _problem(run: _PodRun, proc: Process | None, token: str, message: str) -> Pr
                    container=proc.container if proc else "", token=token, message=message)
 
 
+def _inner_scripts(argv: Sequence[str]) -> set[int]:
+    """Positions of ``<shell> -c SCRIPT`` scripts inside an argv (``mpirun ... bash -c '...'``):
+    their ``${VAR}`` is for that inner shell, which the recorders run and check in turn."""
+    found = set()
+    for i, word in enumerate(argv):
+        call = split_shell(argv[i:]) if os.path.basename(word) in SHELLS else None
+        if call is not None:
+            found.add(i + 1 + len(call.options))
+    return found
+
+
 def _unexpanded(proc: Process) -> list[Problem]:
     problems = []
-    for token in proc.argv:
-        match = UNEXPANDED.search(token)
+    inner = _inner_scripts(proc.argv)
+    for position, token in enumerate(proc.argv):
+        match = UNEXPANDED.search(token) if position not in inner else None
         if match:
             problems.append(Problem(
                 workload=proc.workload, pod=proc.pod, container=proc.container, token=token,

@@ -111,7 +111,7 @@ def lws_pods(obj: Mapping[str, Any], ips: _IPs) -> Iterator[Pod]:
     spec = obj.get("spec") or {}
     lwt = spec.get("leaderWorkerTemplate") or {}
     size = int(lwt.get("size") or 1)
-    replicas = int(spec.get("replicas") if spec.get("replicas") is not None else 1)
+    replicas = 1 if spec.get("replicas") is None else int(spec["replicas"])
     policy = ((spec.get("networkConfig") or {}).get("subdomainPolicy")) or "Shared"
     worker_tpl = lwt.get("workerTemplate")
     leader_tpl = lwt.get("leaderTemplate") or worker_tpl

@@ -54,6 +54,9 @@ _SPECIAL = {
     "dig": "echo 10.244.0.1",
     # stdin passes through, so pipes keep working; files are not read.
     "cat": '[ "$#" -eq 0 ] && exec "$REALCAT"; exit 0',
+    # Real, so that `> $HOME/.ssh/config` finds its directory in the sandbox home; run as nobody
+    # it cannot create anything outside world-writable places, and failures are ignored.
+    "mkdir": '"$REALMKDIR" "$@" 2>/dev/null; exit 0',
     "tee": 'exec "$REALCAT"',
     # In-place edits are recorded, never done; stream edits are real.
     "sed": 'for a in "$@"; do case "$a" in -i*|--in-place*) exit 0;; esac; done; exec "$REALSED" "$@"',
@@ -77,6 +80,7 @@ _LOG_VAR = "DRIVETRAIN_VERIFY_LOG"
 _PRELUDE = (
     f'exec 9>>"${_LOG_VAR}"; unset {_LOG_VAR}\n'
     'cd() { command cd "$@" 2>/dev/null; return 0; }\n'
+    'ulimit() { command ulimit "$@" 2>/dev/null; return 0; }\n'
 )
 
 
@@ -133,6 +137,7 @@ class Toolbox:
         self._header = (
             f"#!{self._sh}\nREALCAT={shutil.which('cat') or '/bin/cat'}\n"
             f"REALSED={shutil.which('sed') or '/bin/sed'}\n"
+            f"REALMKDIR={shutil.which('mkdir') or '/bin/mkdir'}\n"
         )
         for tool in REAL_TOOLS:
             real = shutil.which(tool)
@@ -182,7 +187,12 @@ class Toolbox:
             log_path = Path(work) / "log"
             log_path.touch(mode=0o666)
             os.chmod(log_path, 0o666)
-            run_env = {"HOME": "/root", **env, "PATH": str(self.bin), _LOG_VAR: str(log_path)}
+            # The runtime sets HOME (/root for a root image) when the pod does not; a writable
+            # stand-in lets `> $HOME/...` work, and records show it as /root again.
+            home = Path(work) / "root"
+            home.mkdir(mode=0o777)
+            os.chmod(home, 0o777)
+            run_env = {"HOME": str(home), **env, "PATH": str(self.bin), _LOG_VAR: str(log_path)}
             nobody = _unprivileged()
             proc = subprocess.Popen(
                 [shell, *call.options, _PRELUDE + script, *call.rest],
@@ -199,7 +209,10 @@ class Toolbox:
                 _, err = proc.communicate()
                 result.timed_out = True
             result.stderr = err.decode(errors="replace")[-2000:]
-            result.records = parse_log(log_path.read_bytes())
+            result.records = [
+                [arg.replace(str(home), "/root") for arg in record]
+                for record in parse_log(log_path.read_bytes())
+            ]
         return result
 
 
