@@ -2,8 +2,13 @@
 
 Keys are plain strings; values are bytes.  A key is attached to a lease when it is put; a
 lease that is not kept alive expires and its keys disappear (a DELETE event is watched).
-Watching a prefix from a revision first yields the keys that exist (as PUT events), then
-every change, so a watcher never misses a key between its snapshot and its watch.
+Every write moves the store's revision forward.  A watcher reads a snapshot with ``get_prefix``
+(keys plus the revision it was taken at) and then watches from that revision, so it never misses
+a change between its snapshot and its watch.
+
+Failures are reported with the exceptions below: ``StoreUnavailableError`` when the store cannot
+be reached (retry later), ``RevisionCompactedError`` when a watch asks for history the store no
+longer keeps (take a new snapshot), ``LeaseNotFoundError`` when a put names a lease that is gone.
 """
 
 from __future__ import annotations
@@ -12,6 +17,22 @@ import abc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
+
+
+class DiscoveryError(Exception):
+    """Base class of the store errors below."""
+
+
+class StoreUnavailableError(DiscoveryError):
+    """The store did not answer (down, unreachable, timed out); the caller may retry."""
+
+
+class RevisionCompactedError(DiscoveryError):
+    """A watch started before the oldest revision the store still keeps."""
+
+
+class LeaseNotFoundError(DiscoveryError):
+    """A put or refresh named a lease that expired or was revoked."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +61,8 @@ class Lease(abc.ABC):
         """Renew once; False when the lease is already gone (expired or revoked)."""
 
     @abc.abstractmethod
-    async def revoke(self) -> None: ...
+    async def revoke(self) -> None:
+        """End the lease now: its keys are deleted at once (no error when already gone)."""
 
 
 class DiscoveryStore(abc.ABC):
@@ -49,18 +71,36 @@ class DiscoveryStore(abc.ABC):
 
     @abc.abstractmethod
     async def put(self, key: str, value: bytes, lease: Lease | None = None) -> int:
-        """Store ``value``; returns the store revision after the write."""
+        """Store ``value``; returns the store revision after the write.
+
+        ``LeaseNotFoundError`` when ``lease`` has already expired or been revoked.
+        """
 
     @abc.abstractmethod
-    async def delete(self, key: str) -> None: ...
+    async def delete(self, key: str) -> None:
+        """Remove ``key`` (no error when it is absent)."""
 
     @abc.abstractmethod
     async def get_prefix(self, prefix: str) -> tuple[list[KeyValue], int]:
         """Every key under ``prefix`` and the revision the snapshot was taken at."""
 
     @abc.abstractmethod
-    def watch_prefix(self, prefix: str, start_revision: int | None = None) -> AsyncIterator[WatchEvent]:
-        """Changes under ``prefix`` after ``start_revision`` (exclusive), until cancelled."""
+    def watch_prefix(
+        self, prefix: str, start_revision: int | None = None
+    ) -> AsyncIterator[WatchEvent]:
+        """Changes under ``prefix`` after ``start_revision`` (exclusive), until cancelled.
+
+        ``None`` means changes from now on.  The iterator raises ``StoreUnavailableError`` when the
+        store goes away and ``RevisionCompactedError`` when ``start_revision`` is too old; either
+        way the caller re-reads a snapshot and watches again.
+        """
 
     @abc.abstractmethod
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Release connections and background tasks (leases are not revoked)."""
+
+    async def __aenter__(self) -> DiscoveryStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
