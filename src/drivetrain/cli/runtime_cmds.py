@@ -1,9 +1,225 @@
-"""Commands of this topic are registered here (see cli/main.py)."""
+"""Runtime commands: ``drivetrain frontend`` and ``drivetrain worker``.
+
+Heavy imports (aiohttp, tokenizers) stay inside the functions so other commands start fast.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from typing import NoReturn
+
 import typer
+
+from drivetrain.cli.output import EXIT_INVALID, err_console
+
+ENV_DISCOVERY = "DRIVETRAIN_DISCOVERY"
+ENV_NAMESPACE = "DRIVETRAIN_NAMESPACE"
+ENV_COMPONENT = "DRIVETRAIN_COMPONENT"
+
+
+def default_discovery() -> str:
+    """``DRIVETRAIN_DISCOVERY``, else a file store every process on this machine shares."""
+    value = os.environ.get(ENV_DISCOVERY, "").strip()
+    if value:
+        return value
+    return "file://" + os.path.join(tempfile.gettempdir(), f"drivetrain-discovery-{os.getuid()}")
+
+
+def _fail(message: str) -> NoReturn:
+    err_console.print(f"[red]error[/red]: {message}", markup=True, highlight=False)
+    raise typer.Exit(EXIT_INVALID)
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _run(main: Callable[[], Awaitable[None]]) -> None:
+    """Run on uvloop when it is installed (noticeably faster for the request path)."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main())
+    else:
+        uvloop.run(main())
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from drivetrain.runtime.discovery import DiscoveryError
+
+    return (ValueError, OSError, DiscoveryError)
+
+
+def frontend(
+    port: int = typer.Option(8000, "--port", help="HTTP port."),
+    host: str = typer.Option("0.0.0.0", "--host", help="HTTP listen address."),
+    discovery: str | None = typer.Option(
+        None, "--discovery", help="etcd://host:port, file:///dir or memory://  [env DRIVETRAIN_DISCOVERY]"
+    ),
+    namespace: str | None = typer.Option(
+        None, "--namespace", help="Serve this namespace only (none, '' or 'global': all)."
+    ),
+    namespace_prefix: str | None = typer.Option(
+        None, "--namespace-prefix", help="Serve namespaces starting with this (wins over --namespace)."
+    ),
+    namespace_prefix_strict: bool = typer.Option(
+        False, "--namespace-prefix-strict", help="Only the prefix itself or <prefix>-<8 hex>."
+    ),
+    router: str = typer.Option("round-robin", "--router", help="round-robin, random or least-loaded."),
+    request_timeout: float = typer.Option(600.0, "--request-timeout", help="Seconds per request."),
+    log_level: str = typer.Option("info", "--log-level"),
+) -> None:
+    """Run the OpenAI-compatible HTTP frontend."""
+    from drivetrain.runtime.discovery import validate_url
+    from drivetrain.runtime.frontend.router import ROUTER_MODES
+    from drivetrain.runtime.frontend.server import FrontendConfig, RunningFrontend
+    from drivetrain.runtime.scope import NamespaceScope, parse_strict_flag
+    from drivetrain.runtime.worker import serve_until_signal
+
+    _setup_logging(log_level)
+    url = discovery or default_discovery()
+    try:
+        validate_url(url)
+    except ValueError as exc:
+        _fail(f"--discovery: {exc}")
+    if router not in ROUTER_MODES:
+        _fail(f"--router: expected one of {', '.join(ROUTER_MODES)}, got {router!r}")
+    if not 0 <= port <= 65535:
+        _fail(f"--port: expected 0..65535, got {port}")
+    if request_timeout <= 0:
+        _fail(f"--request-timeout: expected seconds > 0, got {request_timeout}")
+    strict = namespace_prefix_strict or parse_strict_flag(
+        os.environ.get("DRIVETRAIN_NAMESPACE_PREFIX_STRICT")
+    )
+    scope = NamespaceScope.from_args(namespace, namespace_prefix, strict)
+    config = FrontendConfig(host, port, url, scope, router, request_timeout)
+
+    async def main() -> None:
+        running = RunningFrontend(config)
+        try:
+            await running.start()
+        except _known_errors() as exc:
+            _fail(f"frontend could not start: {exc}")
+        print(
+            f"drivetrain frontend listening on {running.url} "
+            f"(discovery {url}, {scope.describe()}, router {router})",
+            flush=True,
+        )
+        try:
+            await serve_until_signal()
+        finally:
+            await running.stop()
+
+    _run(main)
+
+
+def worker(
+    engine: str = typer.Option(..., "--engine", help="mocker, echo or http."),
+    model_name: str = typer.Option(..., "--model-name", help="The served model name."),
+    model_path: str | None = typer.Option(None, "--model-path", help="Model folder (tokenizer.json)."),
+    namespace: str | None = typer.Option(
+        None, "--namespace", help="Namespace to register in  [env DRIVETRAIN_NAMESPACE, default global]"
+    ),
+    component: str | None = typer.Option(
+        None, "--component", help="Component name  [env DRIVETRAIN_COMPONENT, default backend]"
+    ),
+    discovery: str | None = typer.Option(
+        None, "--discovery", help="etcd://host:port, file:///dir or memory://  [env DRIVETRAIN_DISCOVERY]"
+    ),
+    speedup_ratio: float = typer.Option(1.0, "--speedup-ratio", help="mocker: divide simulated times by this."),
+    upstream: str | None = typer.Option(None, "--upstream", help="http: URL of the OpenAI-compatible server."),
+    upstream_model: str | None = typer.Option(
+        None, "--upstream-model", help="http: model name upstream (default --model-name)."
+    ),
+    model_types: str | None = typer.Option(
+        None, "--model-types", help="Comma list among chat,completions,embeddings (default: the engine's)."
+    ),
+    lease_ttl: float = typer.Option(10.0, "--lease-ttl", help="Discovery lease TTL in seconds."),
+    rpc_host: str = typer.Option("127.0.0.1", "--rpc-host", help="Request-plane listen address."),
+    rpc_port: int = typer.Option(0, "--rpc-port", help="Request-plane port (0: any free port)."),
+    advertise_host: str | None = typer.Option(
+        None, "--advertise-host", help="Host frontends should dial (default: --rpc-host)."
+    ),
+    log_level: str = typer.Option("info", "--log-level"),
+) -> None:
+    """Run a worker: serve an engine and register it in discovery."""
+    from drivetrain.runtime.discovery import validate_url
+    from drivetrain.runtime.engines import make_engine
+    from drivetrain.runtime.records import MODEL_TYPES
+    from drivetrain.runtime.worker import RunningWorker, WorkerConfig, serve_until_signal
+
+    _setup_logging(log_level)
+    url = discovery or default_discovery()
+    try:
+        validate_url(url)
+    except ValueError as exc:
+        _fail(f"--discovery: {exc}")
+    types = None
+    if model_types:
+        parsed = tuple(t.strip() for t in model_types.split(",") if t.strip())
+        bad = [t for t in parsed if t not in MODEL_TYPES]
+        if bad or not parsed:
+            _fail(f"--model-types: expected a comma list of {', '.join(MODEL_TYPES)}, got {model_types!r}")
+        types = parsed
+    if lease_ttl < 1:
+        _fail(f"--lease-ttl: expected at least 1 second, got {lease_ttl}")
+    if not model_name.strip():
+        _fail("--model-name: must not be empty")
+    if model_path is not None and not os.path.isfile(os.path.join(model_path, "tokenizer.json")):
+        _fail(f"--model-path: {model_path}: expected a folder with a tokenizer.json")
+    try:
+        built = make_engine(
+            engine,
+            model_name=model_name,
+            model_path=model_path,
+            speedup_ratio=speedup_ratio,
+            upstream=upstream,
+            upstream_model=upstream_model,
+            model_types=types,  # type: ignore[arg-type]
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    config = WorkerConfig(
+        model_name=model_name,
+        namespace=namespace if namespace is not None else os.environ.get(ENV_NAMESPACE) or "global",
+        component=component or os.environ.get(ENV_COMPONENT) or "backend",
+        discovery=url,
+        lease_ttl=lease_ttl,
+        host=rpc_host,
+        port=rpc_port,
+        advertise_host=advertise_host,
+    )
+
+    async def main() -> None:
+        running = RunningWorker(config, built)
+        try:
+            await running.start()
+        except _known_errors() as exc:
+            await running.stop()
+            _fail(f"worker could not start: {exc}")
+        print(
+            f"drivetrain worker ready: model {model_name!r} ({engine}) at {running.address}, "
+            f"namespace {config.namespace!r}, discovery {url}",
+            flush=True,
+        )
+        try:
+            await serve_until_signal()
+        finally:
+            await running.stop()
+
+    _run(main)
 
 
 def register(app: typer.Typer) -> None:
     """Add this topic's commands to ``app``."""
+    app.command("frontend")(frontend)
+    app.command("worker")(worker)

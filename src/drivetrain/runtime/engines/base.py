@@ -1,0 +1,70 @@
+"""The one protocol every engine implements (mocker, echo, http; an in-process vLLM later).
+
+An engine turns an already-validated OpenAI request body into a stream of ``Chunk``s followed by
+one ``Finish`` (chat and completions), or into an ``Embeddings`` result.  The frontend owns the
+OpenAI response format; engines only produce text and token counts, so adding an engine never
+touches the HTTP layer.  Errors meant for the client are raised as ``EngineError(status, msg)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
+
+ModelType = Literal["chat", "completions", "embeddings"]
+Op = Literal["chat", "completions"]
+
+
+@dataclass(slots=True)
+class Chunk:
+    """Generated text and how many tokens it is."""
+
+    text: str
+    tokens: int = 1
+
+
+@dataclass(slots=True)
+class Finish:
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(slots=True)
+class Embeddings:
+    vectors: list[list[float]]
+    prompt_tokens: int
+
+
+class EngineError(Exception):
+    """A failure the client should see with this HTTP status (4xx: its fault, 5xx: ours)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the worker registers in the model card."""
+
+    model_types: tuple[ModelType, ...]
+    tokenizer: str | None = None
+    context_length: int | None = None
+
+
+@runtime_checkable
+class Engine(Protocol):
+    def info(self) -> ModelInfo: ...
+
+    async def start(self) -> None:
+        """Load weights / open upstream sessions; called once before serving."""
+
+    async def close(self) -> None: ...
+
+    def generate(self, op: Op, body: dict[str, Any]) -> AsyncIterator[Chunk | Finish]:
+        """Text for a chat or completions body; must end with exactly one ``Finish``."""
+
+    async def embed(self, body: dict[str, Any]) -> Embeddings: ...

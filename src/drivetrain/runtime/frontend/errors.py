@@ -1,0 +1,58 @@
+"""OpenAI-shaped error responses: ``{"error": {"message", "type", "param", "code"}}``."""
+
+from __future__ import annotations
+
+import orjson
+from aiohttp import web
+
+_TYPES = {
+    400: "invalid_request_error",
+    404: "invalid_request_error",
+    408: "timeout_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+    502: "upstream_error",
+    503: "service_unavailable",
+    504: "timeout_error",
+}
+
+
+class ApiError(Exception):
+    """Raised anywhere in a handler; turned into one JSON error response."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.param = param
+        self.headers = headers
+
+
+def error_body(status: int, message: str, code: str | None = None, param: str | None = None) -> bytes:
+    return orjson.dumps(
+        {
+            "error": {
+                "message": message,
+                "type": _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error"),
+                "param": param,
+                "code": code,
+            }
+        }
+    )
+
+
+def error_response(err: ApiError) -> web.Response:
+    return web.Response(
+        status=err.status,
+        body=error_body(err.status, err.message, err.code, err.param),
+        content_type="application/json",
+        headers=err.headers,
+    )

@@ -1,0 +1,111 @@
+"""The frontend's routing table: served models, their instances, and a client per instance.
+
+Rebuilt from the discovery watcher's full view (model cards + instance records in scope) on every
+change; changes are rare, requests are many, so lookups are plain dict reads.  An instance whose
+connection failed is quarantined for ``QUARANTINE_S`` (or until discovery re-registers it), so
+requests stop going to a dead worker before its lease expires.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from drivetrain.runtime.records import InstanceRecord, ModelCard
+from drivetrain.runtime.transport.client import RequestPlaneClient
+
+QUARANTINE_S = 5.0
+
+
+@dataclass(eq=False)
+class Target:
+    """One instance serving one model, reached through a shared client."""
+
+    instance_id: str
+    address: str
+    client: RequestPlaneClient
+    down_until: float = 0.0
+
+    @property
+    def in_flight(self) -> int:
+        return self.client.in_flight
+
+
+@dataclass(eq=False)
+class ServedModel:
+    name: str
+    model_types: frozenset[str]
+    targets: list[Target] = field(default_factory=list)
+    context_length: int | None = None
+    max_output_tokens: int | None = None
+    created: int = 0
+
+    def live_targets(self, now: float) -> list[Target]:
+        return [t for t in self.targets if t.down_until <= now]
+
+
+class ServingTable:
+    def __init__(self) -> None:
+        self.models: dict[str, ServedModel] = {}
+        self.instances: dict[str, InstanceRecord] = {}
+        self.enabled: frozenset[str] = frozenset()
+        self._clients: dict[str, RequestPlaneClient] = {}
+        self._down: dict[str, float] = {}  # instance_id -> quarantined until (monotonic)
+        self._created: dict[str, int] = {}
+
+    def rebuild(self, cards: Iterable[ModelCard], instances: Iterable[InstanceRecord]) -> list[RequestPlaneClient]:
+        """Replace the table; returns clients no longer used (the caller closes them)."""
+        by_id = {record.instance_id: record for record in instances}
+        models: dict[str, ServedModel] = {}
+        used: dict[str, RequestPlaneClient] = {}
+        for card in sorted(cards, key=lambda c: (c.name, c.instance_id)):
+            model = models.get(card.name)
+            if model is None:
+                created = self._created.setdefault(card.name, int(time.time()))
+                model = models[card.name] = ServedModel(card.name, frozenset(), created=created)
+            model.model_types |= frozenset(card.model_types)
+            model.context_length = model.context_length or card.context_length
+            model.max_output_tokens = model.max_output_tokens or card.max_output_tokens
+            record = by_id.get(card.instance_id)
+            if record is None or record.transport != "tcp":
+                continue  # card without a reachable instance (yet): known but not routable
+            client = used.get(record.address) or self._clients.get(record.address)
+            if client is None or client.closed:
+                client = RequestPlaneClient(record.address)
+            used[record.address] = client
+            model.targets.append(
+                Target(
+                    record.instance_id,
+                    record.address,
+                    client,
+                    self._down.get(record.instance_id, 0.0),
+                )
+            )
+        stale = [c for addr, c in self._clients.items() if addr not in used]
+        self._clients = used
+        self._down = {i: t for i, t in self._down.items() if i in by_id}
+        self.models = models
+        self.instances = by_id
+        self.enabled = frozenset(t for m in models.values() for t in m.model_types)
+        return stale
+
+    def quarantine(self, target: Target, now: float) -> None:
+        until = now + QUARANTINE_S
+        self._down[target.instance_id] = until
+        for model in self.models.values():
+            for t in model.targets:
+                if t.instance_id == target.instance_id:
+                    t.down_until = until
+
+    def instance_counts(self) -> dict[tuple[str, str], int]:
+        counts: dict[tuple[str, str], int] = {}
+        for record in self.instances.values():
+            key = (record.namespace, record.component)
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    async def close(self) -> None:
+        for client in self._clients.values():
+            await client.close()
+        self._clients = {}

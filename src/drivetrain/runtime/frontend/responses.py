@@ -1,0 +1,114 @@
+"""OpenAI response bodies and SSE chunks (pure functions over the worker's output)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import orjson
+
+DONE = b"data: [DONE]\n\n"
+
+
+def request_id(endpoint: str) -> str:
+    prefix = "chatcmpl-" if endpoint == "chat" else "cmpl-"
+    return prefix + os.urandom(12).hex()
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def unary_body(
+    endpoint: str, rid: str, created: int, model: str, text: str, finish: list[Any]
+) -> bytes:
+    reason, prompt_tokens, completion_tokens = finish
+    if endpoint == "chat":
+        choice: dict[str, Any] = {
+            "index": 0,
+            "message": {"role": "assistant", "content": text},
+            "logprobs": None,
+            "finish_reason": reason,
+        }
+        obj = "chat.completion"
+    else:
+        choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": reason}
+        obj = "text_completion"
+    return orjson.dumps(
+        {
+            "id": rid,
+            "object": obj,
+            "created": created,
+            "model": model,
+            "choices": [choice],
+            "usage": usage(prompt_tokens, completion_tokens),
+        }
+    )
+
+
+class ChunkWriter:
+    """SSE events for one streamed request; the constant parts are serialised once."""
+
+    __slots__ = ("_endpoint", "_head", "_prefix", "_suffix", "first")
+
+    def __init__(self, endpoint: str, rid: str, created: int, model: str) -> None:
+        self._endpoint = endpoint
+        obj = b"chat.completion.chunk" if endpoint == "chat" else b"text_completion"
+        self._head = (
+            b'data: {"id":"' + rid.encode() + b'","object":"' + obj + b'","created":'
+            + str(created).encode() + b',"model":' + orjson.dumps(model) + b',"choices":'
+        )
+        if endpoint == "chat":
+            self._prefix = self._head + b'[{"index":0,"delta":{"content":'
+            self._suffix = b'},"logprobs":null,"finish_reason":null}]}\n\n'
+        else:
+            self._prefix = self._head + b'[{"index":0,"text":'
+            self._suffix = b',"logprobs":null,"finish_reason":null}]}\n\n'
+        self.first = True
+
+    def tokens(self, batch: list[list[Any]]) -> bytes:
+        prefix, suffix, dumps = self._prefix, self._suffix, orjson.dumps
+        parts = [prefix + dumps(text) + suffix for text, _n in batch]
+        if self.first and self._endpoint == "chat" and parts:
+            # The first chat delta carries the role, as OpenAI's does.
+            parts[0] = parts[0].replace(b'"delta":{', b'"delta":{"role":"assistant",', 1)
+        self.first = False
+        return b"".join(parts)
+
+    def finish(self, finish: list[Any], include_usage: bool) -> bytes:
+        reason, prompt_tokens, completion_tokens = finish
+        if self._endpoint == "chat":
+            delta = b'{"role":"assistant"}' if self.first else b"{}"
+            choice = b'[{"index":0,"delta":' + delta + b',"logprobs":null,"finish_reason":'
+        else:
+            choice = b'[{"index":0,"text":"","logprobs":null,"finish_reason":'
+        out = self._head + choice + orjson.dumps(reason) + b"}]}\n\n"
+        if include_usage:
+            out += (
+                self._head + b'[],"usage":'
+                + orjson.dumps(usage(prompt_tokens, completion_tokens)) + b"}\n\n"
+            )
+        return out + DONE
+
+
+def error_event(status: int, message: str) -> bytes:
+    from drivetrain.runtime.frontend.errors import error_body
+
+    return b"event: error\ndata: " + error_body(status, message, "stream_error") + b"\n\n"
+
+
+def embeddings_body(model: str, vectors: list[list[float]], prompt_tokens: int) -> bytes:
+    return orjson.dumps(
+        {
+            "object": "list",
+            "data": [
+                {"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)
+            ],
+            "model": model,
+            "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
+        }
+    )

@@ -1,0 +1,87 @@
+"""Running the frontend: discovery watcher → routing table → aiohttp server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from drivetrain.runtime.discovery import DiscoveryStore, open_store
+from drivetrain.runtime.discovery.watcher import ModelWatcher
+from drivetrain.runtime.frontend.app import Frontend
+from drivetrain.runtime.frontend.registry import ServingTable
+from drivetrain.runtime.frontend.router import make_router
+from drivetrain.runtime.scope import NamespaceScope
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FrontendConfig:
+    host: str = "0.0.0.0"
+    port: int = 8000
+    discovery: str = "memory://"
+    scope: NamespaceScope = field(default_factory=lambda: NamespaceScope("global"))
+    router: str = "round-robin"
+    request_timeout: float = 600.0
+
+
+class RunningFrontend:
+    """A started frontend (tests use it in-loop; the CLI runs one until a signal)."""
+
+    def __init__(self, config: FrontendConfig, store: DiscoveryStore | None = None) -> None:
+        self.config = config
+        self._own_store = store is None
+        self.store = store
+        self.table = ServingTable()
+        self.frontend = Frontend(
+            self.table,
+            make_router(config.router),
+            config.request_timeout,
+            scope_description=config.scope.describe(),
+        )
+        self.watcher: ModelWatcher | None = None
+        self._runner: web.AppRunner | None = None
+        self.port = config.port
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.config.host in ("0.0.0.0", "") else self.config.host
+        return f"http://{host}:{self.port}"
+
+    def _sync(self, watcher: ModelWatcher) -> None:
+        cards = [card for entry in watcher.models.values() for card in entry.cards.values()]
+        stale = self.table.rebuild(cards, watcher.instances.values())
+        for client in stale:
+            asyncio.get_running_loop().create_task(client.close())
+
+    async def start(self) -> None:
+        if self.store is None:
+            self.store = await open_store(self.config.discovery)
+        self.watcher = ModelWatcher(self.store, self.config.scope)
+        self.watcher.add_listener(self._sync)
+        await self.watcher.start(wait_ready=False)
+        app = self.frontend.make_app()
+        # Client disconnects are noticed on write; handlers are not cancelled mid-flight.
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.host, self.config.port, backlog=4096)
+        await site.start()
+        server = site._server  # the listening socket tells us the port when 0 was asked for
+        if server is not None and server.sockets:  # type: ignore[union-attr]
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        self.frontend.shutting_down = True
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self.watcher is not None:
+            await self.watcher.stop()
+        await self.table.close()
+        if self._own_store and self.store is not None:
+            with contextlib.suppress(Exception):
+                await self.store.close()

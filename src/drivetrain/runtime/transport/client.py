@@ -1,0 +1,198 @@
+"""Frontend side of the request plane: one persistent multiplexed connection per worker."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+from typing import Any
+
+from drivetrain.runtime.transport import frames
+
+_TERMINAL = (frames.FINISH, frames.RESULT, frames.ERROR)
+
+
+class StreamFailed(Exception):
+    """The worker could not be reached or dropped the stream.
+
+    ``before_first`` is True when nothing had been received yet, so the request may be retried
+    on another instance without the client seeing duplicate output.
+    """
+
+    def __init__(self, message: str, before_first: bool) -> None:
+        super().__init__(message)
+        self.before_first = before_first
+
+
+class ClientStream:
+    """Frames of one request, in order; ``next()`` raises ``StreamFailed`` or ``TimeoutError``."""
+
+    __slots__ = ("_client", "_error", "_items", "_timer", "_waiter", "received", "sid")
+
+    def __init__(self, client: RequestPlaneClient, sid: int) -> None:
+        self._client = client
+        self.sid = sid
+        self._items: collections.deque[tuple[str, Any]] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._error: BaseException | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self.received = False
+
+    def set_deadline(self, when: float) -> None:
+        """Fail with TimeoutError at loop time ``when`` unless finished before."""
+        self._timer = asyncio.get_running_loop().call_at(when, self._timeout)
+
+    def _timeout(self) -> None:
+        self._timer = None
+        if self._error is None:
+            self._fail(TimeoutError("request timed out"))
+            self.cancel()
+
+    def _feed(self, kind: str, payload: Any) -> None:
+        self.received = True
+        self._items.append((kind, payload))
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _fail(self, error: BaseException) -> None:
+        if self._error is None:
+            self._error = error
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def next(self) -> tuple[str, Any]:
+        while not self._items:
+            if self._error is not None:
+                raise self._error
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+            self._waiter = None
+        item = self._items.popleft()
+        if item[0] in _TERMINAL:
+            self.close()
+        return item
+
+    def cancel(self) -> None:
+        """Tell the worker to stop (client went away or timed out)."""
+        if self._client.streams.pop(self.sid, None) is not None:
+            self._client.send(frames.CANCEL, self.sid, None)
+        self.close()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._client.streams.pop(self.sid, None)
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self, client: RequestPlaneClient) -> None:
+        self._client = client
+        self._decoder = frames.FrameDecoder()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            received = self._decoder.feed(data)
+        except frames.FrameError as exc:
+            self._client.drop(f"bad frame from worker: {exc}")
+            return
+        streams = self._client.streams
+        for kind, sid, payload in received:
+            stream = streams.get(sid)
+            if stream is not None:
+                stream._feed(kind, payload)
+                if kind in _TERMINAL:
+                    del streams[sid]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._client.lost(f"connection to worker lost: {exc or 'closed by worker'}")
+
+
+class RequestPlaneClient:
+    """Requests to one worker address ``host:port`` over one lazily opened connection."""
+
+    def __init__(self, address: str, connect_timeout: float = 3.0) -> None:
+        host, _, port = address.rpartition(":")
+        self.address = address
+        self._host = host.strip("[]")
+        self._port = int(port)
+        self._connect_timeout = connect_timeout
+        self._transport: asyncio.Transport | None = None
+        self._connecting: asyncio.Task[None] | None = None
+        self._ids = itertools.count(1)
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
+        self.streams: dict[int, ClientStream] = {}
+        self.closed = False
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.streams)
+
+    async def open(self, op: str, body: dict[str, Any]) -> ClientStream:
+        """Send a request; raises StreamFailed(before_first=True) if the worker is unreachable."""
+        if self._transport is None:
+            await self._connect()
+        sid = next(self._ids)
+        stream = ClientStream(self, sid)
+        self.streams[sid] = stream
+        self.send(frames.REQUEST, sid, {"op": op, "body": body})
+        return stream
+
+    async def _connect(self) -> None:
+        if self.closed:
+            raise StreamFailed(f"client for {self.address} is closed", before_first=True)
+        if self._connecting is None:
+            self._connecting = asyncio.get_running_loop().create_task(self._do_connect())
+        task = self._connecting
+        try:
+            await asyncio.shield(task)
+        finally:
+            if task.done() and self._connecting is task:
+                self._connecting = None
+
+    async def _do_connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                transport, _ = await loop.create_connection(
+                    lambda: _Protocol(self), self._host, self._port
+                )
+        except (OSError, TimeoutError) as exc:
+            raise StreamFailed(
+                f"cannot connect to worker {self.address}: {exc or 'timed out'}", before_first=True
+            ) from exc
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    def send(self, kind: str, sid: int, payload: Any) -> None:
+        self._out.append(frames.encode(kind, sid, payload))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        out, self._out = self._out, []
+        if self._transport is not None and out:
+            self._transport.write(b"".join(out))
+
+    def drop(self, reason: str) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+        self.lost(reason)
+
+    def lost(self, reason: str) -> None:
+        self._transport = None
+        self._out = []
+        streams, self.streams = self.streams, {}
+        for stream in streams.values():
+            stream._fail(StreamFailed(reason, before_first=not stream.received))
+
+    async def close(self) -> None:
+        self.closed = True
+        if self._transport is not None:
+            self._transport.close()
+        self.lost("client closed")

@@ -1,0 +1,68 @@
+"""Frame encoding and incremental decoding (pure functions, no I/O).
+
+Kinds sent by the frontend:  ``g`` generate/embed request (payload ``{"op", "body"}``),
+``c`` cancel (payload ``None``).
+Kinds sent by the worker:    ``d`` token data (payload ``[[text, n_tokens], ...]``),
+``f`` finished (payload ``{"finish_reason", "prompt_tokens", "completion_tokens"}``),
+``r`` a whole result (embeddings; payload is the result object),
+``x`` error (payload ``{"code", "message"}``).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import orjson
+
+HEADER = struct.Struct(">I")
+MAX_FRAME = 32 * 1024 * 1024  # same bound as Dynamo's DYN_TCP_MAX_MESSAGE_SIZE
+
+REQUEST = "g"
+CANCEL = "c"
+DATA = "d"
+FINISH = "f"
+RESULT = "r"
+ERROR = "x"
+
+
+class FrameError(ValueError):
+    """The peer sent something that is not a frame; the connection must be dropped."""
+
+
+def encode(kind: str, stream_id: int, payload: Any) -> bytes:
+    body = orjson.dumps((kind, stream_id, payload))
+    return HEADER.pack(len(body)) + body
+
+
+class FrameDecoder:
+    """Feed bytes as they arrive; get back every complete frame."""
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[list[Any]]:
+        buf = self._buf
+        buf += data
+        frames: list[list[Any]] = []
+        pos = 0
+        end = len(buf)
+        while end - pos >= 4:
+            (size,) = HEADER.unpack_from(buf, pos)
+            if size > MAX_FRAME:
+                raise FrameError(f"frame of {size} bytes exceeds the {MAX_FRAME} byte limit")
+            if end - pos - 4 < size:
+                break
+            try:
+                frame = orjson.loads(memoryview(buf)[pos + 4 : pos + 4 + size])
+            except orjson.JSONDecodeError as exc:
+                raise FrameError(f"frame is not JSON: {exc}") from exc
+            if not isinstance(frame, list) or len(frame) != 3:
+                raise FrameError("frame is not a [kind, stream_id, payload] array")
+            frames.append(frame)
+            pos += 4 + size
+        if pos:
+            del buf[:pos]
+        return frames

@@ -1,0 +1,151 @@
+"""Worker side of the request plane: serve an ``Engine`` to any number of frontends."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from drivetrain.runtime.engines.base import Chunk, Engine, EngineError
+from drivetrain.runtime.transport import frames
+
+log = logging.getLogger(__name__)
+
+
+class _Connection(asyncio.Protocol):
+    """One frontend connection; each request runs as its own task (a slow one blocks nobody)."""
+
+    def __init__(self, engine: Engine, server: RequestPlaneServer) -> None:
+        self._engine = engine
+        self._server = server
+        self._decoder = frames.FrameDecoder()
+        self._transport: asyncio.Transport | None = None
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        # Coalescing: token text per stream and finished frames, written once per loop turn.
+        self._pending: dict[int, list[list[Any]]] = {}
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
+        self._loop = asyncio.get_running_loop()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        self._server.connections.discard(self)
+        for task in self._tasks.values():
+            task.cancel()
+        self._tasks.clear()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            received = self._decoder.feed(data)
+        except frames.FrameError as exc:
+            log.warning("dropping frontend connection: %s", exc)
+            if self._transport is not None:
+                self._transport.close()
+            return
+        for kind, sid, payload in received:
+            if kind == frames.REQUEST:
+                task = self._loop.create_task(self._run(sid, payload))
+                self._tasks[sid] = task
+            elif kind == frames.CANCEL:
+                task = self._tasks.pop(sid, None)
+                if task is not None:
+                    task.cancel()
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    async def _run(self, sid: int, payload: dict[str, Any]) -> None:
+        try:
+            op = payload["op"]
+            body = payload["body"]
+            if op == "embeddings":
+                result = await self._engine.embed(body)
+                self._send(frames.RESULT, sid, [result.vectors, result.prompt_tokens])
+            else:
+                async for item in self._engine.generate(op, body):
+                    if type(item) is Chunk:
+                        self._push(sid, item.text, item.tokens)
+                    else:
+                        self._send(
+                            frames.FINISH,
+                            sid,
+                            [item.finish_reason, item.prompt_tokens, item.completion_tokens],
+                        )
+        except asyncio.CancelledError:
+            pass
+        except EngineError as exc:
+            self._send(frames.ERROR, sid, [exc.status, exc.message])
+        except Exception as exc:
+            log.exception("engine failed on stream %s", sid)
+            self._send(frames.ERROR, sid, [500, f"engine error: {type(exc).__name__}: {exc}"])
+        finally:
+            self._tasks.pop(sid, None)
+
+    def _push(self, sid: int, text: str, tokens: int) -> None:
+        batch = self._pending.get(sid)
+        if batch is None:
+            self._pending[sid] = [[text, tokens]]
+            self._schedule()
+        else:
+            batch.append([text, tokens])
+
+    def _send(self, kind: str, sid: int, payload: Any) -> None:
+        batch = self._pending.pop(sid, None)
+        if batch is not None:
+            self._out.append(frames.encode(frames.DATA, sid, batch))
+        self._out.append(frames.encode(kind, sid, payload))
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        out = self._out
+        if self._pending:
+            for sid, batch in self._pending.items():
+                out.append(frames.encode(frames.DATA, sid, batch))
+            self._pending = {}
+        self._out = []
+        if out and self._transport is not None:
+            self._transport.write(b"".join(out))
+
+
+class RequestPlaneServer:
+    """Listen on host:port (port 0 = any free one) and serve ``engine``."""
+
+    def __init__(self, engine: Engine, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.engine = engine
+        self.host = host
+        self.port = port
+        self.connections: set[_Connection] = set()
+        self._server: asyncio.Server | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _Connection(self.engine, self), self.host, self.port
+        )
+        sock = self._server.sockets[0]
+        self.port = sock.getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.connections):
+            conn.close()
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
