@@ -113,3 +113,43 @@ def test_crd_prints_the_committed_crd() -> None:
     result = run("crd")
     assert result.returncode == 0
     assert result.stdout == (REPO / "deploy" / "crd.yaml").read_text()
+
+
+BUG = """\
+apiVersion: nvidia.com/v1alpha1
+kind: DynamoGraphDeployment
+metadata: {name: bug}
+spec:
+  services:
+    decode:
+      componentType: worker
+      multinode: {nodeCount: 2}
+      extraPodSpec:
+        mainContainer:
+          image: example/sglang:1
+          command: [python3, -m, dynamo.sglang]
+          args: [--model-path, Qwen/Qwen3-0.6B, --dist-init-addr, "$LWS_LEADER_ADDRESS:29500"]
+"""
+
+
+@pytest.mark.parametrize("multinode", ["lws", "grove"])
+def test_verify_catches_a_bare_lws_variable_in_exec_form_args(
+    tmp_path: Path, multinode: str
+) -> None:
+    bad = tmp_path / "bug.yaml"
+    bad.write_text(BUG)
+    result = run("verify", "-f", str(bad), "--multinode", multinode)
+    assert result.returncode == 1
+    assert "$LWS_LEADER_ADDRESS:29500" in result.stderr
+    assert "container main" in result.stderr
+
+
+@pytest.mark.parametrize("multinode", ["lws", "grove"])
+def test_verify_passes_once_the_renderer_injects_the_address(
+    tmp_path: Path, multinode: str
+) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text(BUG.replace(', --dist-init-addr, "$LWS_LEADER_ADDRESS:29500"', ""))
+    result = run("verify", "-f", str(good), "--multinode", multinode)
+    assert result.returncode == 0, result.stderr
+    assert "--node-rank" in result.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -116,7 +117,8 @@ def register(app: typer.Typer) -> None:
         except InvalidGraph as exc:
             fail_invalid(exc)
         report = verify_manifests(objects)
-        report.render_table(Console())
+        # A pipe gets the whole argv rather than a table squeezed to 80 columns.
+        report.render_table(Console(width=None if sys.stdout.isatty() else 250))
         if not report.ok:
             for problem in report.problems:
                 err_console.print(f"[red]verify[/red]: {problem}")
