@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from drivetrain.render.deployers import MultinodeDeployer
+from drivetrain.render.expr import IntExpr, IntLit, Word
 
 #: The port multinode engines rendezvous on (torch distributed, SGLang's dist-init).
 MASTER_PORT = 29500
@@ -13,6 +14,18 @@ MASTER_PORT = 29500
 
 class EngineError(ValueError):
     """An engine cannot be determined or the command runs more than one."""
+
+
+def parse_gpu_count(quantity: str | int | None) -> int:
+    """A GPU quantity as an int; 0 when unset or not a whole number (as Dynamo reads it)."""
+    if quantity is None or isinstance(quantity, bool):
+        return 0
+    if isinstance(quantity, int):
+        return max(quantity, 0)
+    try:
+        return max(int(quantity.strip()), 0)
+    except ValueError:
+        return 0
 
 
 @dataclass(frozen=True)
@@ -23,21 +36,25 @@ class EngineContext:
     service_name: str  # original case
     graph_name: str
     executor: Literal["mp", "ray"] = "mp"  # vLLM's multinode executor
-    gpus_limit: int = 0
-    gpus_request: int = 0
+    gpus_limit: int = 0  # resources.limits.gpu
+    gpus_request: int = 0  # resources.requests.gpu
     mpi_secret: str = "mpi-run-ssh-secret"
-    compilation_cache_mount: str | None = None
+    compilation_cache_mount: str | None = None  # mountPoint of a useAsCompilationCache volume
 
     @property
     def multinode(self) -> bool:
+        """True for the leader and workers of a group of more than one node."""
         return self.node_count > 1 and self.role in ("leader", "worker")
 
     @property
-    def leader_host(self):  # type: ignore[no-untyped-def]
+    def leader_host(self) -> Word:
         return self.deployer.leader_host(self.service_name)
 
-    def rank(self):  # type: ignore[no-untyped-def]
+    def rank(self) -> IntExpr:
         """This pod's node rank: 0 on the leader, the deployer's value on workers."""
-        from drivetrain.render.expr import IntLit
-
         return IntLit(0) if self.role == "leader" else self.deployer.node_rank()
+
+    @property
+    def gpus_per_node(self) -> int:
+        """GPUs of one pod for mpirun's slot count: requests first, then limits (TRT-LLM)."""
+        return self.gpus_request or self.gpus_limit

@@ -1,9 +1,10 @@
 """Which engine a command runs, and where in it the engine's own argv begins.
 
-Recognised: Dynamo's launchers (``python[3[.x]] -m <pkg>.vllm|sglang|trtllm``), and the
-engines' own entry points (``vllm serve``, ``python -m vllm.entrypoints...``,
-``python -m sglang.launch_server``, ``trtllm-serve``).  A shell script is searched segment by
-segment; a segment ends at ``|``, ``&`` or ``;`` as in Dynamo's detection.
+Recognised: Dynamo's launchers (``python[3[.x]] ... -m <pkg>.vllm|sglang|trtllm[.sub]``, any
+``<pkg>``, not only ``dynamo``), and the engines' own entry points (``vllm serve``,
+``python -m vllm.entrypoints...``, ``python -m sglang.launch_server``, ``trtllm-serve``).  A
+shell script is searched segment by segment; a segment ends at ``|``, ``&`` or ``;`` as in
+Dynamo's detection regex.
 """
 
 from __future__ import annotations
@@ -14,43 +15,53 @@ from drivetrain.render.engines.base import EngineError
 
 ENGINES = ("vllm", "sglang", "trtllm")
 
+#: A Python interpreter, bare or by path: python, python3, python3.11, /usr/bin/python3.8.
 PYTHON = re.compile(r"^(.*/)?python\d*(\.\d+)*$")
+#: The engines' own console scripts that take flags directly (exec form).
+ENGINE_PROGRAMS = re.compile(r"^(.*/)?(vllm|trtllm-serve)$")
 SHELLS = re.compile(r"^(.*/)?(sh|bash|dash|ash|zsh)$")
+#: ``-c`` and combined forms such as ``-lc`` or ``-ec``.
+_SHELL_C = re.compile(r"^-[a-z]*c$")
 
-# A python module launch, e.g. "python3 -m dynamo.sglang" or "python -m sglang.launch_server".
-_MODULE = re.compile(r"(?:^|[\s/])python[0-9.]*\s+(?:[^|&;\s]+\s+)*?-m\s+([\w.]+)")
-# The end of an engine token inside a script: the launcher, then its module name.
-_TOKEN = {
-    "python": re.compile(
-        r"((?:^|(?<=[\s/]))python[0-9.]*\s+(?:[^|&;\s]+\s+)*?-m\s+[\w.]+)(?=\s|$|[|&;])"
-    ),
-    "vllm-serve": re.compile(r"((?:^|(?<=[\s/]))vllm\s+serve)(?=\s|$|[|&;])"),
-    "trtllm-serve": re.compile(r"((?:^|(?<=[\s/]))trtllm-serve)(?=\s|$|[|&;])"),
-}
+# A python module launch inside one segment, e.g. "python3 -u -m dynamo.sglang".
+_MODULE = re.compile(r"(?:^|(?<=[\s/]))python[0-9.]*\s+(?:[^|&;\s]+\s+)*?-m\s+([\w.]+)")
+_VLLM_SERVE = re.compile(r"(?:^|(?<=[\s/]))vllm\s+serve(?=\s|$)")
+_TRTLLM_SERVE = re.compile(r"(?:^|(?<=[\s/]))trtllm-serve(?=\s|$)")
 
 
 def engine_of_module(module: str) -> str | None:
+    """The engine a ``python -m <module>`` starts, or None.
+
+    ``vllm.*`` and ``sglang.*`` are the engines' own entry points; ``tensorrt_llm.*`` is
+    TRT-LLM's.  Any other package with an engine-named submodule (``dynamo.vllm``,
+    ``dynamo.trtllm.worker``, ``mypkg.sglang``) is a launcher for that engine.
+    """
     parts = module.split(".")
     if parts[0] in ("vllm", "sglang"):
         return parts[0]
     if parts[0] == "tensorrt_llm":
         return "trtllm"
-    # Launchers that wrap an engine: dynamo.vllm, dynamo.vllm.worker, mypkg.sglang.
     return next((p for p in parts[1:] if p in ENGINES), None)
+
+
+def _segments(text: str) -> list[str]:
+    return re.split(r"[|&;]", text)
 
 
 def engines_in(text: str) -> list[str]:
     """Engines started anywhere in ``text`` (a joined argv or a script), in order."""
     found: list[str] = []
-    for segment in re.split(r"[|&;]", text):
+    for segment in _segments(text):
+        hits: list[tuple[int, str]] = []
         for m in _MODULE.finditer(segment):
             engine = engine_of_module(m.group(1))
-            if engine and engine not in found:
+            if engine:
+                hits.append((m.start(), engine))
+        hits += [(m.start(), "vllm") for m in _VLLM_SERVE.finditer(segment)]
+        hits += [(m.start(), "trtllm") for m in _TRTLLM_SERVE.finditer(segment)]
+        for _, engine in sorted(hits):
+            if engine not in found:
                 found.append(engine)
-        if re.search(r"(?:^|[\s/])vllm\s+serve(?:\s|$)", segment) and "vllm" not in found:
-            found.append("vllm")
-        if re.search(r"(?:^|[\s/])trtllm-serve(?:\s|$)", segment) and "trtllm" not in found:
-            found.append("trtllm")
     return found
 
 
@@ -58,27 +69,60 @@ def detect_engine(command: list[str], args: list[str]) -> str | None:
     """The one engine the command runs, None if none; EngineError if several."""
     found = engines_in(" ".join([*command, *args]))
     if len(found) > 1:
-        raise EngineError(f"the command starts more than one engine ({', '.join(found)})")
+        raise EngineError(
+            f"the command starts more than one engine ({', '.join(found)}); "
+            "run one engine per service"
+        )
     return found[0] if found else None
 
 
+def resolve_engine(
+    command: list[str], args: list[str], *, explicit: str | None, is_worker: bool
+) -> str | None:
+    """The engine of a service: detected from its command, else the explicit one.
+
+    Only worker-type services (worker, prefill, decode) run an engine.  A detected engine
+    that contradicts the explicit ``backendFramework`` is an error, as in Dynamo.
+    """
+    if not is_worker:
+        return None
+    detected = detect_engine(command, args)
+    if detected and explicit and detected != explicit:
+        raise EngineError(
+            f'backend framework mismatch: detected "{detected}" from command but '
+            f'explicitly configured as "{explicit}"'
+        )
+    return detected or explicit
+
+
 def is_shell_form(command: list[str]) -> bool:
-    return len(command) >= 2 and bool(SHELLS.match(command[0])) and command[1] == "-c"
+    """``sh -c``, ``/bin/bash -lc`` and the like: the script is the next word."""
+    return len(command) >= 2 and bool(SHELLS.match(command[0])) and bool(
+        _SHELL_C.match(command[1])
+    )
+
+
+def is_exec_program(program: str) -> bool:
+    """A program that takes the engine's flags as argv: a Python interpreter or an engine CLI."""
+    return bool(PYTHON.match(program) or ENGINE_PROGRAMS.match(program))
 
 
 def engine_token_end(script: str, engine: str) -> int | None:
-    """Index just after the engine token in ``script`` (where flags go), or None."""
-    best: int | None = None
-    for pattern in _TOKEN.values():
-        for m in pattern.finditer(script):
-            token = m.group(1)
-            if pattern is _TOKEN["python"]:
-                module = token.split()[-1]
-                if engine_of_module(module) != engine:
-                    continue
-            elif engine not in token.replace("-serve", "").replace(" serve", ""):
-                continue
-            if best is None or m.end(1) < best:
-                best = m.end(1)
-            break
-    return best
+    """Index just after the first token in ``script`` that starts ``engine``, or None.
+
+    That is where flags go: after ``python3 -m dynamo.vllm``, ``vllm serve`` or
+    ``trtllm-serve``, so they come before the user's own flags, pipes and ``&&``.
+    """
+    ends: list[int] = []
+    for segment_match in re.finditer(r"[^|&;]+", script):
+        segment, offset = segment_match.group(0), segment_match.start()
+        for m in _MODULE.finditer(segment):
+            if engine_of_module(m.group(1)) == engine:
+                ends.append(offset + m.end(1))
+        if engine == "vllm":
+            ends += [offset + m.end() for m in _VLLM_SERVE.finditer(segment)]
+        if engine == "trtllm":
+            ends += [offset + m.end() for m in _TRTLLM_SERVE.finditer(segment)]
+        if ends:
+            return min(ends)
+    return None

@@ -14,9 +14,8 @@ import copy
 from typing import Any
 
 from drivetrain.render.engines.detect import (
-    PYTHON,
     engine_token_end,
-    engines_in,
+    is_exec_program,
     is_shell_form,
 )
 from drivetrain.render.expr import Context, Word, WordLike, as_word, shell_quote
@@ -39,34 +38,76 @@ def original_script(container: dict[str, Any]) -> str:
     command = list(container.get("command") or [])
     args = list(container.get("args") or [])
     if is_shell_form(command):
-        return " && ".join(args[:1]) if args else ""
+        scripts = command[2:3] or args[:1]
+        return scripts[0] if scripts else ""
     return quote_argv([*command, *args])
 
 
+def _inject_into_script(script: str, words: list[Word], engine: str) -> str | None:
+    pos = engine_token_end(script, engine)
+    if pos is None:
+        return None
+    return f"{script[:pos]} {render_shell(words)}{script[pos:]}"
+
+
+def _inject_into_scripts(scripts: list[str], words: list[Word], engine: str) -> bool:
+    """Flags into the first script that starts ``engine`` (in place); False if none does."""
+    for i, script in enumerate(scripts):
+        injected = _inject_into_script(script, words, engine)
+        if injected is not None:
+            scripts[i] = injected
+            return True
+    return False
+
+
+def _exec_form(argv: list[str], words: list[Word]) -> tuple[list[str], bool]:
+    """(new argv tail or whole script, wrapped): flags for an argv that no shell reads."""
+    if any(w.needs_shell for w in words):
+        return ["sh", "-c", f"exec {quote_argv(argv)} {render_shell(words)}"], True
+    return [w.render(Context.KUBELET) for w in words], False
+
+
 def inject_flags(container: dict[str, Any], words: list[Word], engine: str) -> dict[str, Any]:
+    """The container with ``words`` given to the engine it starts (a new dict).
+
+    * ``command`` is a shell (``sh -c SCRIPT``): flags go right after the engine token of the
+      first script that starts it, rendered for the shell.
+    * ``command[0]`` is a Python interpreter, ``vllm`` or ``trtllm-serve``: flags are appended
+      to ``args`` for the kubelet (``$(VAR)``); if one needs a shell, the argv becomes
+      ``sh -c "exec <argv> <flags>"``.
+    * no ``command`` and ``args[0]`` is such a program: the same, but a needed shell goes
+      into ``args`` (``[sh, -c, exec ...]``) so the image's entrypoint still runs first.
+    * anything else: an arg that is a script starting the engine gets the flags as in the
+      shell case (Dynamo's images run ``args`` under ``sh -c``); otherwise nothing changes,
+      as Dynamo leaves a launcher it cannot see into alone.
+    """
     out = copy.deepcopy(container)
-    command = list(out.get("command") or [])
-    args = list(out.get("args") or [])
     if not words:
         return out
+    command = list(out.get("command") or [])
+    args = list(out.get("args") or [])
     if is_shell_form(command):
-        for i, script in enumerate(args):
-            pos = engine_token_end(script, engine)
-            if pos is not None:
-                args[i] = f"{script[:pos]} {render_shell(words)}{script[pos:]}"
-                out["args"] = args
-                break
+        if len(command) > 2:
+            # The script sits in `command` itself; `args` are its positional parameters.
+            head = command[2:3]
+            if _inject_into_scripts(head, words, engine):
+                out["command"] = [*command[:2], *head, *command[3:]]
+        elif _inject_into_scripts(args, words, engine):
+            out["args"] = args
         return out
-    argv = [*command, *args]
-    runs_engine = engine in engines_in(" ".join(argv))
-    if not argv or not (runs_engine or (command and PYTHON.match(command[0]))):
-        # Dynamo does the same: a launcher it cannot see into is left alone.
+    if command and is_exec_program(command[0]):
+        tail, wrapped = _exec_form([*command, *args], words)
+        if wrapped:
+            out["command"], out["args"] = tail[:2], tail[2:]
+        else:
+            out["args"] = args + tail
         return out
-    if any(w.needs_shell for w in words):
-        out["command"] = ["sh", "-c"]
-        out["args"] = [f"exec {quote_argv(argv)} {render_shell(words)}"]
-    else:
-        out["args"] = args + [w.render(Context.KUBELET) for w in words]
+    if not command and args and is_exec_program(args[0]):
+        tail, wrapped = _exec_form(args, words)
+        out["args"] = tail if wrapped else args + tail
+        return out
+    if _inject_into_scripts(args, words, engine):
+        out["args"] = args
     return out
 
 

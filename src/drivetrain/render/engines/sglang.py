@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from drivetrain.render.engines.base import MASTER_PORT, EngineContext
@@ -19,7 +20,7 @@ def multinode_flags(ctx: EngineContext) -> list[Word]:
 
 def update_container(container: dict[str, Any], ctx: EngineContext) -> dict[str, Any]:
     if not ctx.multinode:
-        return container
+        return copy.deepcopy(container)
     out = inject_flags(container, multinode_flags(ctx), "sglang")
     if ctx.role == "worker":
         # Workers serve no HTTP; the leader's probes speak for the group.
@@ -30,4 +31,4 @@ def update_container(container: dict[str, Any], ctx: EngineContext) -> dict[str,
 def update_pod_spec(
     pod_spec: dict[str, Any], ctx: EngineContext
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    return pod_spec, []
+    return copy.deepcopy(pod_spec), []

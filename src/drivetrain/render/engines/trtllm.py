@@ -92,7 +92,7 @@ def leader_script(container: dict[str, Any], ctx: EngineContext) -> str:
     hosts = [
         h.render(Context.SHELL) for h in ctx.deployer.host_names(ctx.service_name, ctx.node_count)
     ]
-    gpus_per_node = ctx.gpus_request or ctx.gpus_limit
+    gpus_per_node = ctx.gpus_per_node
     env_names = {e["name"] for e in container.get("env", [])}
     forwarded = " ".join(f"-x {name}" for name in sorted(set(FORWARDED_ENV) | env_names))
     launch = shell_quote(f"trtllm-llmapi-launch {original_command(container)}")
@@ -110,9 +110,9 @@ def leader_script(container: dict[str, Any], ctx: EngineContext) -> str:
 
 
 def update_container(container: dict[str, Any], ctx: EngineContext) -> dict[str, Any]:
-    if not ctx.multinode:
-        return container
     out = copy.deepcopy(container)
+    if not ctx.multinode:
+        return out
     out["volumeMounts"] = [
         *out.get("volumeMounts", []),
         {"name": ctx.mpi_secret, "mountPath": SSH_MOUNT, "readOnly": True},
@@ -137,9 +137,9 @@ def update_container(container: dict[str, Any], ctx: EngineContext) -> dict[str,
 def update_pod_spec(
     pod_spec: dict[str, Any], ctx: EngineContext
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    spec = copy.deepcopy(pod_spec)
     if not ctx.multinode:
-        return pod_spec, []
-    spec = dict(pod_spec)
+        return spec, []
     volumes = [v for v in spec.get("volumes", []) if v.get("name") != ctx.mpi_secret]
     volumes.append(
         {"name": ctx.mpi_secret, "secret": {"secretName": ctx.mpi_secret, "defaultMode": 0o644}}

@@ -7,6 +7,7 @@ data-parallel ranks across pods; else each pod is independent and nothing is inj
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Literal
 
 from drivetrain.render.engines.base import MASTER_PORT, EngineContext
@@ -21,13 +22,17 @@ from drivetrain.render.engines.inject import (
     remove_probes,
 )
 from drivetrain.render.expr import Context, IntLit, Word
+from drivetrain.render.naming import GRAPH_LABEL
 
 RAY_PORT = 6379
 DP_RPC_PORT = 13445
 WAIT_VOLUME = "wait-leader-script"
 WAIT_SCRIPT = "wait-for-leader.py"
+WAIT_CONTAINER = "wait-for-leader-mp"
 
 Mode = Literal["none", "tp", "dp"]
+Executor = Literal["mp", "ray"]
+EXECUTOR_ANNOTATION = "nvidia.com/vllm-distributed-executor-backend"
 
 
 def mode_of(container: dict[str, Any], ctx: EngineContext) -> Mode:
@@ -76,21 +81,33 @@ def _dp_flags(container: dict[str, Any], ctx: EngineContext) -> list[Word]:
 
 
 def _ray(container: dict[str, Any], ctx: EngineContext) -> dict[str, Any]:
+    """Ray: the leader starts the head then the engine; workers only join the cluster."""
     out = dict(container)
-    out["command"] = ["/bin/sh", "-c"]
-    leader = ctx.leader_host.render(Context.SHELL)
     if ctx.role == "leader":
-        out["args"] = [
-            f"ray start --head --port={RAY_PORT} && {original_script(container)} "
-            "--distributed-executor-backend ray"
-        ]
+        with_flag = inject_flags(container, flags("--distributed-executor-backend", "ray"), "vllm")
+        script = f"ray start --head --port={RAY_PORT} && {original_script(with_flag)}"
     else:
-        out["args"] = [f"ray start --address={leader}:{RAY_PORT} --block"]
+        leader = ctx.leader_host.render(Context.SHELL)
+        script = f"ray start --address={leader}:{RAY_PORT} --block"
+    out["command"], out["args"] = ["/bin/sh", "-c"], [script]
     return out
 
 
+def executor_for(annotations: dict[str, str] | None, default: Executor = "mp") -> Executor:
+    """vLLM's multinode executor: Dynamo's annotation (mp|ray, any case) wins, else ``default``.
+
+    Unlike Dynamo, the operator origin version plays no part: drivetrain's default is mp.
+    """
+    value = (annotations or {}).get(EXECUTOR_ANNOTATION, "").strip().lower()
+    if value == "mp":
+        return "mp"
+    if value == "ray":
+        return "ray"
+    return default
+
+
 def update_container(container: dict[str, Any], ctx: EngineContext) -> dict[str, Any]:
-    out = container
+    out = copy.deepcopy(container)
     if ctx.compilation_cache_mount:
         out = append_env(out, {"name": "VLLM_CACHE_ROOT", "value": ctx.compilation_cache_mount})
     if not ctx.multinode:
@@ -119,19 +136,42 @@ def wait_leader_configmap_name(graph_name: str) -> str:
     return f"{graph_name}-wait-leader-script"
 
 
+def _main_container(pod_spec: dict[str, Any]) -> dict[str, Any] | None:
+    containers = pod_spec.get("containers") or []
+    named = [c for c in containers if c.get("name") == "main"]
+    return named[0] if named else (containers[0] if containers else None)
+
+
+def needs_wait_for_leader(pod_spec: dict[str, Any], ctx: EngineContext) -> bool:
+    """An mp worker joins the leader's torch.distributed rendezvous and must not start first.
+
+    Only the TP/PP-across-nodes path has that rendezvous (``--master-addr``); a
+    data-parallel or independent pod has nothing to wait for.  Dynamo adds the wait to
+    every mp worker.
+    """
+    if not (ctx.node_count > 1 and ctx.role == "worker" and ctx.executor == "mp"):
+        return False
+    main = _main_container(pod_spec)
+    return main is not None and mode_of(main, ctx) == "tp"
+
+
 def update_pod_spec(
     pod_spec: dict[str, Any], ctx: EngineContext
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """mp workers wait for the leader's rendezvous port before the engine starts."""
-    if not (ctx.node_count > 1 and ctx.role == "worker" and ctx.executor == "mp"):
-        return pod_spec, []
-    main = next((c for c in pod_spec.get("containers", []) if c.get("name") == "main"), None)
-    if main is None or mode_of(main, ctx) != "tp":
-        return pod_spec, []
-    cm_name = wait_leader_configmap_name(ctx.graph_name)
+    """mp workers wait for the leader's rendezvous port before the engine starts.
+
+    Returns the new pod spec and the objects it needs (the wait script's ConfigMap).
+    """
+    spec = copy.deepcopy(pod_spec)
+    if not needs_wait_for_leader(spec, ctx):
+        return spec, []
+    main = _main_container(spec)
+    assert main is not None
+    # Rendered for the shell that runs the init container's script: ${VAR}, which reads
+    # the env the deployer's controller injects whatever its order.
     host = ctx.leader_host.render(Context.SHELL)
-    init = {
-        "name": "wait-for-leader-mp",
+    init: dict[str, Any] = {
+        "name": WAIT_CONTAINER,
         "image": main.get("image", ""),
         "command": [
             "sh",
@@ -141,15 +181,20 @@ def update_pod_spec(
         ],
         "volumeMounts": [{"name": WAIT_VOLUME, "mountPath": "/scripts", "readOnly": True}],
     }
-    spec = dict(pod_spec)
-    spec["initContainers"] = [*spec.get("initContainers", []), init]
+    spec["initContainers"] = [
+        *(c for c in spec.get("initContainers", []) if c.get("name") != WAIT_CONTAINER),
+        init,
+    ]
     spec["volumes"] = [
-        *spec.get("volumes", []),
-        {"name": WAIT_VOLUME, "configMap": {"name": cm_name}},
+        *(v for v in spec.get("volumes", []) if v.get("name") != WAIT_VOLUME),
+        {"name": WAIT_VOLUME, "configMap": {"name": wait_leader_configmap_name(ctx.graph_name)}},
     ]
     return spec, [wait_leader_configmap(ctx.graph_name)]
 
 
+# Drivetrain's own wait: resolve the leader and connect to its port, retrying.  Unlike
+# Dynamo's script it reads no Kubernetes API, so the pod needs no service account rights;
+# a leader that is not up yet refuses the connection or does not resolve, and we retry.
 WAIT_FOR_LEADER_PY = '''\
 """Wait until the multinode leader accepts TCP connections on its rendezvous port."""
 import os
@@ -158,7 +203,8 @@ import sys
 import time
 
 host = os.environ["LEADER_HOST"]
-port = int(os.environ.get("LEADER_PORT", "29500"))
+port = int(os.environ["LEADER_PORT"])
+interval = float(os.environ.get("WAIT_INTERVAL_SECONDS", "5"))
 deadline = time.monotonic() + float(os.environ.get("WAIT_TIMEOUT_SECONDS", "3600"))
 while True:
     try:
@@ -166,21 +212,25 @@ while True:
             print(f"leader {host}:{port} accepts connections", flush=True)
             sys.exit(0)
     except OSError as exc:
-        if time.monotonic() > deadline:
+        if time.monotonic() >= deadline:
             print(f"gave up waiting for leader {host}:{port}: {exc}", file=sys.stderr)
             sys.exit(1)
         print(f"waiting for leader {host}:{port}: {exc}", flush=True)
-        time.sleep(2)
+        time.sleep(interval)
 '''
 
 
-def wait_leader_configmap(graph_name: str) -> dict[str, Any]:
+def wait_leader_configmap(graph_name: str, namespace: str | None = None) -> dict[str, Any]:
+    """The ConfigMap with the wait script that mp workers' init containers run."""
+    metadata: dict[str, Any] = {
+        "name": wait_leader_configmap_name(graph_name),
+        "labels": {GRAPH_LABEL: graph_name},
+    }
+    if namespace is not None:
+        metadata["namespace"] = namespace
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {
-            "name": wait_leader_configmap_name(graph_name),
-            "labels": {"drivetrain.dev/graph": graph_name},
-        },
+        "metadata": metadata,
         "data": {WAIT_SCRIPT: WAIT_FOR_LEADER_PY},
     }
