@@ -182,6 +182,7 @@ class Toolbox:
         script = rewrite_absolute_programs(call.script, self)
         self.cover(script)
         shell = self._bash if call.shell in {"bash", "zsh", "ksh"} else self._sh
+        options = _non_login(call.options)
         with tempfile.TemporaryDirectory(dir=self.root) as work:
             os.chmod(work, 0o777)
             log_path = Path(work) / "log"
@@ -195,7 +196,7 @@ class Toolbox:
             run_env = {"HOME": str(home), **env, "PATH": str(self.bin), _LOG_VAR: str(log_path)}
             nobody = _unprivileged()
             proc = subprocess.Popen(
-                [shell, *call.options, _PRELUDE + script, *call.rest],
+                [shell, *options, _PRELUDE + script, *call.rest],
                 cwd=work, env=run_env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE, start_new_session=True,
                 user=nobody, group=nobody, extra_groups=[] if nobody is not None else None,
@@ -214,6 +215,19 @@ class Toolbox:
                 for record in parse_log(log_path.read_bytes())
             ]
         return result
+
+
+def _non_login(options: Sequence[str]) -> list[str]:
+    """Drop login/interactive options: a login shell reads /etc/profile, which resets PATH to
+    this machine's real programs."""
+    kept = []
+    for option in options:
+        if option in {"--login", "-l", "-i"}:
+            continue
+        if not option.startswith("--"):
+            option = "-" + option[1:].replace("l", "").replace("i", "")
+        kept.append(option)
+    return kept
 
 
 def _unprivileged() -> int | None:
