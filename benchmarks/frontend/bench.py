@@ -1,0 +1,496 @@
+"""drivetrain frontend + mocker workers vs Dynamo 1.6.1 frontend + mocker, in one run.
+
+Run by ``benchmarks/bench_frontend.sh`` (``make bench-frontend``), which prepares Dynamo's venv
+and wrk first.  For each round, each system in turn (dynamo, drivetrain, dynamo, ...) is started
+alone on the machine (a frontend and ``BENCH_WORKERS`` mocker workers on the same tokenizer
+folder, file-based discovery, round-robin routing), warmed up, loaded with wrk (non-streaming
+chat, ``max_tokens`` 16; then streaming, ``max_tokens`` 64; 32 connections, 10 s each) and
+stopped.  Then the discovery latencies: registration-to-routable (spawn a worker, poll
+``/v1/models`` until it lists the model) and death-to-removal (SIGKILL it, poll until
+``/v1/models`` no longer lists it and ``/health`` no longer shows its instance).
+
+Environment knobs: BENCH_ROUNDS (3), BENCH_DURATION (10), BENCH_CONNECTIONS (32),
+BENCH_WORKERS (2), BENCH_SYSTEMS ("dynamo,drivetrain"), BENCH_DISCOVERY_REPEATS (3).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+WORK = ROOT / "benchmarks" / ".work"
+LOGS = WORK / "logs"
+DYNAMO_PY = WORK / "dynamo-venv" / "bin" / "python"
+DRIVETRAIN_PY = Path(sys.executable)
+RESULTS = ROOT / "benchmarks" / "results" / "frontend.md"
+
+
+def _model_dir() -> Path:
+    for candidate in (ROOT / "examples" / "models" / "tiny", ROOT.parent / "shared/models/tiny"):
+        if (candidate / "tokenizer.json").exists():
+            return candidate
+    sys.exit("bench: no tiny model folder (examples/models/tiny or ../shared/models/tiny)")
+
+
+MODEL = "tiny"
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+DURATION = int(os.environ.get("BENCH_DURATION", "10"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
+WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
+SYSTEMS = os.environ.get("BENCH_SYSTEMS", "dynamo,drivetrain").split(",")
+DISCOVERY_REPEATS = int(os.environ.get("BENCH_DISCOVERY_REPEATS", "3"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http_json(url: str, timeout: float = 2.0) -> Any:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:  # /health may answer 503 with a JSON body
+        try:
+            return json.loads(exc.read() or b"null")
+        except ValueError:
+            return None
+    except (OSError, ValueError):
+        return None
+
+
+def listed_models(port: int) -> set[str]:
+    body = http_json(f"http://127.0.0.1:{port}/v1/models")
+    if not isinstance(body, dict):
+        return set()
+    return {m.get("id") for m in body.get("data") or [] if isinstance(m, dict)}
+
+
+def health_instances(port: int) -> set[str] | None:
+    """Distinct instance ids that /health shows, or None when it does not list them."""
+    body = http_json(f"http://127.0.0.1:{port}/health")
+    if not isinstance(body, dict) or not isinstance(body.get("instances"), list):
+        return None
+    ids = set()
+    for inst in body["instances"]:
+        if isinstance(inst, dict):
+            ids.add(str(inst.get("instance_id") or inst.get("id")))
+        else:
+            ids.add(str(inst))
+    return ids
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self, grace: float = 5.0) -> None:
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, sig)
+            try:
+                self.popen.wait(wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        with contextlib.suppress(ProcessLookupError):  # stragglers in the group
+            os.killpg(self.popen.pid, signal.SIGKILL)
+
+    def kill(self) -> None:
+        os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait()
+
+
+def spawn(name: str, argv: list[str], env: dict[str, str]) -> Proc:
+    if not _SPAWNED[:-1]:  # first process of this run: drop the previous run's logs
+        for old in LOGS.glob("*.log"):
+            old.unlink()
+    LOGS.mkdir(parents=True, exist_ok=True)
+    log = LOGS / f"{name}.log"
+    out = log.open("ab")
+    popen = subprocess.Popen(
+        argv,
+        env={**os.environ, **env},
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        cwd=ROOT,
+    )
+    return Proc(name, popen, log)
+
+
+_SPAWNED: list[str] = []  # numbers the log files of one run
+
+
+@dataclass
+class System:
+    """One serving system: how to start its frontend and its workers."""
+
+    name: str
+    port: int = 0
+    store: str = ""
+    procs: list[Proc] = field(default_factory=list)
+
+    def frontend(self) -> Proc:
+        raise NotImplementedError
+
+    def worker(self) -> Proc:
+        raise NotImplementedError
+
+    def start(self, workers: int) -> None:
+        self.port = free_port()
+        self.store = tempfile.mkdtemp(prefix=f"bench-{self.name}-")
+        self.procs = [self.frontend()]
+        self.procs += [self.worker() for _ in range(workers)]
+        wait_until(lambda: MODEL in listed_models(self.port), 120, f"{self.name} serving")
+        if workers:
+            # Every worker routable, not just the first (round-robin needs them all).
+            wait_until(lambda: self._instances() >= workers, 60, f"{self.name} {workers} workers")
+
+    def _instances(self) -> int:
+        ids = health_instances(self.port)
+        return len(ids) if ids is not None else WORKERS
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+        self.procs = []
+
+    def _next(self, role: str) -> str:
+        _SPAWNED.append(role)
+        return f"{len(_SPAWNED):03d}-{self.name}-{role}"
+
+
+class Dynamo(System):
+    def _env(self) -> dict[str, str]:
+        # Exactly the commands of issue 3 §7; Dynamo's defaults otherwise (it logs one INFO
+        # line per request, as it does out of the box).
+        return {"DYN_FILE_KV": self.store}
+
+    def frontend(self) -> Proc:
+        return spawn(
+            self._next("frontend"),
+            [
+                str(DYNAMO_PY),
+                "-m",
+                "dynamo.frontend",
+                "--http-port",
+                str(self.port),
+                "--discovery-backend",
+                "file",
+                "--router-mode",
+                "round-robin",
+            ],
+            self._env(),
+        )
+
+    def worker(self) -> Proc:
+        return spawn(
+            self._next("mocker"),
+            [
+                str(DYNAMO_PY),
+                "-m",
+                "dynamo.mocker",
+                "--model-path",
+                str(_model_dir()),
+                "--model-name",
+                MODEL,
+                "--discovery-backend",
+                "file",
+                "--request-plane",
+                "tcp",
+                "--event-plane",
+                "zmq",
+                "--speedup-ratio",
+                "1000000",
+            ],
+            self._env(),
+        )
+
+
+class Drivetrain(System):
+    def _env(self) -> dict[str, str]:
+        return {"DRIVETRAIN_DISCOVERY": f"file://{self.store}"}
+
+    def frontend(self) -> Proc:
+        return spawn(
+            self._next("frontend"),
+            [
+                str(DRIVETRAIN_PY),
+                "-m",
+                "drivetrain.cli.main",
+                "frontend",
+                "--port",
+                str(self.port),
+                "--host",
+                "127.0.0.1",
+                "--router",
+                "round-robin",
+            ],
+            self._env(),
+        )
+
+    def worker(self) -> Proc:
+        return spawn(
+            self._next("mocker"),
+            [
+                str(DRIVETRAIN_PY),
+                "-m",
+                "drivetrain.cli.main",
+                "worker",
+                "--engine",
+                "mocker",
+                "--model-name",
+                MODEL,
+                "--model-path",
+                str(_model_dir()),
+                "--speedup-ratio",
+                "1000000",
+            ],
+            self._env(),
+        )
+
+
+def wait_until(check: Any, timeout: float, what: str, interval: float = 0.1) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if check():
+            return time.monotonic() - start
+        time.sleep(interval)
+    raise TimeoutError(f"bench: {what} not reached within {timeout:g} s (logs in {LOGS})")
+
+
+def run_wrk(port: int, stream: bool, duration: int) -> dict[str, Any]:
+    env = {**os.environ, "BENCH_STREAM": "1" if stream else "0"}
+    argv = [
+        "wrk",
+        "-t2",
+        f"-c{CONNECTIONS}",
+        f"-d{duration}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(HERE / "chat.lua"),
+        f"http://127.0.0.1:{port}/v1/chat/completions",
+    ]
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stdout
+    line = next(ln for ln in out.splitlines() if ln.startswith("BENCH_JSON "))
+    data: dict[str, Any] = json.loads(line.removeprefix("BENCH_JSON "))
+    data["rps"] = data["requests"] / (data["duration_us"] / 1e6)
+    data["errors"] = sum(
+        data[k]
+        for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
+    )
+    return data
+
+
+def make(name: str) -> System:
+    return {"dynamo": Dynamo, "drivetrain": Drivetrain}[name](name)
+
+
+def measure_load(rounds: int) -> list[dict[str, Any]]:
+    rows = []
+    for rnd in range(1, rounds + 1):
+        for name in SYSTEMS:
+            system = make(name)
+            try:
+                system.start(WORKERS)
+                run_wrk(system.port, stream=False, duration=2)  # warm-up, discarded
+                plain = run_wrk(system.port, stream=False, duration=DURATION)
+                stream = run_wrk(system.port, stream=True, duration=DURATION)
+            finally:
+                system.stop()
+            row = {"round": rnd, "system": name, "plain": plain, "stream": stream}
+            print(
+                f"round {rnd} {name:<10} non-stream {plain['rps']:7.1f} req/s "
+                f"p50 {plain['p50_us'] / 1000:6.1f} ms | stream {stream['rps']:7.1f} req/s "
+                f"p50 {stream['p50_us'] / 1000:6.1f} ms | errors {plain['errors']}"
+                f"/{stream['errors']}",
+                flush=True,
+            )
+            rows.append(row)
+    return rows
+
+
+def measure_discovery(name: str, repeats: int) -> dict[str, list[float]]:
+    """Frontend alone, then per repeat: spawn a worker → listed; SIGKILL it → gone."""
+    system = make(name)
+    system.port = free_port()
+    system.store = tempfile.mkdtemp(prefix=f"bench-{name}-disc-")
+    out: dict[str, list[float]] = {"routable": [], "models_drop": [], "health_drop": []}
+    system.procs = [system.frontend()]
+    try:
+        wait_until(
+            lambda: http_json(f"http://127.0.0.1:{system.port}/v1/models") is not None,
+            60,
+            f"{name} frontend up",
+        )
+        for _ in range(repeats):
+            known = len(health_instances(system.port) or set())
+            t0 = time.monotonic()
+            worker = system.worker()
+            wait_until(lambda: MODEL in listed_models(system.port), 120, "worker listed", 0.01)
+            out["routable"].append(time.monotonic() - t0)
+            wait_until(
+                lambda known=known: len(health_instances(system.port) or set()) > known,
+                30,
+                "worker in /health",
+                0.05,
+            )
+            t1 = time.monotonic()
+            worker.kill()
+            dropped: dict[str, float] = {}
+            while len(dropped) < 2 and time.monotonic() - t1 < 60:
+                now = time.monotonic() - t1
+                if "models" not in dropped and MODEL not in listed_models(system.port):
+                    dropped["models"] = now
+                if "health" not in dropped:
+                    ids = health_instances(system.port)
+                    if ids is not None and len(ids) <= known:
+                        dropped["health"] = now
+                time.sleep(0.01)
+            out["models_drop"].append(dropped.get("models", float("nan")))
+            out["health_drop"].append(dropped.get("health", float("nan")))
+            print(
+                f"discovery {name:<10} routable {out['routable'][-1]:.2f} s, "
+                f"models drop {out['models_drop'][-1]:.2f} s, "
+                f"health drop {out['health_drop'][-1]:.2f} s",
+                flush=True,
+            )
+    finally:
+        system.stop()
+    return out
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def render(rows: list[dict[str, Any]], discovery: dict[str, dict[str, list[float]]]) -> str:
+    lines = [
+        "# Frontend benchmark: drivetrain vs Dynamo 1.6.1",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}; "
+        f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        f"Each system alone: 1 frontend + {WORKERS} mocker workers (speedup 1e6, "
+        f"model folder `{_model_dir().relative_to(ROOT.parent) if ROOT.parent in _model_dir().parents else _model_dir()}`), "
+        "file discovery, round-robin routing. Load: wrk, "
+        f"{CONNECTIONS} connections, 2 threads, {DURATION} s per test after a 2 s warm-up; "
+        "chat completions non-streaming `max_tokens` 16, streaming `max_tokens` 64. "
+        "Systems alternate within this one run.",
+        "",
+        "| round | system | non-stream req/s | p50 ms | stream req/s | p50 ms | errors |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        p, s = r["plain"], r["stream"]
+        lines.append(
+            f"| {r['round']} | {r['system']} | {p['rps']:.0f} | {p['p50_us'] / 1000:.1f} | "
+            f"{s['rps']:.0f} | {s['p50_us'] / 1000:.1f} | {p['errors'] + s['errors']} |"
+        )
+    by: dict[str, dict[str, list[float]]] = {}
+    for r in rows:
+        d = by.setdefault(r["system"], {"prps": [], "pp50": [], "srps": [], "sp50": []})
+        d["prps"].append(r["plain"]["rps"])
+        d["pp50"].append(r["plain"]["p50_us"] / 1000)
+        d["srps"].append(r["stream"]["rps"])
+        d["sp50"].append(r["stream"]["p50_us"] / 1000)
+    lines += [
+        "",
+        "Medians over the rounds:",
+        "",
+        "| system | non-stream req/s | p50 ms | stream req/s | p50 ms |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, d in by.items():
+        lines.append(
+            f"| {name} | {_median(d['prps']):.0f} | {_median(d['pp50']):.1f} | "
+            f"{_median(d['srps']):.0f} | {_median(d['sp50']):.1f} |"
+        )
+    if "dynamo" in by and "drivetrain" in by:
+        lines += [
+            "",
+            "Ratios drivetrain / dynamo per round (throughput: higher is better; "
+            "p50: lower is better):",
+            "",
+            "| round | non-stream req/s | non-stream p50 | stream req/s | stream p50 |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
+        rounds = sorted({r["round"] for r in rows})
+        ratios: dict[str, list[float]] = {"prps": [], "pp50": [], "srps": [], "sp50": []}
+        for rnd in rounds:
+            pair = {r["system"]: r for r in rows if r["round"] == rnd}
+            if "dynamo" not in pair or "drivetrain" not in pair:
+                continue
+            dt, dy = pair["drivetrain"], pair["dynamo"]
+            vals = {
+                "prps": dt["plain"]["rps"] / dy["plain"]["rps"],
+                "pp50": dt["plain"]["p50_us"] / dy["plain"]["p50_us"],
+                "srps": dt["stream"]["rps"] / dy["stream"]["rps"],
+                "sp50": dt["stream"]["p50_us"] / dy["stream"]["p50_us"],
+            }
+            for k, v in vals.items():
+                ratios[k].append(v)
+            lines.append(
+                f"| {rnd} | {vals['prps']:.2f} | {vals['pp50']:.2f} | "
+                f"{vals['srps']:.2f} | {vals['sp50']:.2f} |"
+            )
+        lines.append(
+            f"| median | {_median(ratios['prps']):.2f} | {_median(ratios['pp50']):.2f}"
+            f" | {_median(ratios['srps']):.2f} | {_median(ratios['sp50']):.2f} |"
+        )
+    if discovery:
+        lines += [
+            "",
+            f"Discovery latencies (median of {DISCOVERY_REPEATS}; frontend running, "
+            "one worker at a time; polling every 10 ms):",
+            "",
+            "| system | spawn → listed in /v1/models | SIGKILL → gone from /v1/models "
+            "| SIGKILL → gone from /health |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        for name, d in discovery.items():
+            lines.append(
+                f"| {name} | {_median(d['routable']):.2f} s | {_median(d['models_drop']):.2f} s "
+                f"| {_median(d['health_drop']):.2f} s |"
+            )
+        lines += [
+            "",
+            "Spawn → listed includes the worker's interpreter start-up and imports "
+            "(and, for Dynamo, the tokenizer load on the frontend).",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    rows = measure_load(ROUNDS)
+    discovery = {name: measure_discovery(name, DISCOVERY_REPEATS) for name in SYSTEMS}
+    text = render(rows, discovery)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(text)
+    print()
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
