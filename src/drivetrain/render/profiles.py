@@ -189,8 +189,14 @@ DRIVETRAIN = ProfileTable(
         ),
         "worker": RoleDefaults(
             command=["drivetrain"],
-            args=["worker", "--port", "9090"],
+            args=["worker"],
             ports=[{"name": "rpc", "containerPort": 9090, "protocol": "TCP"}],
+            # In env, not args, so a user's own args cannot drop them.
+            env=[
+                ("DRIVETRAIN_RPC_HOST", "0.0.0.0"),
+                ("DRIVETRAIN_RPC_PORT", "9090"),
+                ("DRIVETRAIN_ADVERTISE_HOST", "$(POD_IP)"),
+            ],
             readiness={"tcpSocket": {"port": "rpc"}, "periodSeconds": 10, "timeoutSeconds": 3},
         ),
         "trainer": RoleDefaults(command=["/bin/sh", "-c"]),
