@@ -78,8 +78,9 @@ class HFTokenizer:
         """Decoded text of ``n`` ordinary vocabulary tokens (the mocker's output alphabet)."""
         pieces: list[str] = []
         size = self._tok.get_vocab_size()
-        step = max(1, size // (n * 4))
-        for token_id in range(0, size, step):
+        start = min(1000, size // 2)  # past the single bytes and characters
+        step = max(1, (size - start) // (n * 4))
+        for token_id in range(start, size, step):
             text = self._tok.decode([token_id])
             if text.strip() and text.isprintable() and "\ufffd" not in text and len(text) < 12:
                 pieces.append(text)

@@ -170,6 +170,8 @@ class Frontend:
         status = 500
         try:
             stream, first = await self._open(model, endpoint, body, started + self.request_timeout)
+            if endpoint == "embeddings":
+                return self._embeddings_response(name, body, first)
             if stream_flag:
                 streamed, status = await self._stream_response(
                     request, endpoint, name, body, stream, first, started
@@ -222,16 +224,22 @@ class Frontend:
             headers={"Retry-After": RETRY_AFTER_S},
         )
 
+    def _embeddings_response(self, name: str, body: dict[str, Any], first: tuple[str, Any]) -> web.Response:
+        kind, payload = first
+        if kind == frames.ERROR:
+            status, message = payload
+            raise ApiError(status, message, "worker_error")
+        vectors, prompt_tokens = payload
+        encoding = body.get("encoding_format") or "float"
+        return web.Response(
+            body=responses.embeddings_body(name, vectors, prompt_tokens, encoding),
+            content_type="application/json",
+        )
+
     async def _unary_response(
         self, endpoint: str, name: str, stream: ClientStream, first: tuple[str, Any], started: float
     ) -> web.Response:
         kind, payload = first
-        if kind == frames.RESULT:
-            vectors, prompt_tokens = payload
-            return web.Response(
-                body=responses.embeddings_body(name, vectors, prompt_tokens),
-                content_type="application/json",
-            )
         pieces: list[str] = []
         tokens = 0
         loop = asyncio.get_running_loop()

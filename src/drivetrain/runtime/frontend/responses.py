@@ -101,12 +101,24 @@ def error_event(status: int, message: str) -> bytes:
     return b"event: error\ndata: " + error_body(status, message, "stream_error") + b"\n\n"
 
 
-def embeddings_body(model: str, vectors: list[list[float]], prompt_tokens: int) -> bytes:
+def _base64_floats(vector: list[float]) -> str:
+    """OpenAI's base64 encoding: little-endian float32, base64 (what the openai client asks for)."""
+    import base64
+    import struct
+
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+
+
+def embeddings_body(
+    model: str, vectors: list[list[float]], prompt_tokens: int, encoding: str = "float"
+) -> bytes:
+    encode = _base64_floats if encoding == "base64" else None
     return orjson.dumps(
         {
             "object": "list",
             "data": [
-                {"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)
+                {"object": "embedding", "index": i, "embedding": encode(v) if encode else v}
+                for i, v in enumerate(vectors)
             ],
             "model": model,
             "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},

@@ -55,7 +55,7 @@ class CompletionRequest(_Generate):
 
 class EmbeddingRequest(_Body):
     input: str | list[str] = Field(min_length=1)
-    encoding_format: Literal["float"] = "float"
+    encoding_format: Literal["float", "base64"] = "float"
 
 
 MODELS: dict[str, type[_Body]] = {

@@ -1,0 +1,145 @@
+"""Helpers of the serving tests: an in-loop frontend and workers on a private memory:// store.
+
+Everything is real: an aiohttp server on a free loopback port, request-plane TCP servers, the
+discovery watcher and registrations.  Only the process boundary is skipped (see test_e2e_* for
+subprocesses).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+
+from drivetrain.runtime.discovery import DiscoveryStore, open_store
+from drivetrain.runtime.discovery.registration import Registration
+from drivetrain.runtime.engines.base import Engine
+from drivetrain.runtime.frontend.server import FrontendConfig, RunningFrontend
+from drivetrain.runtime.records import InstanceRecord, ModelCard
+from drivetrain.runtime.scope import NamespaceScope
+from drivetrain.runtime.worker import RunningWorker, WorkerConfig
+from tests.paths import SHARED
+
+TINY = SHARED / "models" / "tiny"
+
+
+@dataclass
+class Stack:
+    store: DiscoveryStore
+    frontend: RunningFrontend
+    workers: list[RunningWorker] = field(default_factory=list)
+    registrations: list[Registration] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return self.frontend.url
+
+    def client(self, **kwargs: Any) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(base_url=self.url + "/v1", api_key="unused", max_retries=0, **kwargs)
+
+    async def add_worker(
+        self, engine: Engine, model: str = "tiny", namespace: str = "global", wait: bool = True
+    ) -> RunningWorker:
+        worker = RunningWorker(
+            WorkerConfig(model_name=model, namespace=namespace, lease_ttl=5), engine, store=self.store
+        )
+        await worker.start()
+        self.workers.append(worker)
+        if wait:
+            await self.wait_routable(model, worker.instance_id)
+        return worker
+
+    async def add_records(
+        self, model: str, address: str, model_types: list[str], namespace: str = "global"
+    ) -> str:
+        """Register an instance by hand at ``address`` (a dead port, a stalled server...)."""
+        instance_id = uuid.uuid4().hex
+        records = (
+            InstanceRecord(
+                instance_id=instance_id, namespace=namespace, component="backend",
+                address=address, transport="tcp", model_names=[model],
+            ),
+            ModelCard(name=model, namespace=namespace, model_types=model_types,  # type: ignore[arg-type]
+                      instance_id=instance_id),
+        )
+        registration = Registration(self.store, 5, records)
+        await registration.start()
+        self.registrations.append(registration)
+        await self.wait_routable(model, instance_id)
+        return instance_id
+
+    async def wait_routable(self, model: str, instance_id: str) -> None:
+        await self.wait(
+            lambda: any(
+                t.instance_id == instance_id
+                for t in getattr(self.frontend.table.models.get(model), "targets", [])
+            )
+        )
+
+    async def wait(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                await asyncio.sleep(0.01)
+
+
+@contextlib.asynccontextmanager
+async def serving_stack(
+    scope: NamespaceScope | None = None, router: str = "round-robin", request_timeout: float = 30.0
+) -> AsyncIterator[Stack]:
+    store = await open_store(f"memory://serving-{uuid.uuid4().hex}")
+    config = FrontendConfig(
+        host="127.0.0.1", port=0, scope=scope or NamespaceScope("global"),
+        router=router, request_timeout=request_timeout,
+    )
+    frontend = RunningFrontend(config, store=store)
+    await frontend.start()
+    stack = Stack(store, frontend)
+    try:
+        yield stack
+    finally:
+        for registration in stack.registrations:
+            await registration.stop()
+        for worker in stack.workers:
+            await worker.stop()
+        await frontend.stop()
+        await store.close()
+
+
+class StalledServer:
+    """Accepts request-plane connections, reads everything, never answers."""
+
+    def __init__(self) -> None:
+        self.server: asyncio.Server | None = None
+        self.received = 0
+
+    async def start(self) -> str:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while data := await reader.read(65536):
+                self.received += len(data)
+            writer.close()
+
+        self.server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        return f"127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+
+def closed_port_address() -> str:
+    """An address where nothing listens (bound, then released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"127.0.0.1:{port}"
+
+
+def chat_body(model: str = "tiny", text: str = "hello there", **extra: Any) -> dict[str, Any]:
+    return {"model": model, "messages": [{"role": "user", "content": text}], **extra}
