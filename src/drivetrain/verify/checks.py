@@ -35,12 +35,17 @@ def verify_manifests(manifests: list[dict[str, Any]], timeout: float = TIMEOUT_S
     report = VerifyReport()
     objects = [m for m in manifests if isinstance(m, dict)]
     configmaps = {
-        str((m.get("metadata") or {}).get("name")): {str(k): str(v) for k, v in (m.get("data") or {}).items()}
-        for m in objects if m.get("kind") == "ConfigMap"
+        str((m.get("metadata") or {}).get("name")): {
+            str(k): str(v) for k, v in (m.get("data") or {}).items()
+        }
+        for m in objects
+        if m.get("kind") == "ConfigMap"
     }
     services = [m for m in objects if m.get("kind") == "Service"]
-    ips = {str((s.get("metadata") or {}).get("name")): f"10.96.{i // 250}.{i % 250 + 10}"
-           for i, s in enumerate(services)}
+    ips = {
+        str((s.get("metadata") or {}).get("name")): f"10.96.{i // 250}.{i % 250 + 10}"
+        for i, s in enumerate(services)
+    }
     service_env = service_link_env(services, ips)
     runs: list[_PodRun] = []
     with Toolbox() as toolbox:
@@ -73,8 +78,13 @@ def _containers(spec: Mapping[str, Any]) -> Iterable[tuple[Mapping[str, Any], bo
 
 
 def _simulate(
-    pod: Pod, container: Mapping[str, Any], init: bool, service_env: Mapping[str, str],
-    configmaps: Mapping[str, Mapping[str, str]], toolbox: Toolbox, report: VerifyReport,
+    pod: Pod,
+    container: Mapping[str, Any],
+    init: bool,
+    service_env: Mapping[str, str],
+    configmaps: Mapping[str, Mapping[str, str]],
+    toolbox: Toolbox,
+    report: VerifyReport,
     timeout: float,
 ) -> list[Process]:
     name = str(container.get("name", ""))
@@ -83,9 +93,16 @@ def _simulate(
     rank = pod.member_index if pod.group is not None else None
 
     def process(source: Literal["exec", "shell"], final: list[str]) -> Process:
-        return Process(workload=pod.workload, role=pod.role, pod=pod.facts.hostname,
-                       container=name, init=init, rank=_rank_of(final, rank), source=source,
-                       argv=final)
+        return Process(
+            workload=pod.workload,
+            role=pod.role,
+            pod=pod.facts.hostname,
+            container=name,
+            init=init,
+            rank=_rank_of(final, rank),
+            source=source,
+            argv=final,
+        )
 
     if not argv:
         report.warnings.append(
@@ -99,12 +116,16 @@ def _simulate(
     runtime_env = {"HOSTNAME": pod.facts.hostname, **env.values}
     result = toolbox.run(call, runtime_env, timeout=timeout)
     if result.timed_out:
-        report.problems.append(Problem(
-            workload=pod.workload, pod=pod.facts.hostname, container=name,
-            token=call.script[:120],
-            message=f"the shell script did not finish within {timeout:g}s in simulation (a wait "
-                    "loop that never ends, or a program verify does not stand in for)",
-        ))
+        report.problems.append(
+            Problem(
+                workload=pod.workload,
+                pod=pod.facts.hostname,
+                container=name,
+                token=call.script[:120],
+                message=f"the shell script did not finish within {timeout:g}s in simulation "
+                "(a wait loop that never ends, or a program verify does not stand in for)",
+            )
+        )
     elif result.exit_code:
         tail = result.stderr.strip().splitlines()[-1:] or [""]
         report.warnings.append(
@@ -126,8 +147,13 @@ def _rank_of(argv: Sequence[str], default: int | None) -> int | None:
 
 
 def _problem(run: _PodRun, proc: Process | None, token: str, message: str) -> Problem:
-    return Problem(workload=run.pod.workload, pod=run.pod.facts.hostname,
-                   container=proc.container if proc else "", token=token, message=message)
+    return Problem(
+        workload=run.pod.workload,
+        pod=run.pod.facts.hostname,
+        container=proc.container if proc else "",
+        token=token,
+        message=message,
+    )
 
 
 def _inner_scripts(argv: Sequence[str]) -> set[int]:
@@ -147,13 +173,18 @@ def _unexpanded(proc: Process) -> list[Problem]:
     for position, token in enumerate(proc.argv):
         match = UNEXPANDED.search(token) if position not in inner else None
         if match:
-            problems.append(Problem(
-                workload=proc.workload, pod=proc.pod, container=proc.container, token=token,
-                message=f"{match.group(0)!r} survives into the final argv of {proc.argv[0]!r} "
-                        "(the kubelet expands only $(VAR) and there is no shell to expand it)"
-                        if proc.source == "exec" else
-                        f"{match.group(0)!r} survives the shell into the argv of {proc.argv[0]!r}",
-            ))
+            problems.append(
+                Problem(
+                    workload=proc.workload,
+                    pod=proc.pod,
+                    container=proc.container,
+                    token=token,
+                    message=f"{match.group(0)!r} survives into the final argv of {proc.argv[0]!r} "
+                    "(the kubelet expands only $(VAR) and there is no shell to expand it)"
+                    if proc.source == "exec"
+                    else f"{match.group(0)!r} survives the shell into the argv of {proc.argv[0]!r}",
+                )
+            )
     return problems
 
 
@@ -170,8 +201,15 @@ def _pod_ranks(run: _PodRun) -> list[tuple[Process, str, int | str]]:
         if start is None:
             continue
         if isinstance(start, int) and isinstance(local, int) and local > 0:
-            found.append((proc, "--data-parallel-start-rank", start // local
-                          if start % local == 0 else f"{start} (not a multiple of {local})"))
+            found.append(
+                (
+                    proc,
+                    "--data-parallel-start-rank",
+                    start // local
+                    if start % local == 0
+                    else f"{start} (not a multiple of {local})",
+                )
+            )
         else:
             found.append((proc, "--data-parallel-start-rank", start))
     return found
@@ -189,42 +227,68 @@ def check_ranks(members: list[_PodRun]) -> list[Problem]:
         ranks = claims[id(run)]
         values = {value for _, _, value in ranks}
         if not ranks:
-            problems.append(_problem(run, None, "--node-rank",
-                                     "this pod of a multinode group passes no rank"))
+            problems.append(
+                _problem(run, None, "--node-rank", "this pod of a multinode group passes no rank")
+            )
             continue
         proc, flag, value = ranks[0]
         if len(values) > 1:
-            problems.append(_problem(run, proc, f"{flag} {sorted(map(str, values))}",
-                                     "processes of one pod claim different ranks"))
+            problems.append(
+                _problem(
+                    run,
+                    proc,
+                    f"{flag} {sorted(map(str, values))}",
+                    "processes of one pod claim different ranks",
+                )
+            )
             continue
         if not isinstance(value, int) or not 0 <= value < size:
-            problems.append(_problem(run, proc, f"{flag} {value}",
-                                     f"rank is not in 0..{size - 1} for a group of {size} pods"))
+            problems.append(
+                _problem(
+                    run,
+                    proc,
+                    f"{flag} {value}",
+                    f"rank is not in 0..{size - 1} for a group of {size} pods",
+                )
+            )
             continue
         if value in seen:
-            problems.append(_problem(run, proc, f"{flag} {value}",
-                                     f"rank {value} is also claimed by pod "
-                                     f"{seen[value].pod.facts.hostname}"))
+            problems.append(
+                _problem(
+                    run,
+                    proc,
+                    f"{flag} {value}",
+                    f"rank {value} is also claimed by pod {seen[value].pod.facts.hostname}",
+                )
+            )
             continue
         seen[value] = run
         if run.pod.is_leader and value != 0:
             problems.append(_problem(run, proc, f"{flag} {value}", "the leader's rank is not 0"))
     missing = sorted(set(range(size)) - set(seen))
     if missing and not problems:
-        problems.append(_problem(members[0], None, str(missing),
-                                 f"ranks {missing} are not taken by any pod of the group"))
+        problems.append(
+            _problem(
+                members[0],
+                None,
+                str(missing),
+                f"ranks {missing} are not taken by any pod of the group",
+            )
+        )
     for run in members:
         for proc in run.processes:
             nnodes = int_flag(proc.argv, NNODES_FLAGS)
             if nnodes is not None and nnodes != size:
-                problems.append(_problem(run, proc, f"--nnodes {nnodes}",
-                                         f"the group has {size} pods"))
+                problems.append(
+                    _problem(run, proc, f"--nnodes {nnodes}", f"the group has {size} pods")
+                )
     return problems
 
 
 def _leader(members: list[_PodRun]) -> _PodRun:
-    return next((r for r in members if r.pod.is_leader),
-                min(members, key=lambda r: r.pod.member_index))
+    return next(
+        (r for r in members if r.pod.is_leader), min(members, key=lambda r: r.pod.member_index)
+    )
 
 
 def _resolves_to(host: str, run: _PodRun) -> bool:
@@ -242,18 +306,24 @@ def check_leader_address(members: list[_PodRun]) -> list[Problem]:
             for flag, host in leader_addresses(proc.argv):
                 if "$" in host or _resolves_to(host, leader):
                     continue  # a leftover reference is reported by the expansion check
-                problems.append(_problem(
-                    run, proc, f"{flag} {host}",
-                    f"does not name the leader pod {leader.pod.facts.hostname} "
-                    f"({min(leader.pod.dns_names, key=len, default=leader.pod.facts.ip)})",
-                ))
+                problems.append(
+                    _problem(
+                        run,
+                        proc,
+                        f"{flag} {host}",
+                        f"does not name the leader pod {leader.pod.facts.hostname} "
+                        f"({min(leader.pod.dns_names, key=len, default=leader.pod.facts.ip)})",
+                    )
+                )
             hosts = mpirun_hosts(proc.argv)
             if hosts and not any("$" in h for h in hosts):
                 problems.extend(_check_hosts(run, proc, hosts, members))
     return problems
 
 
-def _check_hosts(run: _PodRun, proc: Process, hosts: list[str], members: list[_PodRun]) -> list[Problem]:
+def _check_hosts(
+    run: _PodRun, proc: Process, hosts: list[str], members: list[_PodRun]
+) -> list[Problem]:
     problems = []
     covered: list[_PodRun] = []
     for host in hosts:
@@ -266,6 +336,12 @@ def _check_hosts(run: _PodRun, proc: Process, hosts: list[str], members: list[_P
             covered.append(owner)
     absent = [m.pod.facts.hostname for m in members if m not in covered]
     if absent and not problems:
-        problems.append(_problem(run, proc, f"-H {','.join(hosts)}",
-                                 f"pods {absent} of the group are missing from the host list"))
+        problems.append(
+            _problem(
+                run,
+                proc,
+                f"-H {','.join(hosts)}",
+                f"pods {absent} of the group are missing from the host list",
+            )
+        )
     return problems

@@ -76,8 +76,12 @@ def dns_names(hostname: str, subdomain: str | None, namespace: str) -> frozenset
         return frozenset()
     base = f"{hostname}.{subdomain}"
     return frozenset(
-        {base, f"{base}.{namespace}", f"{base}.{namespace}.svc",
-         f"{base}.{namespace}.svc.cluster.local"}
+        {
+            base,
+            f"{base}.{namespace}",
+            f"{base}.{namespace}.svc",
+            f"{base}.{namespace}.svc.cluster.local",
+        }
     )
 
 
@@ -91,7 +95,11 @@ def _template(
 ) -> tuple[Mapping[str, Any], dict[str, str], dict[str, str]]:
     tpl = tpl or {}
     meta = tpl.get("metadata") or {}
-    return tpl.get("spec") or {}, dict(meta.get("labels") or {}), dict(meta.get("annotations") or {})
+    return (
+        tpl.get("spec") or {},
+        dict(meta.get("labels") or {}),
+        dict(meta.get("annotations") or {}),
+    )
 
 
 def deployment_pods(obj: Mapping[str, Any], ips: _IPs) -> Iterator[Pod]:
@@ -99,11 +107,21 @@ def deployment_pods(obj: Mapping[str, Any], ips: _IPs) -> Iterator[Pod]:
     spec, labels, annotations = _template((obj.get("spec") or {}).get("template"))
     pod_name = f"{name}-5d8f7c9b4-x7k2p"  # a ReplicaSet pod: hash and random suffix
     facts = PodFacts(
-        name=pod_name, namespace=ns, ip=ips.take(), hostname=pod_name, labels=labels,
-        annotations=annotations, service_account=str(spec.get("serviceAccountName") or "default"),
+        name=pod_name,
+        namespace=ns,
+        ip=ips.take(),
+        hostname=pod_name,
+        labels=labels,
+        annotations=annotations,
+        service_account=str(spec.get("serviceAccountName") or "default"),
     )
-    yield Pod(workload=f"Deployment/{name}", role=name, facts=facts, spec=spec,
-              controller_env=ControllerEnv())
+    yield Pod(
+        workload=f"Deployment/{name}",
+        role=name,
+        facts=facts,
+        spec=spec,
+        controller_env=ControllerEnv(),
+    )
 
 
 def lws_pods(obj: Mapping[str, Any], ips: _IPs) -> Iterator[Pod]:
@@ -137,14 +155,25 @@ def lws_pods(obj: Mapping[str, Any], ips: _IPs) -> Iterator[Pod]:
                 ),
                 placement="prepend",
             )
-            facts = PodFacts(name=pod_name, namespace=ns, ip=ips.take(), hostname=pod_name,
-                             labels=labels, annotations=annotations,
-                             service_account=str(pod_spec.get("serviceAccountName") or "default"))
+            facts = PodFacts(
+                name=pod_name,
+                namespace=ns,
+                ip=ips.take(),
+                hostname=pod_name,
+                labels=labels,
+                annotations=annotations,
+                service_account=str(pod_spec.get("serviceAccountName") or "default"),
+            )
             yield Pod(
                 workload=f"LeaderWorkerSet/{name}",
                 role=f"{name} {'leader' if index == 0 else 'worker'}",
-                facts=facts, spec=pod_spec, controller_env=env, subdomain=subdomain,
-                group=group if size > 1 else None, is_leader=index == 0, member_index=index,
+                facts=facts,
+                spec=pod_spec,
+                controller_env=env,
+                subdomain=subdomain,
+                group=group if size > 1 else None,
+                is_leader=index == 0,
+                member_index=index,
                 dns_names=dns_names(pod_name, subdomain, ns),
             )
 
@@ -168,8 +197,18 @@ def grove_pods(obj: Mapping[str, Any], ips: _IPs) -> Iterator[Pod]:
         for clique_name, clique in cliques.items():
             if clique_name in grouped:
                 continue
-            yield from _clique_pods(pcs, k, ns, headless, clique, f"{pcs}-{k}-{clique_name}",
-                                    pcsg_env=(), group=None, offset=0, ips=ips)
+            yield from _clique_pods(
+                pcs,
+                k,
+                ns,
+                headless,
+                clique,
+                f"{pcs}-{k}-{clique_name}",
+                pcsg_env=(),
+                group=None,
+                offset=0,
+                ips=ips,
+            )
         for sg in groups:
             sg_name = str(sg.get("name"))
             members = [cliques[n] for n in sg.get("cliqueNames") or [] if n in cliques]
@@ -187,15 +226,34 @@ def grove_pods(obj: Mapping[str, Any], ips: _IPs) -> Iterator[Pod]:
                 offset = 0
                 for clique in members:
                     pclq = f"{pcs}-{k}-{sg_name}-{j}-{clique.get('name')}"
-                    yield from _clique_pods(pcs, k, ns, headless, clique, pclq, pcsg_env=pcsg_env,
-                                            group=group, offset=offset, ips=ips,
-                                            leader_clique=bool(leaders) and clique is leaders[0])
+                    yield from _clique_pods(
+                        pcs,
+                        k,
+                        ns,
+                        headless,
+                        clique,
+                        pclq,
+                        pcsg_env=pcsg_env,
+                        group=group,
+                        offset=offset,
+                        ips=ips,
+                        leader_clique=bool(leaders) and clique is leaders[0],
+                    )
                     offset += int((clique.get("spec") or {}).get("replicas") or 1)
 
 
 def _clique_pods(
-    pcs: str, k: int, ns: str, headless: str, clique: Mapping[str, Any], pclq: str, *,
-    pcsg_env: tuple[dict[str, Any], ...], group: Group | None, offset: int, ips: _IPs,
+    pcs: str,
+    k: int,
+    ns: str,
+    headless: str,
+    clique: Mapping[str, Any],
+    pclq: str,
+    *,
+    pcsg_env: tuple[dict[str, Any], ...],
+    group: Group | None,
+    offset: int,
+    ips: _IPs,
     leader_clique: bool = False,
 ) -> Iterator[Pod]:
     cspec = clique.get("spec") or {}
@@ -216,16 +274,26 @@ def _clique_pods(
         if group is not None:
             entries = (*entries, {"name": "GROVE_PCSG_POD_INDEX", "value": str(offset + index)})
         facts = PodFacts(
-            name=f"{pclq}-{_suffix(index)}", namespace=ns, ip=ips.take(), hostname=hostname,
-            labels=labels, annotations=annotations,
+            name=f"{pclq}-{_suffix(index)}",
+            namespace=ns,
+            ip=ips.take(),
+            hostname=hostname,
+            labels=labels,
+            annotations=annotations,
             service_account=str(pod_spec.get("serviceAccountName") or "default"),
         )
         role = str(cspec.get("roleName") or clique.get("name"))
         yield Pod(
-            workload=f"PodCliqueSet/{pcs}", role=f"{clique.get('name')} ({role})", facts=facts,
-            spec=pod_spec, controller_env=ControllerEnv(entries=entries, placement="append"),
-            subdomain=headless, group=group, is_leader=leader_clique and index == 0,
-            member_index=offset + index, dns_names=dns_names(hostname, headless, ns),
+            workload=f"PodCliqueSet/{pcs}",
+            role=f"{clique.get('name')} ({role})",
+            facts=facts,
+            spec=pod_spec,
+            controller_env=ControllerEnv(entries=entries, placement="append"),
+            subdomain=headless,
+            group=group,
+            is_leader=leader_clique and index == 0,
+            member_index=offset + index,
+            dns_names=dns_names(hostname, headless, ns),
         )
 
 

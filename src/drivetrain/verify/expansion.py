@@ -117,7 +117,10 @@ def resolve_field_ref(path: str, pod: PodFacts) -> str:
     }
     if path in simple:
         return simple[path]
-    for prefix, source in (("metadata.labels", pod.labels), ("metadata.annotations", pod.annotations)):
+    for prefix, source in (
+        ("metadata.labels", pod.labels),
+        ("metadata.annotations", pod.annotations),
+    ):
         if path.startswith(prefix + "['") and path.endswith("']"):
             return source.get(path[len(prefix) + 2 : -2], "")
     return f"<fieldRef:{path}>"
@@ -225,7 +228,9 @@ def service_link_env(
         first = ports[0]
         env[f"{base}_SERVICE_HOST"] = ip
         env[f"{base}_SERVICE_PORT"] = str(first.get("port"))
-        env[f"{base}_PORT"] = f"{str(first.get('protocol', 'TCP')).lower()}://{ip}:{first.get('port')}"
+        env[f"{base}_PORT"] = (
+            f"{str(first.get('protocol', 'TCP')).lower()}://{ip}:{first.get('port')}"
+        )
         for port in ports:
             proto = str(port.get("protocol", "TCP"))
             number = str(port.get("port"))

@@ -26,25 +26,90 @@ TIMEOUT_S = 4.0
 RECORD_START = "\x1e"  # begins the first argv field of every record
 
 # Real programs: text in, text out, no side effects on the machine.
-REAL_TOOLS = ("awk", "basename", "cut", "date", "dirname", "echo", "env", "expr", "false", "grep",
-              "head", "printf", "seq", "sort", "tail", "test", "tr", "true", "uniq", "wc", "xargs",
-              "[")
+REAL_TOOLS = (
+    "awk",
+    "basename",
+    "cut",
+    "date",
+    "dirname",
+    "echo",
+    "env",
+    "expr",
+    "false",
+    "grep",
+    "head",
+    "printf",
+    "seq",
+    "sort",
+    "tail",
+    "test",
+    "tr",
+    "true",
+    "uniq",
+    "wc",
+    "xargs",
+    "[",
+)
 
 # Programs that only prepare a pod (files, keys, waiting). Recorded, not listed as processes.
-HELPERS = frozenset({
-    "cat", "chmod", "chown", "cp", "curl", "dig", "getent", "host", "hostname", "id", "ln", "ls",
-    "mkdir", "mv", "nc", "nproc", "nslookup", "nvidia-smi", "pip", "rm", "sed", "sleep",
-    "ssh-keygen", "tee", "touch", "uv", "wget", "which", "whoami",
-})
-ENGINES = ("python", "python3", *(f"python3.{m}" for m in range(8, 15)), "vllm", "trtllm-serve",
-           "sglang", "ray", "sshd", "ssh", "torchrun", "deepspeed", "dynamo-run", "trtllm-bench")
+HELPERS = frozenset(
+    {
+        "cat",
+        "chmod",
+        "chown",
+        "cp",
+        "curl",
+        "dig",
+        "getent",
+        "host",
+        "hostname",
+        "id",
+        "ln",
+        "ls",
+        "mkdir",
+        "mv",
+        "nc",
+        "nproc",
+        "nslookup",
+        "nvidia-smi",
+        "pip",
+        "rm",
+        "sed",
+        "sleep",
+        "ssh-keygen",
+        "tee",
+        "touch",
+        "uv",
+        "wget",
+        "which",
+        "whoami",
+    }
+)
+ENGINES = (
+    "python",
+    "python3",
+    *(f"python3.{m}" for m in range(8, 15)),
+    "vllm",
+    "trtllm-serve",
+    "sglang",
+    "ray",
+    "sshd",
+    "ssh",
+    "torchrun",
+    "deepspeed",
+    "dynamo-run",
+    "trtllm-bench",
+)
 # Programs that run the rest of their argv after recording themselves.
 LAUNCHERS = ("trtllm-llmapi-launch", "nohup", "stdbuf", "numactl", "taskset", "timeout")
 
 _RECORD = 'RS=$(printf "\\036"); printf "%s\\000" "$RS${0##*/}" "$@" >&9'
 
 _SPECIAL = {
-    "id": 'case "$1" in -u|-g) echo 0;; -un|-gn) echo root;; *) echo "uid=0(root) gid=0(root)";; esac',
+    "id": (
+        'case "$1" in -u|-g) echo 0;; -un|-gn) echo root;; *) echo "uid=0(root) gid=0(root)";; '
+        "esac"
+    ),
     "hostname": 'echo "$HOSTNAME"',
     "whoami": "echo root",
     "nproc": "echo 8",
@@ -59,7 +124,10 @@ _SPECIAL = {
     "mkdir": '"$REALMKDIR" "$@" 2>/dev/null; exit 0',
     "tee": 'exec "$REALCAT"',
     # In-place edits are recorded, never done; stream edits are real.
-    "sed": 'for a in "$@"; do case "$a" in -i*|--in-place*) exit 0;; esac; done; exec "$REALSED" "$@"',
+    "sed": (
+        'for a in "$@"; do case "$a" in -i*|--in-place*) exit 0;; esac; done; '
+        'exec "$REALSED" "$@"'
+    ),
     "mpirun": (
         'H=""; prev=""; for a in "$@"; do [ "$prev" = "-H" ] || [ "$prev" = "--host" ] && H="$a";'
         ' prev="$a"; done\n'
@@ -105,8 +173,9 @@ def split_shell(argv: Sequence[str]) -> ShellCall | None:
             if "c" in word[1:]:
                 if i + 1 >= len(argv):
                     return None
-                return ShellCall(os.path.basename(argv[0]), tuple(options), argv[i + 1],
-                                 tuple(argv[i + 2 :]))
+                return ShellCall(
+                    os.path.basename(argv[0]), tuple(options), argv[i + 1], tuple(argv[i + 2 :])
+                )
         elif word.startswith("--"):
             options.append(word)
         else:
@@ -197,9 +266,15 @@ class Toolbox:
             nobody = _unprivileged()
             proc = subprocess.Popen(
                 [shell, *options, _PRELUDE + script, *call.rest],
-                cwd=work, env=run_env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE, start_new_session=True,
-                user=nobody, group=nobody, extra_groups=[] if nobody is not None else None,
+                cwd=work,
+                env=run_env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                user=nobody,
+                group=nobody,
+                extra_groups=[] if nobody is not None else None,
             )
             result = ShellRun()
             try:
