@@ -107,8 +107,7 @@ _RECORD = 'RS=$(printf "\\036"); printf "%s\\000" "$RS${0##*/}" "$@" >&9'
 
 _SPECIAL = {
     "id": (
-        'case "$1" in -u|-g) echo 0;; -un|-gn) echo root;; *) echo "uid=0(root) gid=0(root)";; '
-        "esac"
+        'case "$1" in -u|-g) echo 0;; -un|-gn) echo root;; *) echo "uid=0(root) gid=0(root)";; esac'
     ),
     "hostname": 'echo "$HOSTNAME"',
     "whoami": "echo root",
@@ -125,8 +124,7 @@ _SPECIAL = {
     "tee": 'exec "$REALCAT"',
     # In-place edits are recorded, never done; stream edits are real.
     "sed": (
-        'for a in "$@"; do case "$a" in -i*|--in-place*) exit 0;; esac; done; '
-        'exec "$REALSED" "$@"'
+        'for a in "$@"; do case "$a" in -i*|--in-place*) exit 0;; esac; done; exec "$REALSED" "$@"'
     ),
     "mpirun": (
         'H=""; prev=""; for a in "$@"; do [ "$prev" = "-H" ] || [ "$prev" = "--host" ] && H="$a";'
