@@ -1,9 +1,46 @@
-"""Commands of this topic are registered here (see cli/main.py)."""
+"""``drivetrain up``: run a graph's frontend and workers as processes on this machine."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from drivetrain.api.errors import InvalidGraph
+from drivetrain.cli.output import EXIT_INVALID, err_console, fail_invalid
 
 
 def register(app: typer.Typer) -> None:
-    """Add this topic's commands to ``app``."""
+    @app.command()
+    def up(
+        graph: Path | None = typer.Argument(None, help="Graph file (or use -f)."),
+        file: Path | None = typer.Option(None, "-f", "--file", help="Graph file (YAML)."),
+        port: int = typer.Option(8000, "--port", help="The frontend's HTTP port."),
+        discovery: str | None = typer.Option(
+            None,
+            "--discovery",
+            help="Discovery URL for every process (etcd://host:port, file:///dir). "
+            "Default: files in a fresh temporary folder.",
+        ),
+        grace: float = typer.Option(
+            5.0, "--grace", help="Seconds between SIGTERM and SIGKILL when stopping."
+        ),
+    ) -> None:
+        """Run every frontend and worker service of a graph on this machine, restarting
+        crashed processes; Ctrl-C or SIGTERM stops them all."""
+        from drivetrain.local.plan import UnrunnableGraph
+        from drivetrain.local.run import UpOptions, run_up
+
+        path = file or graph
+        if path is None or (file is not None and graph is not None and file != graph):
+            err_console.print("[red]error[/red]: give one graph file: `drivetrain up -f GRAPH`")
+            raise typer.Exit(2)
+        try:
+            code = run_up(UpOptions(file=path, port=port, discovery=discovery, grace=grace))
+        except InvalidGraph as exc:
+            fail_invalid(exc)
+        except UnrunnableGraph as exc:
+            for problem in exc.problems:
+                err_console.print(f"[red]error[/red]: {path}: {problem}")
+            raise typer.Exit(EXIT_INVALID) from None
+        raise typer.Exit(code)

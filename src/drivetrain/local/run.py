@@ -1,0 +1,100 @@
+"""``drivetrain up``: plan every graph of a file, run the processes, stop them on a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import signal
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from drivetrain.api.loader import load_graphs
+from drivetrain.local.backoff import RestartPolicy
+from drivetrain.local.logs import LogSink
+from drivetrain.local.plan import ProcessSpec, plan_graph
+from drivetrain.local.status import expected_models, status_table, wait_until_serving
+from drivetrain.local.supervisor import Supervisor
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    file: Path
+    port: int = 8000
+    discovery: str | None = None
+    grace: float = 5.0
+
+
+def plan_file(opts: UpOptions, discovery: str) -> list[ProcessSpec]:
+    """Every process of every graph in the file; raises InvalidGraph / UnrunnableGraph.
+
+    Processes run in the graph file's folder, so relative paths in a service's args (such
+    as ``--model-path models/tiny``) are relative to the graph file.
+    """
+    graphs = load_graphs(opts.file)
+    cwd = opts.file.resolve().parent
+    specs: list[ProcessSpec] = []
+    for graph in graphs:
+        frontends = sum(1 for s in specs if s.port is not None)
+        specs += plan_graph(graph, port=opts.port + frontends, discovery=discovery, cwd=cwd)
+    return specs
+
+
+def run_up(opts: UpOptions, log: LogSink | None = None) -> int:
+    """Plan first (errors raise before anything starts), then supervise until a signal."""
+    tmp: str | None = None
+    discovery = opts.discovery
+    if discovery is None:
+        tmp = tempfile.mkdtemp(prefix="drivetrain-up-")
+        discovery = f"file://{tmp}"
+    try:
+        specs = plan_file(opts, discovery)
+        return asyncio.run(_supervise(specs, opts, discovery, log or LogSink()))
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def _supervise(
+    specs: list[ProcessSpec], opts: UpOptions, discovery: str, log: LogSink
+) -> int:
+    supervisor = Supervisor(specs, log, RestartPolicy(), grace=opts.grace)
+    loop = asyncio.get_running_loop()
+    signals_seen = 0
+
+    def on_signal(signame: str) -> None:
+        nonlocal signals_seen
+        signals_seen += 1
+        if signals_seen == 1:
+            log.event(f"{signame}: stopping every process (again to kill at once)")
+            supervisor.stop()
+        else:
+            supervisor.kill_now()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig.name)
+    urls = [f"http://127.0.0.1:{s.port}" for s in specs if s.port is not None]
+    log.event(f"discovery {discovery}; {len(specs)} processes; frontend {', '.join(urls)}")
+    announce = asyncio.create_task(_announce_when_serving(supervisor, urls, specs, log))
+    try:
+        return await supervisor.run()
+    finally:
+        announce.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await announce
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        if supervisor.failure is None:
+            log.event("stopped")
+
+
+async def _announce_when_serving(
+    supervisor: Supervisor, urls: list[str], specs: list[ProcessSpec], log: LogSink
+) -> None:
+    expected = expected_models(specs)
+    listed = await wait_until_serving(urls[0], expected, supervisor.stopping)
+    if listed is None:
+        return
+    log.console.print(status_table(supervisor.replicas, urls, listed))
+    log.event(f"ready: {', '.join(sorted(listed))} at {urls[0]}/v1 (Ctrl-C stops everything)")

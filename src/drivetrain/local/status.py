@@ -1,0 +1,66 @@
+"""Is the graph serving yet, and the status table shown once it is."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable, Sequence
+
+import httpx
+from rich.table import Table
+
+from drivetrain.local.plan import ProcessSpec
+from drivetrain.local.supervisor import ReplicaState
+
+
+def expected_models(specs: Iterable[ProcessSpec]) -> set[str]:
+    """Models the graph's workers announce (their ``--model-name``)."""
+    return {m for s in specs for m in s.models}
+
+
+def serves_all(listed: set[str], expected: set[str]) -> bool:
+    """The frontend serves the graph: every expected model, or any model when the workers'
+    names are not known from their flags (an ``http`` engine that reads them upstream)."""
+    return expected <= listed if expected else bool(listed)
+
+
+async def listed_models(client: httpx.AsyncClient, url: str) -> set[str]:
+    try:
+        resp = await client.get(f"{url}/v1/models", timeout=2.0)
+        data = resp.json().get("data") or [] if resp.status_code == 200 else []
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return set()
+    return {m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)}
+
+
+async def wait_until_serving(
+    url: str, expected: set[str], stopping: asyncio.Event, interval: float = 0.25
+) -> set[str] | None:
+    """Poll ``url``/v1/models until it serves ``expected``; None if ``stopping`` is set first."""
+    async with httpx.AsyncClient() as client:
+        while not stopping.is_set():
+            listed = await listed_models(client, url)
+            if serves_all(listed, expected):
+                return listed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), interval)
+    return None
+
+
+def status_table(replicas: Sequence[ReplicaState], urls: Sequence[str], models: set[str]) -> Table:
+    title = f"serving {', '.join(sorted(models))} at {', '.join(urls)}"
+    table = Table(title=title, title_justify="left")
+    for column in ("service", "replica", "type", "pid", "state", "restarts", "listens"):
+        table.add_column(column)
+    for r in replicas:
+        spec = r.spec
+        table.add_row(
+            spec.service,
+            str(spec.replica),
+            spec.component_type,
+            str(r.pid or "-"),
+            r.state,
+            str(r.restarts),
+            f"http://127.0.0.1:{spec.port}" if spec.port else "-",
+        )
+    return table
