@@ -97,9 +97,7 @@ def resolve_engine(
 
 def is_shell_form(command: list[str]) -> bool:
     """``sh -c``, ``/bin/bash -lc`` and the like: the script is the next word."""
-    return len(command) >= 2 and bool(SHELLS.match(command[0])) and bool(
-        _SHELL_C.match(command[1])
-    )
+    return len(command) >= 2 and bool(SHELLS.match(command[0])) and bool(_SHELL_C.match(command[1]))
 
 
 def is_exec_program(program: str) -> bool:
