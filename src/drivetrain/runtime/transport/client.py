@@ -164,8 +164,7 @@ class RequestPlaneClient:
             raise StreamFailed(
                 f"cannot connect to worker {self.address}: {exc or 'timed out'}", before_first=True
             ) from exc
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
 
     def send(self, kind: str, sid: int, payload: Any) -> None:
         self._out.append(frames.encode(kind, sid, payload))
