@@ -149,13 +149,13 @@ def _url_for(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> st
     return f"memory://test-{uuid.uuid4().hex}"
 
 
-@pytest.fixture(params=["memory", "file"])
+@pytest.fixture(params=["memory", "file", "etcd"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A discovery URL for each backend; the test runs once per backend."""
     return _url_for(request.param, request, tmp_path)
 
 
-@pytest.fixture(params=["file"])
+@pytest.fixture(params=["file", "etcd"])
 def multiprocess_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A discovery URL that several OS processes can share."""
     return _url_for(request.param, request, tmp_path)
