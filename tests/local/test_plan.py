@@ -157,3 +157,10 @@ def test_env_from_a_secret_is_refused() -> None:
 def test_var_refs_expand_like_the_kubelet() -> None:
     env = {"A": "x"}
     assert expand_refs("$(A)-$(B)-$$(A)", env) == "x-$(B)-$(A)"
+
+
+def test_frontend_listens_on_loopback_unless_told_otherwise() -> None:
+    assert flag_values(plan(AGG)[0].argv, "--host") == ["127.0.0.1"]
+    graph = graph_of(AGG)
+    wide = plan_graph(graph, port=8000, discovery=DISCOVERY, cwd=Path("/srv"), host="0.0.0.0")
+    assert flag_values(wide[0].argv, "--host") == ["0.0.0.0"]

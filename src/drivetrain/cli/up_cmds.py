@@ -16,6 +16,9 @@ def register(app: typer.Typer) -> None:
         graph: Path | None = typer.Argument(None, help="Graph file (or use -f)."),
         file: Path | None = typer.Option(None, "-f", "--file", help="Graph file (YAML)."),
         port: int = typer.Option(8000, "--port", help="The frontend's HTTP port."),
+        host: str = typer.Option(
+            "127.0.0.1", "--host", help="The frontend's listen address (0.0.0.0: every interface)."
+        ),
         discovery: str | None = typer.Option(
             None,
             "--discovery",
@@ -36,7 +39,9 @@ def register(app: typer.Typer) -> None:
             err_console.print("[red]error[/red]: give one graph file: `drivetrain up -f GRAPH`")
             raise typer.Exit(2)
         try:
-            code = run_up(UpOptions(file=path, port=port, discovery=discovery, grace=grace))
+            code = run_up(
+                UpOptions(file=path, port=port, host=host, discovery=discovery, grace=grace)
+            )
         except InvalidGraph as exc:
             fail_invalid(exc)
         except UnrunnableGraph as exc:

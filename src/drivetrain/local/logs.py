@@ -25,6 +25,8 @@ class LogSink:
             soft_wrap=True,
             force_terminal=self.colour,
             no_color=not self.colour,
+            # Piped output (CI, a log file) is not cut at 80 columns.
+            width=None if self.colour else 160,
         )
         self._styles: dict[str, str] = {}
         self.width = 0

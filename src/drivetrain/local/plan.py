@@ -5,7 +5,8 @@ the renderer would give its pod (``render.profiles``), adapted to one machine:
 
 * ``drivetrain ...`` runs as ``sys.executable -m drivetrain.cli.main ...`` so the processes use
   the same installation as ``up`` itself (no reliance on PATH).
-* The frontend gets ``--port`` (replica *i* gets ``port + i``).
+* The frontend gets ``--port`` (replica *i* gets ``port + i``) and ``--host`` (loopback unless
+  ``up --host`` says otherwise).
 * A worker's request plane listens on 127.0.0.1 and a free port (the pod's fixed 9090 on
   0.0.0.0 would collide between replicas and be reachable from outside).
 * Downward-API env (POD_NAME, POD_IP...) gets local values and ``$(VAR)`` references are
@@ -142,6 +143,7 @@ def plan_graph(
     port: int,
     discovery: str,
     cwd: Path,
+    host: str = "127.0.0.1",
     k8s_namespace: str | None = None,
 ) -> list[ProcessSpec]:
     """Every process of ``graph``, frontends first; raises ``UnrunnableGraph`` listing all
@@ -190,6 +192,7 @@ def plan_graph(
                 replica_port = port + frontends
                 frontends += 1
                 local_argv = _replace_flag(argv, "--port", str(replica_port), add=True)
+                local_argv = _replace_flag(local_argv, "--host", host, add=True)
                 specs.append(
                     ProcessSpec(
                         name,

@@ -22,6 +22,7 @@ from drivetrain.local.supervisor import Supervisor
 class UpOptions:
     file: Path
     port: int = 8000
+    host: str = "127.0.0.1"
     discovery: str | None = None
     grace: float = 5.0
 
@@ -37,7 +38,9 @@ def plan_file(opts: UpOptions, discovery: str) -> list[ProcessSpec]:
     specs: list[ProcessSpec] = []
     for graph in graphs:
         frontends = sum(1 for s in specs if s.port is not None)
-        specs += plan_graph(graph, port=opts.port + frontends, discovery=discovery, cwd=cwd)
+        specs += plan_graph(
+            graph, port=opts.port + frontends, discovery=discovery, cwd=cwd, host=opts.host
+        )
     return specs
 
 
@@ -74,7 +77,8 @@ async def _supervise(
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig.name)
-    urls = [f"http://127.0.0.1:{s.port}" for s in specs if s.port is not None]
+    local = "127.0.0.1" if opts.host in ("0.0.0.0", "::") else opts.host
+    urls = [f"http://{local}:{s.port}" for s in specs if s.port is not None]
     log.event(f"discovery {discovery}; {len(specs)} processes; frontend {', '.join(urls)}")
     announce = asyncio.create_task(_announce_when_serving(supervisor, urls, specs, log))
     try:

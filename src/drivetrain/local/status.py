@@ -61,6 +61,6 @@ def status_table(replicas: Sequence[ReplicaState], urls: Sequence[str], models: 
             str(r.pid or "-"),
             r.state,
             str(r.restarts),
-            f"http://127.0.0.1:{spec.port}" if spec.port else "-",
+            f"port {spec.port}" if spec.port else "-",
         )
     return table

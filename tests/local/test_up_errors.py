@@ -1,0 +1,59 @@
+"""`drivetrain up` refuses bad input with exit 1 and a one-line error before starting anything."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.paths import REPO
+
+
+def up(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "drivetrain.cli.main", "up", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+
+
+def test_missing_graph_file_exits_1_naming_the_file(tmp_path: Path) -> None:
+    result = up("-f", str(tmp_path / "nope.yaml"))
+    assert result.returncode == 1
+    assert f"{tmp_path / 'nope.yaml'}: file not found" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_invalid_graph_exits_1_with_the_field_path(tmp_path: Path) -> None:
+    graph = tmp_path / "bad.yaml"
+    graph.write_text(
+        "apiVersion: drivetrain.dev/v1alpha1\nkind: GraphDeployment\nmetadata: {name: bad}\n"
+        "spec:\n  services:\n    Frontend: {componentType: frontend, replicas: -1}\n"
+    )
+    result = up("-f", str(graph))
+    assert result.returncode == 1
+    assert "spec.services.Frontend.replicas" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_graph_needing_another_image_exits_1_before_starting(tmp_path: Path) -> None:
+    graph = tmp_path / "vllm.yaml"
+    graph.write_text(
+        "apiVersion: nvidia.com/v1alpha1\nkind: DynamoGraphDeployment\nmetadata: {name: v}\n"
+        "spec:\n  services:\n    Frontend: {componentType: frontend}\n"
+    )
+    result = up("-f", str(graph), "--port", "1")
+    assert result.returncode == 1
+    assert "service Frontend: command `python3 -m dynamo.frontend` is not a drivetrain command" in (
+        result.stderr
+    )
+    assert "up: discovery" not in result.stdout  # nothing was started
+    assert "Traceback" not in result.stderr
+
+
+def test_no_graph_file_is_a_usage_error() -> None:
+    result = up()
+    assert result.returncode == 2
+    assert "give one graph file" in result.stderr
