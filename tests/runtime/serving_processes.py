@@ -1,0 +1,70 @@
+"""Frontend and worker as real subprocesses (``python -m drivetrain.cli.main ...``)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from tests.paths import REPO
+
+
+class CliProcess:
+    """A drivetrain command that prints a readiness line on stdout."""
+
+    def __init__(self, args: list[str], ready: str, log: Path) -> None:
+        self.args = args
+        self.ready = ready
+        self.log = log
+        self.process: subprocess.Popen[str] | None = None
+        self.line = ""
+
+    def start(self, timeout: float = 30.0) -> CliProcess:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self._log = self.log.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "drivetrain.cli.main", *self.args],
+            stdout=subprocess.PIPE, stderr=self._log, text=True, cwd=REPO, env=env,
+        )
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                raise RuntimeError(f"{self.args[0]} exited: {self.log.read_text()[-2000:]}")
+            if self.ready in line:
+                self.line = line
+                return self
+        raise TimeoutError(f"{self.args[0]} not ready: {self.log.read_text()[-2000:]}")
+
+    def signal(self, sig: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+        finally:
+            self._log.close()
+
+
+def wait_for_models(url: str, count: int, timeout: float = 20.0) -> None:
+    import json
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(url + "/health") as resp:
+            if len(json.load(resp)["instances"]) >= count:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"{count} instances never appeared at {url}")

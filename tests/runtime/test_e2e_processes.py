@@ -1,0 +1,111 @@
+"""End to end over processes: ``drivetrain frontend`` + ``drivetrain worker`` on a file:// store."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import openai
+import pytest
+
+from tests.paths import shared
+from tests.runtime.conftest import free_port
+from tests.runtime.serving_processes import CliProcess, wait_for_models
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[tuple[str, list[CliProcess]]]:
+    tiny = str(shared("models", "tiny"))
+    discovery = f"file://{tmp_path / 'store'}"
+    port = free_port()
+    frontend = CliProcess(
+        ["frontend", "--port", str(port), "--host", "127.0.0.1", "--discovery", discovery],
+        "listening on", tmp_path / "frontend.log",
+    )
+    workers = [
+        CliProcess(
+            ["worker", "--engine", "mocker", "--model-name", "tiny", "--model-path", tiny,
+             "--speedup-ratio", "1000000", "--discovery", discovery, "--lease-ttl", "3"],
+            "worker ready", tmp_path / f"worker{i}.log",
+        )
+        for i in range(2)
+    ]
+    started: list[CliProcess] = []
+    try:
+        for process in (frontend, *workers):
+            started.append(process.start())
+        url = f"http://127.0.0.1:{port}"
+        wait_for_models(url, 2)
+        yield url, workers
+    finally:
+        for process in reversed(started):
+            process.stop()
+
+
+async def test_models_chat_and_completions_through_the_openai_client(
+    cluster: tuple[str, list[CliProcess]],
+) -> None:
+    url, _ = cluster
+    client = openai.AsyncOpenAI(base_url=url + "/v1", api_key="x", max_retries=0)
+    assert [m.id for m in (await client.models.list()).data] == ["tiny"]
+    reply = await client.chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=16
+    )
+    assert reply.usage is not None and reply.usage.completion_tokens == 16
+    stream = await client.chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=8, stream=True
+    )
+    assert len([c async for c in stream if c.choices and c.choices[0].delta.content]) == 8
+    completion = await client.completions.create(model="tiny", prompt="once upon", max_tokens=4)
+    assert completion.usage is not None and completion.usage.completion_tokens == 4
+
+
+async def test_a_killed_worker_is_routed_around(cluster: tuple[str, list[CliProcess]]) -> None:
+    url, workers = cluster
+    workers[0].signal(signal.SIGKILL)  # no deregistration: its records stay until the lease ends
+    client = openai.AsyncOpenAI(base_url=url + "/v1", api_key="x", max_retries=0)
+    for _ in range(6):
+        reply = await client.chat.completions.create(
+            model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=2
+        )
+        assert reply.choices[0].finish_reason == "length"
+
+
+async def test_a_worker_stopped_with_sigterm_leaves_health_at_once(
+    cluster: tuple[str, list[CliProcess]],
+) -> None:
+    url, workers = cluster
+    assert workers[1].stop() == 0
+    async with aiohttp.ClientSession() as session:
+        for _ in range(100):
+            async with session.get(url + "/health") as resp:
+                if len((await resp.json())["instances"]) == 1:
+                    break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail("the stopped worker is still listed")
+
+
+async def test_a_thousand_concurrent_streams_all_complete(cluster: tuple[str, list[CliProcess]]) -> None:
+    url, _ = cluster
+    body = {
+        "model": "tiny", "messages": [{"role": "user", "content": "tell me"}],
+        "max_tokens": 32, "stream": True,
+    }
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one() -> tuple[int, int, bool]:
+            async with session.post(url + "/v1/chat/completions", json=body) as resp:
+                text = await resp.text()
+                events = text.strip().split("\n\n")
+                return resp.status, len(events), events[-1] == "data: [DONE]"
+
+        results = await asyncio.gather(*[one() for _ in range(1000)])
+    # 32 token events + the finish event + [DONE], every one of them
+    assert results == [(200, 34, True)] * 1000
