@@ -1,11 +1,12 @@
 """Render every example graph with both deployers; report milliseconds per graph.
 
-    make bench-render        (or: .venv/bin/python benchmarks/bench_render.py [--rounds N])
+make bench-render        (or: .venv/bin/python benchmarks/bench_render.py [--rounds N])
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import statistics
 import time
@@ -44,10 +45,8 @@ def main() -> None:
         )
     start = time.perf_counter()
     for path in sorted(glob.glob(f"{opts.examples}/*.yaml")):
-        try:
+        with contextlib.suppress(InvalidGraph):
             load_file(path)
-        except InvalidGraph:
-            pass
     print(f"load+validate all example files: {(time.perf_counter() - start) * 1000:.1f} ms")
 
 
