@@ -218,6 +218,11 @@ BAD_CASES: list[tuple[str, dict[str, str], str]] = [
         {**LWS3, "LWS_GROUP_SIZE": "two", "LWS_WORKER_INDEX": "0"},
         "LWS_GROUP_SIZE",
     ),
+    (
+        "lws-size-ten-digits",
+        {**LWS3, "LWS_GROUP_SIZE": "1234567890", "LWS_WORKER_INDEX": "0"},
+        "LWS_GROUP_SIZE",
+    ),
     ("lws-index-missing", dict(LWS3), "LWS_WORKER_INDEX"),
     ("lws-index-negative", {**LWS3, "LWS_WORKER_INDEX": "-1"}, "LWS_WORKER_INDEX"),
     ("lws-leader-missing", {"LWS_GROUP_SIZE": "2", "LWS_WORKER_INDEX": "1"}, "LWS_LEADER_ADDRESS"),
