@@ -133,8 +133,8 @@ class Frontend:
 
     async def prometheus(self, request: web.Request) -> web.Response:
         return web.Response(
-            body=self.metrics.render(), content_type="text/plain", charset="utf-8",
-            headers={"X-Content-Format": "text/plain; version=0.0.4"},
+            body=self.metrics.render(),
+            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
         )
 
     # ---- inference routes ----------------------------------------------------------------
