@@ -261,3 +261,25 @@ def test_table_prints_final_argv_per_role_and_rank() -> None:
     assert "g-worker worker" in text
     assert "--dist-init-addr g-worker-1.g-worker.dyn:29500 --nnodes 3 --node-rank 2" in text
     assert "verify: 6 process(es), ok" in text
+
+
+def test_a_hung_script_is_reported_once_per_template_not_once_per_rank() -> None:
+    leader = container(SGLANG, ["--node-rank", "0"])
+    worker = container(["sh", "-c"], ["while :; do sleep 1; done"])
+    report = verify_manifests([lws(leader, worker, size=4, replicas=1)], timeout=0.3)
+    assert [(p.pod, p.container) for p in report.problems if "did not finish" in p.message] == [
+        ("g-worker-0-1", "main")
+    ]
+
+
+def test_an_undefined_reference_that_a_secret_might_define_is_warned_about() -> None:
+    main = container(SGLANG, ["--token", "$(HF_TOKEN)"], envFrom=[{"secretRef": {"name": "hf"}}])
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "d"},
+        "spec": {"template": pod_template(main)},
+    }
+    report = verify_manifests([deployment])
+    assert [p.token for p in report.problems] == ["$(HF_TOKEN)"]
+    assert any("secret/hf" in w for w in report.warnings)

@@ -49,11 +49,12 @@ def verify_manifests(manifests: list[dict[str, Any]], timeout: float = TIMEOUT_S
     service_env = service_link_env(services, ips)
     runs: list[_PodRun] = []
     with Toolbox() as toolbox:
+        sim = _Simulation(configmaps, toolbox, report, timeout)
         for pod in enumerate_pods(objects):
             run = _PodRun(pod)
             links = service_env if pod.spec.get("enableServiceLinks", True) else {}
             for container, init in _containers(pod.spec):
-                procs = _simulate(pod, container, init, links, configmaps, toolbox, report, timeout)
+                procs = _simulate(pod, container, init, links, sim)
                 report.processes.extend(procs)
                 if not init:
                     run.processes.extend(procs)
@@ -77,19 +78,35 @@ def _containers(spec: Mapping[str, Any]) -> Iterable[tuple[Mapping[str, Any], bo
         yield c, False
 
 
+@dataclass
+class _Simulation:
+    """What every container simulation of one verify run shares."""
+
+    configmaps: Mapping[str, Mapping[str, str]]
+    toolbox: Toolbox
+    report: VerifyReport
+    timeout: float
+    # Scripts that already ran out of time: the same template on the next rank would too, and
+    # waiting again for each of a large group's pods only makes verify slow.
+    hung: set[tuple[str, str, str]] = field(default_factory=set)
+
+
 def _simulate(
     pod: Pod,
     container: Mapping[str, Any],
     init: bool,
     service_env: Mapping[str, str],
-    configmaps: Mapping[str, Mapping[str, str]],
-    toolbox: Toolbox,
-    report: VerifyReport,
-    timeout: float,
+    sim: _Simulation,
 ) -> list[Process]:
+    report, timeout = sim.report, sim.timeout
     name = str(container.get("name", ""))
-    env = container_env(container, pod.controller_env, pod.facts, service_env, configmaps)
+    env = container_env(container, pod.controller_env, pod.facts, service_env, sim.configmaps)
     argv = expand_argv(container, env.values)
+    if env.opaque_sources and any("$(" in word for word in argv):
+        report.warnings.append(
+            f"{pod.workload} pod {pod.facts.hostname} container {name}: an undefined $(VAR) "
+            f"might come from {', '.join(env.opaque_sources)}, whose keys verify cannot see"
+        )
     rank = pod.member_index if pod.group is not None else None
 
     def process(source: Literal["exec", "shell"], final: list[str]) -> Process:
@@ -113,9 +130,13 @@ def _simulate(
     call = split_shell(argv)
     if call is None:
         return [process("exec", argv)]
+    template = (pod.workload, pod.role, name)
+    if template in sim.hung:
+        return []
     runtime_env = {"HOSTNAME": pod.facts.hostname, **env.values}
-    result = toolbox.run(call, runtime_env, timeout=timeout)
+    result = sim.toolbox.run(call, runtime_env, timeout=timeout)
     if result.timed_out:
+        sim.hung.add(template)
         report.problems.append(
             Problem(
                 workload=pod.workload,
