@@ -1,0 +1,152 @@
+"""One reconcile of one graph: render, apply what changed, prune what went, compute status.
+
+Level-triggered and idempotent: it reads the graph and its live children and makes the
+cluster match, so running it again with nothing changed reads but writes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from lightkube import AsyncClient, codecs
+from lightkube.core.exceptions import ApiError
+from lightkube.types import PatchType
+
+from drivetrain.api import InvalidGraph, parse_graph
+from drivetrain.kube import multinode, readiness
+from drivetrain.kube.children import Plan, child_key, owned, plan
+from drivetrain.kube.client import FIELD_MANAGER
+from drivetrain.kube.resources import CHILD_KINDS, graph_resource
+from drivetrain.render import render_graph
+from drivetrain.render.naming import GRAPH_LABEL
+
+log = logging.getLogger("drivetrain.operator")
+
+#: Status fields this operator owns (anything else under status is left alone).
+STATUS_FIELDS = ("observedGeneration", "state", "conditions", "services")
+
+
+@dataclass
+class Outcome:
+    status: dict[str, Any]
+    plan: Plan = field(default_factory=Plan)
+    status_written: bool = False
+
+
+async def api_groups(client: AsyncClient) -> set[str]:
+    """API discovery: the groups the server serves (``GET /apis``).
+
+    lightkube has no discovery call, so this goes through its configured HTTP client
+    (same server, same credentials).
+    """
+    http = client._client._client  # lightkube.GenericAsyncClient → httpx.AsyncClient
+    response = await http.get("/apis")
+    response.raise_for_status()
+    return {g["name"] for g in response.json().get("groups", [])}
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    return obj if isinstance(obj, dict) else obj.to_dict()
+
+
+async def list_children(
+    client: AsyncClient, namespace: str, graph_name: str, groups: set[str]
+) -> list[dict[str, Any]]:
+    """Every object of a kind drivetrain renders that carries the graph's label."""
+    out: list[dict[str, Any]] = []
+    for kind in CHILD_KINDS.values():
+        if kind.group is not None and kind.group not in groups:
+            continue
+        async for obj in client.list(
+            kind.resource, namespace=namespace, labels={GRAPH_LABEL: graph_name}
+        ):
+            item = _as_dict(obj)
+            item.setdefault("kind", kind.kind)
+            out.append(item)
+    return out
+
+
+def _graph_input(body: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a live object the API models describe (server fields dropped)."""
+    meta = body.get("metadata", {})
+    keep = {k: meta[k] for k in ("name", "namespace", "labels", "annotations") if k in meta}
+    return {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": keep,
+        "spec": body.get("spec") or {},
+    }
+
+
+async def reconcile(client: AsyncClient, body: dict[str, Any], groups: set[str]) -> Outcome:
+    """Make the cluster match ``body`` (a live GraphDeployment or DynamoGraphDeployment)."""
+    meta = body["metadata"]
+    namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
+    generation = meta.get("generation")
+    previous = body.get("status") or {}
+
+    try:
+        graph = parse_graph(_graph_input(body))
+        choice = multinode.choose(graph, groups)
+        if choice.problem:
+            status = readiness.failed_status(
+                "MultinodeAPIUnavailable", choice.problem, generation, previous
+            )
+            return await _write_status(client, body, status, Outcome(status))
+        assert choice.deployer is not None
+        rendered = render_graph(graph, namespace=namespace, multinode=choice.deployer)
+    except InvalidGraph as exc:
+        message = "; ".join(str(e).replace("<input>: ", "", 1) for e in exc.errors)
+        status = readiness.failed_status("InvalidSpec", message, generation, previous)
+        return await _write_status(client, body, status, Outcome(status))
+
+    desired = owned(rendered, body)
+    live = await list_children(client, namespace, name, groups)
+    todo = plan(desired, live, uid)
+    current = {child_key(o): o for o in todo.unchanged}
+    for obj in todo.apply:
+        applied = await client.apply(codecs.from_dict(obj), field_manager=FIELD_MANAGER, force=True)
+        current[child_key(obj)] = {**_as_dict(applied), "kind": obj["kind"]}
+    for obj in todo.delete:
+        try:
+            await client.delete(
+                CHILD_KINDS[obj["kind"]].resource, obj["metadata"]["name"], namespace=namespace
+            )
+        except ApiError as exc:
+            if exc.status.code != 404:  # already gone is what we wanted
+                raise
+    if todo.writes:
+        log.info(
+            "graph %s/%s: applied %s, deleted %s",
+            namespace,
+            name,
+            [child_key(o) for o in todo.apply],
+            [child_key(o) for o in todo.delete],
+        )
+
+    children = {
+        svc: readiness.child_status(current.get((kind, child)), kind, child)
+        for svc, (kind, child) in readiness.service_children(graph, choice.deployer).items()
+    }
+    status = readiness.graph_status(children, generation, previous)
+    return await _write_status(client, body, status, Outcome(status, todo))
+
+
+async def _write_status(
+    client: AsyncClient, body: dict[str, Any], status: dict[str, Any], outcome: Outcome
+) -> Outcome:
+    previous = body.get("status") or {}
+    if not readiness.status_changed(previous, status):
+        return outcome
+    meta = body["metadata"]
+    await client.patch(
+        graph_resource(body["kind"]).Status,
+        meta["name"],
+        {"status": readiness.status_patch(previous, status)},
+        namespace=meta["namespace"],
+        patch_type=PatchType.MERGE,
+    )
+    outcome.status_written = True
+    return outcome

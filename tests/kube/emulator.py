@@ -1,0 +1,550 @@
+"""An in-memory Kubernetes API for operator and CLI tests: kmock 0.8, extended.
+
+Plain kmock 0.8 stores objects but gives them no server-side metadata, answers 200 on create,
+has no PUT, no server-side-apply create, ignores label selectors, replays every object on each
+watch, mixes spec and status, never garbage-collects and does not register CRDs
+(``../shared/reference/k8s-testing.md`` §2a).  This subclass keeps kmock's HTTP server, request
+parsing and discovery, and serves every resource request itself from one store:
+
+* uid / creationTimestamp / resourceVersion (one cluster-wide counter) / generation (bumped when
+  anything outside metadata and status changes) / namespace from the URL / generateName;
+* 201 on create, 409 on duplicates and on a stale ``metadata.resourceVersion``;
+* PATCH as merge (merge / strategic / apply bodies, JSON or YAML) or RFC 6902 JSON patch, PUT;
+* server-side apply creates an absent object; a write that changes nothing bumps nothing and
+  emits no watch event (as the real server does);
+* the status subresource is isolated when the resource declares it;
+* label selectors (``=``, ``==``, ``!=``, ``in``, ``notin``, ``key``, ``!key``) on list and watch;
+* watch resume from ``resourceVersion`` (no replay of older objects) and ``timeoutSeconds``;
+* background ownerReference garbage collection (cascading);
+* creating a CustomResourceDefinition registers its resource for discovery and requests;
+* ``history_limit`` trims kmock's request log (its per-request cost grows with the log);
+* ``writes`` records every mutating request (method, path) for "writes nothing" assertions.
+
+Not emulated (see docs/operator.md): SSA field ownership and conflicts, strategic-merge list
+semantics, defaulting, admission, RBAC, pagination, BOOKMARK events, 410 Gone and controllers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import datetime
+import json
+import re
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import aiohttp.web
+import attrs
+import kmock
+import yaml
+from kmock._internal import rendering
+
+#: (group, plural) → discovery facts, for the built-in kinds drivetrain uses.
+BUILTIN: dict[str, dict[str, Any]] = {
+    "v1/configmaps": {"kind": "ConfigMap", "namespaced": True},
+    "v1/services": {"kind": "Service", "namespaced": True, "subresources": {"status"}},
+    "v1/persistentvolumeclaims": {
+        "kind": "PersistentVolumeClaim",
+        "namespaced": True,
+        "subresources": {"status"},
+    },
+    "v1/namespaces": {"kind": "Namespace", "namespaced": False},
+    "v1/events": {"kind": "Event", "namespaced": True},
+    "v1/pods": {"kind": "Pod", "namespaced": True, "subresources": {"status"}},
+    "apps/v1/deployments": {"kind": "Deployment", "namespaced": True, "subresources": {"status"}},
+    "apiextensions.k8s.io/v1/customresourcedefinitions": {
+        "kind": "CustomResourceDefinition",
+        "namespaced": False,
+        "subresources": {"status"},
+    },
+}
+VERBS = {"get", "list", "watch", "create", "update", "patch", "delete"}
+_META_ONLY = {"metadata", "status", "apiVersion", "kind"}
+
+Key = tuple[str, str, str | None, str]  # group, plural, namespace, name
+
+
+def _now() -> str:
+    return datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def merge(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch: dicts merge, ``None`` deletes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge(out.get(key), value)
+    return out
+
+
+def _pointer(path: str) -> list[str]:
+    return [p.replace("~1", "/").replace("~0", "~") for p in path.lstrip("/").split("/")]
+
+
+def json_patch(obj: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any]:
+    """RFC 6902 (add, replace, remove, test): enough for kopf's finalizer patches."""
+    out = copy.deepcopy(obj)
+    for op in ops:
+        *parents, last = _pointer(op["path"])
+        node: Any = out
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+        kind = op["op"]
+        if kind == "test":
+            current = node[int(last)] if isinstance(node, list) else node.get(last)
+            if current != op["value"]:
+                raise ApiError(422, "Invalid", f"test failed at {op['path']}")
+        elif kind in ("add", "replace"):
+            if isinstance(node, list):
+                idx = len(node) if last == "-" else int(last)
+                if kind == "add":
+                    node.insert(idx, op["value"])
+                else:
+                    node[idx] = op["value"]
+            else:
+                node[last] = op["value"]
+        elif kind == "remove":
+            if isinstance(node, list):
+                del node[int(last)]
+            else:
+                node.pop(last, None)
+        else:
+            raise ApiError(422, "Invalid", f"unsupported JSON patch op {kind!r}")
+    return out
+
+
+_REQ = re.compile(
+    r"^\s*(!?)([\w./-]+)\s*(?:(==|=|!=)\s*([\w./-]*)|\s+(in|notin)\s*\(([^)]*)\))?\s*$"
+)
+
+
+def _split_selector(selector: str) -> Iterator[str]:
+    depth, start = 0, 0
+    for i, ch in enumerate(selector):
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == "," and depth == 0:
+            yield selector[start:i]
+            start = i + 1
+    yield selector[start:]
+
+
+def selector_matches(selector: str, labels: dict[str, str]) -> bool:
+    for requirement in filter(str.strip, _split_selector(selector)):
+        m = _REQ.match(requirement)
+        if not m:
+            raise ApiError(400, "BadRequest", f"unable to parse requirement {requirement!r}")
+        neg, key, op, value, set_op, values = m.groups()
+        if op in ("=", "=="):
+            ok = labels.get(key) == value
+        elif op == "!=":
+            ok = labels.get(key) != value
+        elif set_op:
+            choices = {v.strip() for v in values.split(",")}
+            ok = labels.get(key) in choices if set_op == "in" else labels.get(key) not in choices
+        else:
+            ok = (key in labels) != bool(neg)
+        if not ok:
+            return False
+    return True
+
+
+class ApiError(Exception):
+    def __init__(self, code: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.reason, self.message = code, reason, message
+
+    def response(self) -> aiohttp.web.Response:
+        status = {"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure"}
+        body = {**status, "code": self.code, "reason": self.reason, "message": self.message}
+        return aiohttp.web.json_response(body, status=self.code)
+
+
+@attrs.define(kw_only=True)
+class ExtendedEmulator(kmock.KubernetesEmulator):
+    """A kmock emulator with the server-side behaviour operators rely on (see module doc)."""
+
+    history_limit: int | None = None
+    store: dict[Key, dict[str, Any]] = attrs.field(factory=dict, init=False)
+    writes: list[tuple[str, str]] = attrs.field(factory=list, init=False)
+    #: Every resource request served: (method, path?query).
+    log: list[tuple[str, str]] = attrs.field(factory=list, init=False)
+    _rv: int = attrs.field(default=0, init=False)
+    _events: list[tuple[int, str, str, dict[str, Any]]] = attrs.field(factory=list, init=False)
+    _changed: asyncio.Condition | None = attrs.field(default=None, init=False)
+    _info: dict[tuple[str, str], dict[str, Any]] = attrs.field(factory=dict, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        for path, info in BUILTIN.items():
+            self.declare(path, **info)
+
+    # ----------------------------------------------------------------- resource registry
+
+    def declare(
+        self,
+        path: str,
+        *,
+        kind: str,
+        namespaced: bool,
+        subresources: set[str] | None = None,
+        short_names: set[str] | None = None,
+    ) -> None:
+        """Serve ``group/version/plural`` (``v1/plural`` for the core group)."""
+        *group_parts, version, plural = path.split("/")
+        group = "/".join(group_parts)
+        self.resources[path] = kmock.ResourceInfo(
+            kind=kind,
+            namespaced=namespaced,
+            singular=kind.lower(),
+            verbs=VERBS,
+            shortnames=short_names or set(),
+            subresources=subresources or set(),
+        )
+        self._info[group, plural] = {
+            "kind": kind,
+            "namespaced": namespaced,
+            "status": "status" in (subresources or set()),
+            "version": version,
+        }
+
+    def register_crd(self, crd: dict[str, Any]) -> None:
+        spec = crd["spec"]
+        names = spec["names"]
+        for version in spec["versions"]:
+            if not version.get("served", True):
+                continue
+            self.declare(
+                f"{spec['group']}/{version['name']}/{names['plural']}",
+                kind=names["kind"],
+                namespaced=spec.get("scope", "Namespaced") == "Namespaced",
+                subresources=set(version.get("subresources", {})),
+                short_names=set(names.get("shortNames", [])),
+            )
+
+    # ----------------------------------------------------------------- HTTP entry
+
+    async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        if self.history_limit is not None and len(self._requests) > self.history_limit:
+            del self._requests[: -self.history_limit]
+        if request.resource is None or not request.resource.plural:
+            return await super()._handle(request)  # discovery: kmock's own
+        if self._changed is None:
+            self._changed = asyncio.Condition()
+        res = request.resource
+        info = self._info.get((res.group or "", res.plural or ""))
+        if info is None:
+            return ApiError(404, "NotFound", f"the server could not find {res.plural}").response()
+        try:
+            return await self._serve(request, res.group or "", res.plural or "", info)
+        except ApiError as exc:
+            return exc.response()
+
+    async def _serve(
+        self, request: rendering.Request, group: str, plural: str, info: dict[str, Any]
+    ) -> aiohttp.web.StreamResponse:
+        method = str(request.method.value if hasattr(request.method, "value") else request.method)
+        method = method.upper()
+        ns = request.namespace
+        name = request.name
+        raw = request._raw_request
+        assert raw is not None
+        self.log.append((method, str(raw.rel_url)))
+        if method == "GET" and request.params.get("watch") in ("true", "True", "1"):
+            return await self._watch(raw, request, group, plural)
+        if method == "GET":
+            if name is None:
+                return self._json(self._list(request, group, plural))
+            return self._json(self._get((group, plural, ns, name)))
+        self.writes.append((method, str(request.url.path)))
+        body = self._body(request)
+        async with self._changed:  # type: ignore[union-attr]
+            if method == "POST":
+                obj = self._create(group, plural, ns, info, body)
+                return self._json(obj, status=201)
+            assert name is not None, "collection writes other than POST are not served"
+            key = (group, plural, ns, name)
+            if method == "DELETE":
+                return self._json(self._delete(key))
+            if method == "PUT":
+                return self._json(self._write(key, info, body, request.subresource, replace=True))
+            if method == "PATCH":
+                ctype = request.headers.get("Content-Type", "")
+                if "apply-patch" in ctype and key not in self.store:
+                    body = {**body, "metadata": {**body.get("metadata", {}), "name": name}}
+                    return self._json(self._create(group, plural, ns, info, body), status=201)
+                return self._json(self._write(key, info, body, request.subresource))
+        raise ApiError(405, "MethodNotAllowed", f"{method} is not served")
+
+    @staticmethod
+    def _body(request: rendering.Request) -> Any:
+        if isinstance(request.data, (dict, list)):
+            return request.data
+        if request.text:
+            return yaml.safe_load(request.text)  # SSA bodies may be YAML
+        return {}
+
+    @staticmethod
+    def _json(obj: Any, status: int = 200) -> aiohttp.web.Response:
+        return aiohttp.web.json_response(obj, status=status)
+
+    # ----------------------------------------------------------------- reads
+
+    def _get(self, key: Key) -> dict[str, Any]:
+        if key not in self.store:
+            raise ApiError(404, "NotFound", f'{key[1]} "{key[3]}" not found')
+        return self.store[key]
+
+    def _matching(self, request: rendering.Request, group: str, plural: str) -> list[dict]:
+        selector = request.params.get("labelSelector", "")
+        field = request.params.get("fieldSelector", "")
+        out = []
+        for (g, p, ns, name), obj in self.store.items():
+            if (g, p) != (group, plural):
+                continue
+            if request.namespace is not None and ns != request.namespace:
+                continue
+            if request.name is not None and name != request.name:
+                continue
+            if field.startswith("metadata.name=") and name != field.split("=", 1)[1]:
+                continue
+            if selector and not selector_matches(selector, obj["metadata"].get("labels") or {}):
+                continue
+            out.append(obj)
+        return out
+
+    def _list(self, request: rendering.Request, group: str, plural: str) -> dict[str, Any]:
+        info = self._info[group, plural]
+        api_version = f"{group}/{info['version']}" if group else info["version"]
+        return {
+            "apiVersion": api_version,
+            "kind": f"{info['kind']}List",
+            "metadata": {"resourceVersion": str(self._rv)},
+            "items": self._matching(request, group, plural),
+        }
+
+    async def _watch(
+        self, raw: aiohttp.web.BaseRequest, request: rendering.Request, group: str, plural: str
+    ) -> aiohttp.web.StreamResponse:
+        response = aiohttp.web.StreamResponse()
+        response.content_type = "application/json"
+        await response.prepare(raw)
+        selector = request.params.get("labelSelector", "")
+        since = request.params.get("resourceVersion")
+        timeout = float(request.params.get("timeoutSeconds") or 0) or None
+
+        def wanted(obj: dict[str, Any]) -> bool:
+            meta = obj["metadata"]
+            if request.namespace is not None and meta.get("namespace") != request.namespace:
+                return False
+            if request.name is not None and meta.get("name") != request.name:
+                return False
+            return not selector or selector_matches(selector, meta.get("labels") or {})
+
+        if since and since != "0":
+            cursor = int(since)
+        else:
+            cursor = self._rv
+            for obj in self._matching(request, group, plural):
+                await response.write(json.dumps({"type": "ADDED", "object": obj}).encode() + b"\n")
+        assert self._changed is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout if timeout else None
+        try:
+            while True:
+                for rv, g, p, event in list(self._events):
+                    if rv > cursor and (g, p) == (group, plural) and wanted(event["object"]):
+                        await response.write(json.dumps(event).encode() + b"\n")
+                cursor = max(cursor, self._rv)
+                remaining = deadline - loop.time() if deadline else None
+                if remaining is not None and remaining <= 0:
+                    break
+                async with self._changed:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._changed.wait(), remaining)
+        except (ConnectionResetError, asyncio.CancelledError):
+            return response
+        await response.write_eof()
+        return response
+
+    # ----------------------------------------------------------------- writes
+
+    def _bump(self, obj: dict[str, Any]) -> None:
+        self._rv += 1
+        obj["metadata"]["resourceVersion"] = str(self._rv)
+
+    def _emit(self, kind: str, group: str, plural: str, obj: dict[str, Any]) -> None:
+        self._events.append((self._rv, group, plural, {"type": kind, "object": obj}))
+        del self._events[:-1000]  # resume works within the last 1000 events, as etcd compacts
+        assert self._changed is not None
+        self._changed.notify_all()
+
+    def _create(
+        self, group: str, plural: str, ns: str | None, info: dict[str, Any], body: dict[str, Any]
+    ) -> dict[str, Any]:
+        obj = copy.deepcopy(body)
+        meta = obj.setdefault("metadata", {})
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
+        if not meta.get("name"):
+            raise ApiError(422, "Invalid", "metadata.name: Required value")
+        namespace = (ns or meta.get("namespace")) if info["namespaced"] else None
+        if namespace:
+            meta["namespace"] = namespace
+        key = (group, plural, namespace, meta["name"])
+        if key in self.store:
+            raise ApiError(409, "AlreadyExists", f'{plural} "{meta["name"]}" already exists')
+        meta.pop("resourceVersion", None)
+        meta.update(uid=str(uuid.uuid4()), creationTimestamp=_now(), generation=1)
+        self._bump(obj)
+        self.store[key] = obj
+        if plural == "customresourcedefinitions":
+            self.register_crd(obj)
+        self._emit("ADDED", group, plural, obj)
+        return obj
+
+    def _write(
+        self,
+        key: Key,
+        info: dict[str, Any],
+        body: Any,
+        subresource: str | None,
+        replace: bool = False,
+    ) -> dict[str, Any]:
+        live = self._get(key)
+        if isinstance(body, dict):
+            sent_rv = (body.get("metadata") or {}).get("resourceVersion")
+            if sent_rv and sent_rv != live["metadata"]["resourceVersion"]:
+                raise ApiError(409, "Conflict", "the object has been modified; please retry")
+        if isinstance(body, list):
+            new = json_patch(live, body)
+        elif replace:
+            new = {**copy.deepcopy(body), "metadata": {**live["metadata"], **body["metadata"]}}
+        else:
+            new = merge(live, body)
+        if info["status"]:
+            # The status subresource writes only status; the main resource never writes it.
+            if subresource == "status":
+                new = {**live, "status": new.get("status")}
+            else:
+                new = {k: v for k, v in new.items() if k != "status"}
+                if "status" in live:
+                    new["status"] = live["status"]
+            if new.get("status") is None:
+                new.pop("status", None)
+        for field in ("uid", "creationTimestamp", "generation", "resourceVersion"):
+            if field in live["metadata"]:
+                new["metadata"][field] = live["metadata"][field]
+        if new == live:
+            return live  # a no-op write changes nothing and tells no watcher
+        spec_of = {k: v for k, v in new.items() if k not in _META_ONLY}
+        if spec_of != {k: v for k, v in live.items() if k not in _META_ONLY}:
+            new["metadata"]["generation"] = live["metadata"].get("generation", 1) + 1
+        self._bump(new)
+        meta = new["metadata"]
+        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            del self.store[key]
+            self._emit("DELETED", key[0], key[1], new)
+            self._collect_garbage()
+            return new
+        self.store[key] = new
+        self._emit("MODIFIED", key[0], key[1], new)
+        return new
+
+    def _delete(self, key: Key) -> dict[str, Any]:
+        live = self._get(key)
+        if live["metadata"].get("finalizers"):
+            if not live["metadata"].get("deletionTimestamp"):
+                live = copy.deepcopy(live)
+                live["metadata"]["deletionTimestamp"] = _now()
+                self._bump(live)
+                self.store[key] = live
+                self._emit("MODIFIED", key[0], key[1], live)
+            return live
+        del self.store[key]
+        self._bump(live)
+        self._emit("DELETED", key[0], key[1], live)
+        self._collect_garbage()
+        return live
+
+    def _collect_garbage(self) -> None:
+        """Background cascading deletion: drop objects whose every owner is gone."""
+        while True:
+            uids = {obj["metadata"]["uid"] for obj in self.store.values()}
+            orphans = [
+                key
+                for key, obj in self.store.items()
+                if (refs := obj["metadata"].get("ownerReferences"))
+                and not any(ref.get("uid") in uids for ref in refs)
+            ]
+            if not orphans:
+                return
+            for key in orphans:
+                obj = self.store.pop(key)
+                self._bump(obj)
+                self._emit("DELETED", key[0], key[1], obj)
+
+
+class RunningCluster:
+    """The emulator served on a loopback port from its own thread and event loop."""
+
+    def __init__(self, emulator: ExtendedEmulator) -> None:
+        self.emulator = emulator
+        self.url = ""
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True, name="kube-emulator")
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._serve())
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        async with self.emulator, kmock.Server(self.emulator) as server:
+            self.url = str(server.url).rstrip("/")
+            self._ready.set()
+            await self._stop.wait()
+
+    def start(self) -> RunningCluster:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the emulator did not start")
+        return self
+
+    def call(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn(*args)`` on the emulator's loop (thread-safe access to its store)."""
+
+        async def run() -> Any:
+            return fn(*args)
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(10)
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    def kubeconfig(self) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "emu", "cluster": {"server": self.url}}],
+            "users": [{"name": "emu", "user": {"token": "emulator"}}],
+            "contexts": [
+                {
+                    "name": "emu",
+                    "context": {"cluster": "emu", "user": "emu", "namespace": "default"},
+                }
+            ],
+            "current-context": "emu",
+        }
