@@ -69,11 +69,16 @@ class Registration:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    async def start(self) -> None:
-        """Register once (errors propagate: the store is unreachable), then keep alive."""
+    async def start(self, timeout: float = 10.0) -> None:
+        """Register (retrying for up to ``timeout`` s while the store is unreachable), then keep
+        alive.  The last store error propagates when the store never answered in time."""
         if self._task is not None:
             raise RuntimeError("registration already started")
-        await self._register()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._register_until_done(quiet=True)
+        except TimeoutError:
+            await self._register()  # one last try, so the caller sees the store's own error
         self._task = asyncio.create_task(self._keep_alive(), name="discovery-keep-alive")
 
     async def stop(self) -> None:
@@ -159,14 +164,19 @@ class Registration:
                 self._last_refresh = sent
             return alive
 
-    async def _register_until_done(self) -> None:
+    async def _register_until_done(self, quiet: bool = False) -> None:
         delay = self.retry_every
         while True:
             try:
                 await self._register()
                 return
             except Exception as exc:
-                log.warning("re-registration failed (%s); retrying in %.1fs", _describe(exc), delay)
+                log.log(
+                    logging.INFO if quiet else logging.WARNING,
+                    "registration failed (%s); retrying in %.1fs",
+                    _describe(exc),
+                    delay,
+                )
                 await asyncio.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, max(self.ttl, 5.0))
 

@@ -1,0 +1,129 @@
+"""Recovery: an etcd restart (clean or SIGKILL) leaves registrations and watchers working, and
+a watcher started while etcd is down catches up once it is back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from drivetrain.runtime.discovery import DiscoveryStore, open_store
+from drivetrain.runtime.discovery.etcd import EtcdLease, EtcdStore
+from drivetrain.runtime.discovery.registration import Registration
+from drivetrain.runtime.discovery.watcher import ModelWatcher
+from drivetrain.runtime.records import InstanceRecord, ModelCard
+from drivetrain.runtime.scope import NamespaceScope
+from tests.runtime.conftest import EtcdServer
+
+TTL = 2.0
+WAIT = 20.0
+
+
+def worker_records(instance_id: str, model: str = "tiny") -> list[InstanceRecord | ModelCard]:
+    return [
+        InstanceRecord(
+            instance_id=instance_id,
+            namespace="ns",
+            component="backend",
+            address="127.0.0.1:1",
+            transport="tcp",
+            model_names=[model],
+        ),
+        ModelCard(name=model, namespace="ns", model_types=["chat"], instance_id=instance_id),
+    ]
+
+
+def live(watcher: ModelWatcher, model: str = "tiny") -> set[str]:
+    entry = watcher.models.get(model)
+    return {i.instance_id for i in entry.instances} if entry else set()
+
+
+@pytest.fixture
+async def etcd_store(etcd_server: EtcdServer) -> AsyncIterator[DiscoveryStore]:
+    store = await open_store(etcd_server.url)
+    yield store
+    await store.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["restart", "kill"])
+async def test_registration_and_watcher_recover_after_etcd_restarts(
+    etcd_server: EtcdServer, etcd_store: DiscoveryStore, how: str
+) -> None:
+    worker_store = await open_store(etcd_server.url)  # a worker's own connection
+    registration = Registration(worker_store, TTL, worker_records("a"))
+    await registration.start()
+    watcher = ModelWatcher(etcd_store, NamespaceScope.from_args(namespace="ns"))
+    await watcher.start()
+    try:
+        assert live(watcher) == {"a"}
+        if how == "kill":
+            etcd_server.kill()
+        else:
+            etcd_server.stop()
+        await asyncio.sleep(TTL / 2)  # the keep-alive fails in the meantime, and retries
+        await asyncio.to_thread(etcd_server.start)
+
+        # The watch was broken: a new worker appearing after the restart is seen...
+        newcomer = Registration(worker_store, TTL, worker_records("b"))
+        await newcomer.start()
+        await watcher.wait_for(lambda w: live(w) == {"a", "b"}, WAIT)
+        assert watcher.resyncs >= 1
+        # ...and the first worker's lease survived (etcd restores leases with a fresh TTL), so
+        # it is still there after several TTLs of keep-alive on the reconnected channel.
+        await asyncio.sleep(TTL * 2)
+        assert live(watcher) == {"a", "b"}
+        assert registration.refresh_failures >= 1
+        # A worker leaving after the restart is seen leaving.
+        await registration.stop()
+        await watcher.wait_for(lambda w: live(w) == {"b"}, WAIT)
+        await newcomer.stop()
+        await watcher.wait_for(lambda w: "tiny" not in w.models, WAIT)
+    finally:
+        await watcher.stop()
+        await registration.stop()
+        await worker_store.close()
+
+
+@pytest.mark.slow
+async def test_a_lease_removed_by_another_etcd_client_is_replaced(
+    etcd_server: EtcdServer, etcd_store: DiscoveryStore
+) -> None:
+    registration = Registration(etcd_store, TTL, worker_records("a"))
+    await registration.start()
+    try:
+        lost = registration.lease
+        assert lost is not None
+        # What a lease expiring during a long outage looks like to the worker once etcd answers
+        # again: the lease is gone (here revoked by another client) and its keys with it.
+        other = await open_store(etcd_server.url)
+        assert isinstance(other, EtcdStore)
+        await EtcdLease(other, lost.id, lost.ttl).revoke()
+        await other.close()
+        watcher = ModelWatcher(etcd_store, NamespaceScope.from_args(namespace="ns"))
+        async with watcher:
+            await watcher.wait_for(lambda w: live(w) == {"a"}, WAIT)
+        assert registration.registrations == 2
+    finally:
+        await registration.stop()
+
+
+@pytest.mark.slow
+async def test_a_watcher_started_while_etcd_is_down_catches_up_when_it_returns(
+    etcd_server: EtcdServer,
+) -> None:
+    etcd_server.stop()
+    store = await open_store(etcd_server.url)
+    watcher = ModelWatcher(store, NamespaceScope.from_args())
+    await watcher.start(wait_ready=False)
+    try:
+        await asyncio.sleep(0.5)
+        assert not watcher.ready.is_set()
+        await asyncio.to_thread(etcd_server.start)
+        async with Registration(store, TTL, worker_records("a")):
+            await watcher.wait_for(lambda w: live(w) == {"a"}, WAIT)
+        assert watcher.ready.is_set()
+    finally:
+        await watcher.stop()
+        await store.close()
