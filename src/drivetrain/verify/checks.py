@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from drivetrain.verify.flags import (
 )
 from drivetrain.verify.report import Problem, Process, VerifyReport
 from drivetrain.verify.shell import SHELLS, TIMEOUT_S, Toolbox, is_process, split_shell
+
+_KUBELET_REF = re.compile(r"\$\([A-Za-z_][A-Za-z0-9_]*\)")
 
 
 @dataclass
@@ -102,11 +105,6 @@ def _simulate(
     name = str(container.get("name", ""))
     env = container_env(container, pod.controller_env, pod.facts, service_env, sim.configmaps)
     argv = expand_argv(container, env.values)
-    if env.opaque_sources and any("$(" in word for word in argv):
-        report.warnings.append(
-            f"{pod.workload} pod {pod.facts.hostname} container {name}: an undefined $(VAR) "
-            f"might come from {', '.join(env.opaque_sources)}, whose keys verify cannot see"
-        )
     rank = pod.member_index if pod.group is not None else None
 
     def process(source: Literal["exec", "shell"], final: list[str]) -> Process:
@@ -129,6 +127,11 @@ def _simulate(
         return []
     call = split_shell(argv)
     if call is None:
+        if env.opaque_sources and any(_KUBELET_REF.search(word) for word in argv):
+            report.warnings.append(
+                f"{pod.workload} pod {pod.facts.hostname} container {name}: an undefined $(VAR) "
+                f"might come from {', '.join(env.opaque_sources)}, whose keys verify cannot see"
+            )
         return [process("exec", argv)]
     template = (pod.workload, pod.role, name)
     if template in sim.hung:
