@@ -213,6 +213,7 @@ def test_data_parallel_start_rank_is_computed_per_worker(worker_index: int, tmp_
     assert argv[argv.index("--data-parallel-size-local") + 1] == "4"
     assert argv[argv.index("--data-parallel-start-rank") + 1] == str(4 * worker_index)
     assert argv[argv.index("--data-parallel-address") + 1] == "leader.ns"
+    assert "--data-parallel-size" not in argv  # the user's -dp 12 already says it
 
 
 def test_trtllm_leader_script_parses_and_keeps_the_engine_argv(tmp_path) -> None:

@@ -69,7 +69,7 @@ def _dp_flags(container: dict[str, Any], ctx: EngineContext) -> list[Word]:
     local = ctx.gpus_limit // world
     total = dp if dp != 1 else local * ctx.node_count
     words = flags("--data-parallel-hybrid-lb")
-    if not has_flag(tokens, "--data-parallel-size"):
+    if not (has_flag(tokens, "--data-parallel-size") or has_flag(tokens, "-dp")):
         words += flags("--data-parallel-size", str(total))
     start = IntLit(0) if ctx.role == "leader" else IntLit(local) * ctx.deployer.node_rank()
     return words + flags(
