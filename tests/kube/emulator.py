@@ -157,6 +157,14 @@ def selector_matches(selector: str, labels: dict[str, str]) -> bool:
     return True
 
 
+def _json_response(obj: Any, status: int) -> aiohttp.web.Response:
+    # Exactly "application/json" as the API server sends it (lightkube only parses a Status
+    # from an error response with that exact content type).
+    return aiohttp.web.Response(
+        body=json.dumps(obj).encode(), status=status, content_type="application/json"
+    )
+
+
 class ApiError(Exception):
     def __init__(self, code: int, reason: str, message: str) -> None:
         super().__init__(message)
@@ -165,7 +173,7 @@ class ApiError(Exception):
     def response(self) -> aiohttp.web.Response:
         status = {"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure"}
         body = {**status, "code": self.code, "reason": self.reason, "message": self.message}
-        return aiohttp.web.json_response(body, status=self.code)
+        return _json_response(body, self.code)
 
 
 @attrs.define(kw_only=True)
@@ -294,7 +302,7 @@ class ExtendedEmulator(kmock.KubernetesEmulator):
 
     @staticmethod
     def _json(obj: Any, status: int = 200) -> aiohttp.web.Response:
-        return aiohttp.web.json_response(obj, status=status)
+        return _json_response(obj, status)
 
     # ----------------------------------------------------------------- reads
 

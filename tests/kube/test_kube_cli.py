@@ -1,0 +1,165 @@
+"""``drivetrain apply / status / delete`` as a person runs them, against the emulated cluster."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+from lightkube.types import PatchType
+
+from drivetrain.kube.resources import GraphDeploymentResource
+from tests.kube.conftest import NS, Cluster
+from tests.kube.emulator import ExtendedEmulator, RunningCluster
+
+GRAPH = """
+apiVersion: drivetrain.dev/v1alpha1
+kind: GraphDeployment
+metadata: {name: chat}
+spec:
+  services:
+    Frontend:
+      componentType: frontend
+      extraPodSpec:
+        mainContainer: {image: example/drivetrain:1}
+"""
+
+
+def drivetrain(*args: str, kubeconfig: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "COLUMNS": "200"}
+    env.pop("KUBERNETES_SERVICE_HOST", None)
+    return subprocess.run(
+        [sys.executable, "-m", "drivetrain.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def graph_file(tmp_path: Path) -> Path:
+    path = tmp_path / "graph.yaml"
+    path.write_text(textwrap.dedent(GRAPH))
+    return path
+
+
+def test_apply_creates_the_graph_in_the_given_namespace(cluster: Cluster, graph_file: Path) -> None:
+    result = drivetrain("apply", "-f", str(graph_file), "-n", NS, kubeconfig=cluster.kubeconfig)
+    assert result.returncode == 0, result.stderr
+    assert "GraphDeployment ml/chat applied" in result.stderr
+    assert cluster.graph("chat")["spec"]["services"]["Frontend"]["componentType"] == "frontend"
+
+
+def test_apply_twice_is_an_update_not_a_conflict(cluster: Cluster, graph_file: Path) -> None:
+    for _ in range(2):
+        result = drivetrain("apply", "-f", str(graph_file), "-n", NS, kubeconfig=cluster.kubeconfig)
+        assert result.returncode == 0, result.stderr
+
+
+def test_apply_of_an_invalid_file_names_the_field_and_touches_nothing(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(textwrap.dedent(GRAPH).replace("componentType: frontend", "componentType: x"))
+    writes = len(cluster.emulator.writes)
+    result = drivetrain("apply", "-f", str(bad), "-n", NS, kubeconfig=cluster.kubeconfig)
+    assert result.returncode == 1
+    assert "spec.services.Frontend.componentType" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert cluster.emulator.writes[writes:] == []
+
+
+def test_status_shows_a_row_per_service_with_counts_and_what_is_missing(
+    cluster: Cluster, graph_file: Path
+) -> None:
+    cluster.client.create(
+        GraphDeploymentResource(
+            {**yaml.safe_load(GRAPH), "metadata": {"name": "chat", "namespace": NS}}
+        )
+    )
+    status = {
+        "observedGeneration": 1,
+        "state": "pending",
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "False",
+                "reason": "ResourcesNotReady",
+                "message": "not ready: Deployment chat-frontend: 1/2 replicas ready",
+                "lastTransitionTime": "2026-01-01T00:00:00Z",
+            }
+        ],
+        "services": {
+            "Frontend": {
+                "componentKind": "Deployment",
+                "componentName": "chat-frontend",
+                "replicas": 2,
+                "readyReplicas": 1,
+                "updatedReplicas": 2,
+            }
+        },
+    }
+    cluster.client.patch(
+        GraphDeploymentResource.Status, "chat", {"status": status}, patch_type=PatchType.MERGE
+    )
+    result = drivetrain("status", "chat", "-n", NS, kubeconfig=cluster.kubeconfig)
+    assert result.returncode == 0, result.stderr
+    assert "GraphDeployment ml/chat: pending" in result.stdout
+    (row,) = [line for line in result.stdout.splitlines() if "Frontend" in line]
+    for cell in ("Deployment", "chat-frontend", "1/2/2", "1/2 replicas ready"):
+        assert cell in row
+
+
+def test_status_of_a_missing_graph_says_so(cluster: Cluster) -> None:
+    result = drivetrain("status", "nope", "-n", NS, kubeconfig=cluster.kubeconfig)
+    assert result.returncode == 1
+    assert "GraphDeployment 'nope' not found" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_delete_removes_the_graph(cluster: Cluster, graph_file: Path) -> None:
+    drivetrain("apply", "-f", str(graph_file), "-n", NS, kubeconfig=cluster.kubeconfig)
+    result = drivetrain("delete", "chat", "-n", NS, kubeconfig=cluster.kubeconfig)
+    assert result.returncode == 0, result.stderr
+    assert not list(cluster.client.list(GraphDeploymentResource))
+
+
+def test_a_cluster_without_the_crd_is_named_as_such(tmp_path: Path, graph_file: Path) -> None:
+    running = RunningCluster(ExtendedEmulator()).start()
+    try:
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump(running.kubeconfig()))
+        result = drivetrain("apply", "-f", str(graph_file), kubeconfig=kubeconfig)
+    finally:
+        running.stop()
+    assert result.returncode == 1
+    assert "CRD graphdeployments.drivetrain.dev is not installed" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unreachable_cluster_is_one_clear_line(tmp_path: Path, graph_file: Path) -> None:
+    with socket.socket() as s:  # a port nobody listens on once closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    kubeconfig = tmp_path / "kubeconfig"
+    config = RunningCluster(ExtendedEmulator()).kubeconfig()
+    config["clusters"][0]["cluster"]["server"] = f"http://127.0.0.1:{port}"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    for args in (["apply", "-f", str(graph_file)], ["status", "chat"], ["delete", "chat"]):
+        result = drivetrain(*args, kubeconfig=kubeconfig)
+        assert result.returncode == 1, args
+        assert "cannot reach the Kubernetes API server" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_no_kubeconfig_at_all_is_one_clear_line(tmp_path: Path) -> None:
+    result = drivetrain("status", "chat", kubeconfig=tmp_path / "missing")
+    assert result.returncode == 1
+    assert "no cluster configuration" in result.stderr
+    assert "Traceback" not in result.stderr
