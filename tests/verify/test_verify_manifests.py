@@ -283,3 +283,49 @@ def test_an_undefined_reference_that_a_secret_might_define_is_warned_about() -> 
     report = verify_manifests([deployment])
     assert [p.token for p in report.problems] == ["$(HF_TOKEN)"]
     assert any("secret/hf" in w for w in report.warnings)
+
+
+def _grove_with_wait_for_leader(init: dict) -> dict:
+    manifest = sglang_grove()
+    worker = manifest["spec"]["template"]["cliques"][2]
+    worker["spec"]["podSpec"]["initContainers"] = [init]
+    return manifest
+
+
+def test_wait_for_leader_init_with_shell_syntax_leader_host_passes() -> None:
+    script = (
+        'export LEADER_HOST="${GROVE_PCSG_NAME}-${GROVE_PCSG_INDEX}-worker-ldr-0.'
+        '${GROVE_HEADLESS_SERVICE}" && exec python3 /scripts/wait-for-leader.py'
+    )
+    init = {"name": "wait-for-leader", "image": "x", "command": ["sh", "-c", script]}
+    report = verify_manifests([_grove_with_wait_for_leader(init)])
+    assert report.ok, problem_text(report)
+    waits = [p for p in report.processes if p.container == "wait-for-leader"]
+    assert waits[0].init
+    assert waits[0].env == {"LEADER_HOST": "g-0-worker-0-worker-ldr-0.g-0.dyn.svc.cluster.local"}
+
+
+def test_leader_host_env_referencing_grove_vars_fails_because_grove_appends_its_env() -> None:
+    # $(VAR) in an env value sees only earlier entries; Grove's come after the user's.
+    leader = "$(GROVE_PCSG_NAME)-$(GROVE_PCSG_INDEX)-worker-ldr-0.$(GROVE_HEADLESS_SERVICE)"
+    init = {
+        "name": "wait-for-leader",
+        "image": "x",
+        "command": ["python3", "/scripts/wait-for-leader.py"],
+        "env": [{"name": "LEADER_HOST", "value": leader}],
+    }
+    report = verify_manifests([_grove_with_wait_for_leader(init)])
+    assert any(
+        p.container == "wait-for-leader" and p.token == f"LEADER_HOST={leader}"
+        for p in report.problems
+    ), problem_text(report)
+
+
+def test_leader_host_env_naming_another_pod_fails() -> None:
+    init = {
+        "name": "wait-for-leader",
+        "image": "x",
+        "command": ["sh", "-c", "LEADER_HOST=elsewhere exec python3 /scripts/wait-for-leader.py"],
+    }
+    report = verify_manifests([_grove_with_wait_for_leader(init)])
+    assert [p.token for p in report.problems] == ["env LEADER_HOST elsewhere"] * 2

@@ -18,9 +18,17 @@ from drivetrain.verify.flags import (
     int_flag,
     leader_addresses,
     mpirun_hosts,
+    strip_port,
 )
 from drivetrain.verify.report import Problem, Process, VerifyReport
-from drivetrain.verify.shell import SHELLS, TIMEOUT_S, Toolbox, is_process, split_shell
+from drivetrain.verify.shell import (
+    SHELLS,
+    TIMEOUT_S,
+    WATCHED_ENV,
+    Toolbox,
+    is_process,
+    split_shell,
+)
 
 _KUBELET_REF = re.compile(r"\$\([A-Za-z_][A-Za-z0-9_]*\)")
 
@@ -30,7 +38,8 @@ class _PodRun:
     """The processes of one pod's regular containers, for the group checks."""
 
     pod: Pod
-    processes: list[Process] = field(default_factory=list)
+    processes: list[Process] = field(default_factory=list)  # regular containers: ranks
+    init_processes: list[Process] = field(default_factory=list)  # init too: leader addresses
 
 
 def verify_manifests(manifests: list[dict[str, Any]], timeout: float = TIMEOUT_S) -> VerifyReport:
@@ -59,8 +68,7 @@ def verify_manifests(manifests: list[dict[str, Any]], timeout: float = TIMEOUT_S
             for container, init in _containers(pod.spec):
                 procs = _simulate(pod, container, init, links, sim)
                 report.processes.extend(procs)
-                if not init:
-                    run.processes.extend(procs)
+                (run.init_processes if init else run.processes).extend(procs)
             runs.append(run)
     for proc in report.processes:
         report.problems.extend(_unexpanded(proc))
@@ -107,7 +115,9 @@ def _simulate(
     argv = expand_argv(container, env.values)
     rank = pod.member_index if pod.group is not None else None
 
-    def process(source: Literal["exec", "shell"], final: list[str]) -> Process:
+    def process(
+        source: Literal["exec", "shell"], final: list[str], watched: dict[str, str]
+    ) -> Process:
         return Process(
             workload=pod.workload,
             role=pod.role,
@@ -117,6 +127,7 @@ def _simulate(
             rank=_rank_of(final, rank),
             source=source,
             argv=final,
+            env=watched,
         )
 
     if not argv:
@@ -132,7 +143,8 @@ def _simulate(
                 f"{pod.workload} pod {pod.facts.hostname} container {name}: an undefined $(VAR) "
                 f"might come from {', '.join(env.opaque_sources)}, whose keys verify cannot see"
             )
-        return [process("exec", argv)]
+        watched = {k: env.values[k] for k in WATCHED_ENV if k in env.values}
+        return [process("exec", argv, watched)]
     template = (pod.workload, pod.role, name)
     if template in sim.hung:
         return []
@@ -156,7 +168,11 @@ def _simulate(
             f"{pod.workload} pod {pod.facts.hostname} container {name}: the script exited "
             f"{result.exit_code} in simulation {tail[0]!r}"
         )
-    procs = [process("shell", rec) for rec in result.records[:200] if is_process(rec)]
+    procs = [
+        process("shell", rec, watched)
+        for rec, watched in zip(result.records[:200], result.envs, strict=False)
+        if is_process(rec)
+    ]
     if not procs and not result.timed_out:
         report.warnings.append(
             f"{pod.workload} pod {pod.facts.hostname} container {name}: the script started no "
@@ -192,7 +208,17 @@ def _inner_scripts(argv: Sequence[str]) -> set[int]:
 
 
 def _unexpanded(proc: Process) -> list[Problem]:
-    problems = []
+    problems = [
+        Problem(
+            workload=proc.workload,
+            pod=proc.pod,
+            container=proc.container,
+            token=f"{name}={value}",
+            message=f"the env of {proc.argv[0]!r} carries an unexpanded reference",
+        )
+        for name, value in proc.env.items()
+        if UNEXPANDED.search(value)
+    ]
     inner = _inner_scripts(proc.argv)
     for position, token in enumerate(proc.argv):
         match = UNEXPANDED.search(token) if position not in inner else None
@@ -326,8 +352,10 @@ def check_leader_address(members: list[_PodRun]) -> list[Problem]:
     problems: list[Problem] = []
     leader = _leader(members)
     for run in members:
-        for proc in run.processes:
-            for flag, host in leader_addresses(proc.argv):
+        for proc in [*run.init_processes, *run.processes]:
+            named = leader_addresses(proc.argv)
+            named += [(f"env {k}", strip_port(v)) for k, v in proc.env.items()]
+            for flag, host in named:
                 if "$" in host or _resolves_to(host, leader):
                     continue  # a leftover reference is reported by the expansion check
                 problems.append(

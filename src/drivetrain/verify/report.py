@@ -22,6 +22,9 @@ class Process(BaseModel):
     init: bool = False
     source: Literal["exec", "shell"]
     argv: list[str]
+    env: dict[str, str] = Field(
+        default_factory=dict, description="env that carries a leader address (LEADER_HOST...)"
+    )
 
 
 class Problem(BaseModel):

@@ -24,6 +24,10 @@ SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh"})
 PYTHON = re.compile(r"^python(\d+(\.\d+)*)?$")
 TIMEOUT_S = 4.0
 RECORD_START = "\x1e"  # begins the first argv field of every record
+ENV_MARK = "\x1d"  # separates a record's argv from the watched env that follows it
+# Env that carries a leader address into a process without passing through argv (Dynamo's
+# wait-for-leader init container reads LEADER_HOST; torch.distributed reads MASTER_ADDR).
+WATCHED_ENV = ("LEADER_HOST", "MASTER_ADDR")
 
 # Real programs: text in, text out, no side effects on the machine.
 REAL_TOOLS = (
@@ -103,7 +107,11 @@ ENGINES = (
 # Programs that run the rest of their argv after recording themselves.
 LAUNCHERS = ("trtllm-llmapi-launch", "nohup", "stdbuf", "numactl", "taskset", "timeout")
 
-_RECORD = 'RS=$(printf "\\036"); printf "%s\\000" "$RS${0##*/}" "$@" >&9'
+_RECORD = (
+    'RS=$(printf "\\036"); GS=$(printf "\\035"); printf "%s\\000" "$RS${0##*/}" "$@" "$GS" '
+    + " ".join(f'"${{{name}+{name}=${name}}}"' for name in WATCHED_ENV)
+    + " >&9"
+)
 
 _SPECIAL = {
     "id": (
@@ -186,6 +194,7 @@ class ShellRun:
     """What one script did: each recorded argv, in order, and how it ended."""
 
     records: list[list[str]] = field(default_factory=list)
+    envs: list[dict[str, str]] = field(default_factory=list)  # WATCHED_ENV per record, if set
     exit_code: int | None = None
     timed_out: bool = False
     stderr: str = ""
@@ -283,10 +292,10 @@ class Toolbox:
                 _, err = proc.communicate()
                 result.timed_out = True
             result.stderr = err.decode(errors="replace")[-2000:]
-            result.records = [
-                [arg.replace(str(home), "/root") for arg in record]
-                for record in parse_log(log_path.read_bytes())
-            ]
+            for record in parse_log(log_path.read_bytes()):
+                argv, env = split_record(record)
+                result.records.append([arg.replace(str(home), "/root") for arg in argv])
+                result.envs.append(env)
         return result
 
 
@@ -322,6 +331,15 @@ def parse_log(data: bytes) -> list[list[str]]:
     if records and records[-1] and records[-1][-1] == "":
         records[-1].pop()
     return records
+
+
+def split_record(fields: list[str]) -> tuple[list[str], dict[str, str]]:
+    """A record's argv and the watched env written after ``ENV_MARK``."""
+    if ENV_MARK not in fields:
+        return fields, {}
+    cut = len(fields) - 1 - fields[::-1].index(ENV_MARK)
+    pairs = (f.split("=", 1) for f in fields[cut + 1 :] if "=" in f)
+    return fields[:cut], {k: v for k, v in pairs}
 
 
 _ABS_PROGRAM = re.compile(r"(?<![\w.$/}-])/(?:[\w.+-]+/)+([\w.+-]+)")
