@@ -33,6 +33,7 @@ class WorkerConfig:
     host: str = "127.0.0.1"
     port: int = 0
     advertise_host: str | None = None
+    drain_timeout: float = 5.0
 
 
 def _advertised(host: str, advertise: str | None) -> str:
@@ -95,14 +96,15 @@ class RunningWorker:
         if self.registration is not None:
             await self.registration.stop()
             self.registration = None
-        await self.server.stop()
+        # Frontends stop routing here once they see the revoke; requests already running finish.
+        await self.server.stop(drain=self.config.drain_timeout)
         await self.engine.close()
         if self._own_store and self.store is not None:
             with contextlib.suppress(Exception):
                 await self.store.close()
 
 
-async def serve_until_signal(start: asyncio.Future[None] | None = None) -> None:
+async def serve_until_signal() -> None:
     """Block until SIGTERM or SIGINT."""
     import signal
 

@@ -18,6 +18,8 @@ from drivetrain.runtime.scope import NamespaceScope
 
 log = logging.getLogger(__name__)
 
+SHUTDOWN_GRACE_S = 5.0  # in-flight requests get this long after SIGTERM (Dynamo: 5 s too)
+
 
 @dataclass
 class FrontendConfig:
@@ -45,6 +47,7 @@ class RunningFrontend:
         )
         self.watcher: ModelWatcher | None = None
         self._runner: web.AppRunner | None = None
+        self._closing: set[asyncio.Task[None]] = set()
         self.port = config.port
 
     @property
@@ -56,7 +59,11 @@ class RunningFrontend:
         cards = [card for entry in watcher.models.values() for card in entry.cards.values()]
         stale = self.table.rebuild(cards, watcher.instances.values())
         for client in stale:
-            asyncio.get_running_loop().create_task(client.close())
+            task = asyncio.get_running_loop().create_task(
+                client.close_when_idle(self.config.request_timeout)
+            )
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def start(self) -> None:
         if self.store is None:
@@ -66,7 +73,9 @@ class RunningFrontend:
         await self.watcher.start(wait_ready=False)
         app = self.frontend.make_app()
         # Client disconnects are noticed on write; handlers are not cancelled mid-flight.
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port, backlog=4096)
         await site.start()
@@ -81,6 +90,8 @@ class RunningFrontend:
             self._runner = None
         if self.watcher is not None:
             await self.watcher.stop()
+        for task in list(self._closing):
+            task.cancel()
         await self.table.close()
         if self._own_store and self.store is not None:
             with contextlib.suppress(Exception):

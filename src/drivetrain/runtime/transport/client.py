@@ -190,6 +190,19 @@ class RequestPlaneClient:
         for stream in streams.values():
             stream._fail(StreamFailed(reason, before_first=not stream.received))
 
+    async def close_when_idle(self, timeout: float) -> None:
+        """No new requests; the ones running may finish (up to ``timeout`` s), then close.
+
+        Used when an instance leaves discovery: a worker shutting down gracefully deregisters
+        first and still finishes what it is generating.
+        """
+        self.closed = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.streams and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        await self.close()
+
     async def close(self) -> None:
         self.closed = True
         if self._transport is not None:

@@ -20,7 +20,7 @@ class _Connection(asyncio.Protocol):
         self._server = server
         self._decoder = frames.FrameDecoder()
         self._transport: asyncio.Transport | None = None
-        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self.tasks: dict[int, asyncio.Task[None]] = {}
         # Coalescing: token text per stream and finished frames, written once per loop turn.
         self._pending: dict[int, list[list[Any]]] = {}
         self._out: list[bytes] = []
@@ -34,9 +34,9 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
         self._server.connections.discard(self)
-        for task in self._tasks.values():
+        for task in self.tasks.values():
             task.cancel()
-        self._tasks.clear()
+        self.tasks.clear()
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -49,14 +49,15 @@ class _Connection(asyncio.Protocol):
         for kind, sid, payload in received:
             if kind == frames.REQUEST:
                 task = self._loop.create_task(self._run(sid, payload))
-                self._tasks[sid] = task
+                self.tasks[sid] = task
             elif kind == frames.CANCEL:
-                task = self._tasks.pop(sid, None)
+                task = self.tasks.pop(sid, None)
                 if task is not None:
                     task.cancel()
 
     def close(self) -> None:
         if self._transport is not None:
+            self._flush()  # a finish frame may still wait for its call_soon
             self._transport.close()
 
     async def _run(self, sid: int, payload: dict[str, Any]) -> None:
@@ -84,7 +85,7 @@ class _Connection(asyncio.Protocol):
             log.exception("engine failed on stream %s", sid)
             self._send(frames.ERROR, sid, [500, f"engine error: {type(exc).__name__}: {exc}"])
         finally:
-            self._tasks.pop(sid, None)
+            self.tasks.pop(sid, None)
 
     def _push(self, sid: int, text: str, tokens: int) -> None:
         batch = self._pending.get(sid)
@@ -140,9 +141,18 @@ class RequestPlaneServer:
         sock = self._server.sockets[0]
         self.port = sock.getsockname()[1]
 
-    async def stop(self) -> None:
+    @property
+    def in_flight(self) -> int:
+        return sum(len(conn.tasks) for conn in self.connections)
+
+    async def stop(self, drain: float = 0.0) -> None:
+        """Stop accepting; let running requests finish for up to ``drain`` s; then hang up."""
         if self._server is not None:
             self._server.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + drain
+        while self.in_flight and loop.time() < deadline:
+            await asyncio.sleep(0.02)
         for conn in list(self.connections):
             conn.close()
         if self._server is not None:
