@@ -139,6 +139,7 @@ def spawn(name: str, argv: list[str], env: dict[str, str]) -> Proc:
     return Proc(name, popen, log)
 
 
+PROBES: dict[str, dict[str, int]] = {}
 _SPAWNED: list[str] = []  # numbers the log files of one run
 
 
@@ -304,6 +305,33 @@ def run_wrk(port: int, stream: bool, duration: int) -> dict[str, Any]:
     return data
 
 
+def probe(port: int) -> dict[str, int]:
+    """What one response of each kind carries: the systems should do comparable work."""
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "Explain, please."}]}
+    req = urllib.request.Request(
+        url,
+        json.dumps({**body, "max_tokens": 16}).encode(),
+        {"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        plain = json.loads(resp.read())
+    req = urllib.request.Request(
+        url,
+        json.dumps({**body, "max_tokens": 64, "stream": True}).encode(),
+        {"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        raw = resp.read()
+    events = [ln for ln in raw.splitlines() if ln.startswith(b"data:")]
+    return {
+        "completion_tokens": int((plain.get("usage") or {}).get("completion_tokens") or 0),
+        "content_chars": len(plain["choices"][0]["message"].get("content") or ""),
+        "stream_events": len(events),
+        "stream_bytes": len(raw),
+    }
+
+
 def make(name: str) -> System:
     return {"dynamo": Dynamo, "drivetrain": Drivetrain}[name](name)
 
@@ -315,6 +343,8 @@ def measure_load(rounds: int) -> list[dict[str, Any]]:
             system = make(name)
             try:
                 system.start(WORKERS)
+                if rnd == 1:
+                    PROBES[name] = probe(system.port)
                 run_wrk(system.port, stream=False, duration=2)  # warm-up, discarded
                 plain = run_wrk(system.port, stream=False, duration=DURATION)
                 stream = run_wrk(system.port, stream=True, duration=DURATION)
@@ -382,6 +412,10 @@ def measure_discovery(name: str, repeats: int) -> dict[str, list[float]]:
     return out
 
 
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -393,7 +427,7 @@ def render(rows: list[dict[str, Any]], discovery: dict[str, dict[str, list[float
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}; "
         f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         f"Each system alone: 1 frontend + {WORKERS} mocker workers (speedup 1e6, "
-        f"model folder `{_model_dir().relative_to(ROOT.parent) if ROOT.parent in _model_dir().parents else _model_dir()}`), "
+        f"model folder `{_shown(_model_dir())}`), "
         "file discovery, round-robin routing. Load: wrk, "
         f"{CONNECTIONS} connections, 2 threads, {DURATION} s per test after a 2 s warm-up; "
         "chat completions non-streaming `max_tokens` 16, streaming `max_tokens` 64. "
@@ -459,6 +493,20 @@ def render(rows: list[dict[str, Any]], discovery: dict[str, dict[str, list[float
             f"| median | {_median(ratios['prps']):.2f} | {_median(ratios['pp50']):.2f}"
             f" | {_median(ratios['srps']):.2f} | {_median(ratios['sp50']):.2f} |"
         )
+    if PROBES:
+        lines += [
+            "",
+            "What one response carries (probed once per system before the load):",
+            "",
+            "| system | non-stream completion_tokens | content chars | stream SSE events "
+            "| stream bytes |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
+        for name, pr in PROBES.items():
+            lines.append(
+                f"| {name} | {pr['completion_tokens']} | {pr['content_chars']} | "
+                f"{pr['stream_events']} | {pr['stream_bytes']} |"
+            )
     if discovery:
         lines += [
             "",
