@@ -286,27 +286,41 @@ class _Files:
 
 
 class _LogReader:
-    """Tails events.log from a revision, following rotations."""
+    """Tails events.log after a revision, following rotations.
+
+    ``last`` is the newest revision this reader has passed on (or skipped as already known);
+    a rotated log whose base is newer than that means events were rotated away unread (several
+    rotations between two polls), which is reported as ``RevisionCompactedError``.
+    """
 
     def __init__(self, path: Path, after: int | None) -> None:
         self.path = path
         self.after = after
+        self.last = -1
         self.file: Any = None
         self.inode = -1
         self.buffer = b""
 
-    def open(self) -> None:
+    def _open_current(self) -> int:
+        """Open the current log; returns its base revision."""
+        self.close()
         self.file = open(self.path, "rb")  # noqa: SIM115 (kept open while tailing)
         self.inode = os.fstat(self.file.fileno()).st_ino
         self.buffer = b""
-        header = json.loads(self.file.readline())
-        base = int(header["base"])
+        return int(json.loads(self.file.readline())["base"])
+
+    def open(self) -> None:
+        base = self._open_current()
         if self.after is None:
-            self.file.seek(0, os.SEEK_END)  # changes from now on: skip what is there
+            # Changes from now on: what is in the log already counts as seen.
+            self.last = base
+            self._drain()
         elif self.after < base:
             raise RevisionCompactedError(
                 f"revision {self.after} is older than the change log ({base})"
             )
+        else:
+            self.last = self.after
 
     def close(self) -> None:
         if self.file is not None:
@@ -325,10 +339,11 @@ class _LogReader:
                 raise StoreUnavailableError(f"{self.path} disappeared") from None
             if rotated:
                 events = self._drain()  # anything written before the rotation
-                self.close()
-                self.file = open(self.path, "rb")  # noqa: SIM115
-                self.inode = os.fstat(self.file.fileno()).st_ino
-                self.file.readline()  # the header: its base is where the old log ended
+                base = self._open_current()
+                if base > self.last:
+                    raise RevisionCompactedError(
+                        f"the change log was rotated past revision {self.last} before it was read"
+                    )
                 events += self._drain()
         return events
 
@@ -348,8 +363,9 @@ class _LogReader:
             except (ValueError, KeyError, TypeError):
                 log.warning("skipping a damaged line in %s", self.path)
                 continue
-            if self.after is None or event.revision > self.after:
+            if event.revision > self.last:
                 events.append(event)
+                self.last = event.revision
         return events
 
 
