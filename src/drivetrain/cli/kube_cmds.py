@@ -53,6 +53,9 @@ def register(app: typer.Typer) -> None:
         claim_dynamo: bool = typer.Option(
             False, "--claim-dynamo", help="Also reconcile DynamoGraphDeployments (nvidia.com)."
         ),
+        liveness: str | None = typer.Option(
+            None, "--liveness", help="Serve a health endpoint, e.g. http://0.0.0.0:8080/healthz."
+        ),
     ) -> None:
         """Run the operator: reconcile GraphDeployments in the cluster until stopped."""
         import asyncio
@@ -63,7 +66,7 @@ def register(app: typer.Typer) -> None:
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
         try:
-            asyncio.run(run(list(namespace), claim_dynamo))
+            asyncio.run(run(list(namespace), claim_dynamo, liveness))
         except KubeError as exc:
             _fail(str(exc))
         except KeyboardInterrupt:

@@ -161,7 +161,10 @@ def settings(post_events: bool = True) -> kopf.OperatorSettings:
 
 
 async def run(
-    namespaces: list[str], claim_dynamo: bool, stop_flag: asyncio.Event | None = None
+    namespaces: list[str],
+    claim_dynamo: bool,
+    liveness: str | None = None,
+    stop_flag: asyncio.Event | None = None,
 ) -> None:
     """The operator until stopped (``drivetrain operator``)."""
     registry = kopf.OperatorRegistry()
@@ -173,4 +176,5 @@ async def run(
         clusterwide=not namespaces,
         namespaces=namespaces or None,
         stop_flag=stop_flag,
+        liveness_endpoint=liveness,
     )
