@@ -22,7 +22,7 @@ from pathlib import Path
 
 SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh"})
 PYTHON = re.compile(r"^python(\d+(\.\d+)*)?$")
-TIMEOUT_S = 4.0
+TIMEOUT_S = 10.0
 RECORD_START = "\x1e"  # begins the first argv field of every record
 ENV_MARK = "\x1d"  # separates a record's argv from the watched env that follows it
 # Env that carries a leader address into a process without passing through argv (Dynamo's
@@ -107,8 +107,10 @@ ENGINES = (
 # Programs that run the rest of their argv after recording themselves.
 LAUNCHERS = ("trtllm-llmapi-launch", "nohup", "stdbuf", "numactl", "taskset", "timeout")
 
+# The separators are written into the recorder as raw bytes: no `$(printf ...)` subshells, so a
+# recorder costs one sh start and nothing more.
 _RECORD = (
-    'RS=$(printf "\\036"); GS=$(printf "\\035"); printf "%s\\000" "$RS${0##*/}" "$@" "$GS" '
+    f"printf '%s\\000' '{RECORD_START}'\"${{0##*/}}\" \"$@\" '{ENV_MARK}' "
     + " ".join(f'"${{{name}+{name}=${name}}}"' for name in WATCHED_ENV)
     + " >&9"
 )
