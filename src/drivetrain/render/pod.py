@@ -15,7 +15,7 @@ from typing import Any, Literal
 from drivetrain.api.errors import FieldError, InvalidGraph
 from drivetrain.api.models import GraphDeployment, ResourceItem, Resources, Service
 from drivetrain.api.validate import VLLM_EXECUTOR_ANNOTATION
-from drivetrain.render import engines
+from drivetrain.render import engines, training
 from drivetrain.render.deployers import MultinodeDeployer
 from drivetrain.render.naming import GRAPH_LABEL, ROLE_LABEL, SELECTOR_LABEL, resource_name
 from drivetrain.render.profiles import (
@@ -376,7 +376,23 @@ def build_pod(
             obj["metadata"]["namespace"] = k8s_namespace
             extra_objects.append(obj)
 
-    # 13. Frontend sidecar.
+    # 13. Trainers start through the distributed-env script (MASTER_ADDR, NODE_RANK...).
+    if svc.componentType == "trainer":
+        kind = deployer.kind if deployer is not None and svc.node_count > 1 else None
+        try:
+            spec, needed = training.apply_training_env(
+                spec,
+                graph_name=graph.name,
+                service_name=service_name,
+                deployer=kind,  # type: ignore[arg-type]
+                node_count=svc.node_count,
+                namespace=k8s_namespace,
+            )
+        except training.TrainingEnvError as exc:
+            raise InvalidGraph([FieldError(base, str(exc))]) from None
+        extra_objects += needed
+
+    # 14. Frontend sidecar.
     if svc.frontendSidecar is not None:
         spec["containers"].append(_frontend_sidecar(graph, service_name, k8s_namespace))
 
