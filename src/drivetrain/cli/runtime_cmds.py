@@ -66,10 +66,16 @@ def frontend(
         None, "--discovery", help="etcd://host:port, file:///dir or memory://  [env DRIVETRAIN_DISCOVERY]"
     ),
     namespace: str | None = typer.Option(
-        None, "--namespace", help="Serve this namespace only (none, '' or 'global': all)."
+        None,
+        "--namespace",
+        envvar=ENV_NAMESPACE,
+        help="Serve this namespace only (none, '' or 'global': all).",
     ),
     namespace_prefix: str | None = typer.Option(
-        None, "--namespace-prefix", help="Serve namespaces starting with this (wins over --namespace)."
+        None,
+        "--namespace-prefix",
+        envvar="DRIVETRAIN_NAMESPACE_PREFIX",
+        help="Serve namespaces starting with this (wins over --namespace).",
     ),
     namespace_prefix_strict: bool = typer.Option(
         False, "--namespace-prefix-strict", help="Only the prefix itself or <prefix>-<8 hex>."
