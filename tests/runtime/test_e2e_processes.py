@@ -1,4 +1,4 @@
-"""End to end over processes: ``drivetrain frontend`` + ``drivetrain worker`` on a file:// store."""
+"""End to end over processes: ``drivetrain frontend`` + ``drivetrain worker``, on file:// and etcd://."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[tuple[str, list[CliProcess]]]:
+def cluster(tmp_path: Path, multiprocess_store_url: str) -> Iterator[tuple[str, list[CliProcess]]]:
     tiny = str(shared("models", "tiny"))
-    discovery = f"file://{tmp_path / 'store'}"
+    discovery = multiprocess_store_url
     port = free_port()
     frontend = CliProcess(
         ["frontend", "--port", str(port), "--host", "127.0.0.1", "--discovery", discovery],
