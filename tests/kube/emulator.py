@@ -183,8 +183,8 @@ class ExtendedEmulator(kmock.KubernetesEmulator):
     history_limit: int | None = None
     store: dict[Key, dict[str, Any]] = attrs.field(factory=dict, init=False)
     writes: list[tuple[str, str]] = attrs.field(factory=list, init=False)
-    #: Every resource request served: (method, path?query).
-    log: list[tuple[str, str]] = attrs.field(factory=list, init=False)
+    #: Every resource request served: (method, path?query, User-Agent).
+    log: list[tuple[str, str, str]] = attrs.field(factory=list, init=False)
     _rv: int = attrs.field(default=0, init=False)
     _events: list[tuple[int, str, str, dict[str, Any]]] = attrs.field(factory=list, init=False)
     _changed: asyncio.Condition | None = attrs.field(default=None, init=False)
@@ -265,7 +265,7 @@ class ExtendedEmulator(kmock.KubernetesEmulator):
         name = request.name
         raw = request._raw_request
         assert raw is not None
-        self.log.append((method, str(raw.rel_url)))
+        self.log.append((method, str(raw.rel_url), raw.headers.get("User-Agent", "")))
         if method == "GET" and request.params.get("watch") in ("true", "True", "1"):
             return await self._watch(raw, request, group, plural)
         if method == "GET":

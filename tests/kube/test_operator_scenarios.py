@@ -224,7 +224,7 @@ def test_a_restarted_operator_writes_nothing(cluster: Cluster) -> None:
         eventually(
             lambda: any(
                 "labelSelector=drivetrain.dev" in path and "deployments" in path
-                for _, path in cluster.emulator.log[seen:]
+                for _, path, _ in cluster.emulator.log[seen:]
             )
         )
         quiet(cluster)

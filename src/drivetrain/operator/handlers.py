@@ -44,6 +44,9 @@ CHILD_WORKLOADS = (
 OWNER_KINDS = {"GraphDeployment", "DynamoGraphDeployment"}
 #: How long the set of installed API groups is trusted (LWS or Grove may be installed later).
 DISCOVERY_TTL_S = 30.0
+#: Child events wait this long before reconciling their graph, so that the events of all of a
+#: graph's children (a rollout touches several) cost one reconcile, not one each.
+CHILD_DEBOUNCE_S = 0.2
 
 
 class Coalescer:
@@ -53,14 +56,22 @@ class Coalescer:
         self._running: set[Any] = set()
         self._dirty: set[Any] = set()
 
-    async def run(self, key: Any, job: Callable[[bool], Awaitable[None]]) -> None:
-        """``job(rerun)``: ``rerun`` is True for a run caused by requests made meanwhile."""
+    async def run(
+        self, key: Any, job: Callable[[bool], Awaitable[None]], delay: float = 0.0
+    ) -> None:
+        """``job(rerun)``: ``rerun`` is True for a run caused by requests made meanwhile.
+
+        ``delay`` holds the first run back so a burst of requests (the events of a graph's
+        several children) is absorbed into it.
+        """
         if key in self._running:
             self._dirty.add(key)
             return
         self._running.add(key)
         try:
             rerun = False
+            if delay:
+                await asyncio.sleep(delay)
             while True:
                 self._dirty.discard(key)
                 await job(rerun)
@@ -106,7 +117,12 @@ async def _fetch(client: AsyncClient, kind: str, namespace: str, name: str) -> d
 
 
 async def reconcile_graph(
-    state: OperatorState, kind: str, namespace: str, name: str, body: dict | None = None
+    state: OperatorState,
+    kind: str,
+    namespace: str,
+    name: str,
+    body: dict | None = None,
+    delay: float = 0.0,
 ) -> None:
     client = state.api()
 
@@ -118,7 +134,7 @@ async def reconcile_graph(
             return  # going away: ownerReferences take the children with it
         await reconcile(client, current, await state.groups())
 
-    await state.coalescer.run((kind, namespace, name), job)
+    await state.coalescer.run((kind, namespace, name), job, delay)
 
 
 def register(registry: kopf.OperatorRegistry, state: OperatorState) -> None:
@@ -137,7 +153,9 @@ def register(registry: kopf.OperatorRegistry, state: OperatorState) -> None:
             if ref.get("controller") and ref.get("kind") in OWNER_KINDS:
                 if ref["kind"] == "DynamoGraphDeployment" and not state.claim_dynamo:
                     return
-                await reconcile_graph(state, ref["kind"], meta["namespace"], ref["name"])
+                await reconcile_graph(
+                    state, ref["kind"], meta["namespace"], ref["name"], delay=CHILD_DEBOUNCE_S
+                )
                 return
 
     async def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
