@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from openai import OpenAI
 
@@ -156,3 +157,13 @@ def test_a_killed_worker_is_restarted(up: Up, client: OpenAI) -> None:
         model="tiny", messages=[{"role": "user", "content": "still there?"}], max_tokens=4
     )
     assert reply.usage is not None and reply.usage.completion_tokens == 4
+
+
+def test_processes_register_in_the_graphs_namespace_and_component(up: Up) -> None:
+    health = httpx.get(f"http://127.0.0.1:{up.port}/health", timeout=5).json()
+    assert health["scope"] == "namespace 'default-agg'"
+    instances = health["instances"]
+    assert len(instances) == 2
+    assert {(i["namespace"], i["component"]) for i in instances} == {
+        ("default-agg", "MockerWorker")
+    }
