@@ -163,7 +163,8 @@ def test_vllm_data_parallel_start_ranks_must_be_local_size_times_rank() -> None:
         )
         return lws(leader, container(["sh", "-c"], [script]), replicas=1)
 
-    assert verify_manifests([manifest(4)]).ok
+    good = verify_manifests([manifest(4)])
+    assert good.ok, problem_text(good)
     bad = verify_manifests([manifest(2)])
     assert any(
         p.pod == "g-worker-0-1" and "--data-parallel-start-rank" in p.token for p in bad.problems
@@ -329,3 +330,19 @@ def test_leader_host_env_naming_another_pod_fails() -> None:
     }
     report = verify_manifests([_grove_with_wait_for_leader(init)])
     assert [p.token for p in report.problems] == ["env LEADER_HOST elsewhere"] * 2
+
+
+def test_data_parallel_size_must_be_what_the_pods_run_together() -> None:
+    dp = ["--data-parallel-hybrid-lb", "--data-parallel-size-local", "4"]
+    leader = container(
+        ["vllm", "serve"], [*dp, "--data-parallel-size", "16", "--data-parallel-start-rank", "0"]
+    )
+    worker = container(
+        ["sh", "-c"],
+        [
+            f"exec vllm serve {' '.join(dp)} --data-parallel-size 16 "
+            "--data-parallel-start-rank $((4 * LWS_WORKER_INDEX))"
+        ],
+    )
+    report = verify_manifests([lws(leader, worker, size=3, replicas=1)])
+    assert {p.token for p in report.problems} == {"--data-parallel-size 16"}

@@ -332,6 +332,19 @@ def check_ranks(members: list[_PodRun]) -> list[Problem]:
                 problems.append(
                     _problem(run, proc, f"--nnodes {nnodes}", f"the group has {size} pods")
                 )
+            # Hybrid data parallel: every pod runs `local` ranks, so the total must be local * n,
+            # or the engines wait for ranks that no pod starts.
+            total = int_flag(proc.argv, ("--data-parallel-size",))
+            local = int_flag(proc.argv, ("--data-parallel-size-local",))
+            if isinstance(total, int) and isinstance(local, int) and total != local * size:
+                problems.append(
+                    _problem(
+                        run,
+                        proc,
+                        f"--data-parallel-size {total}",
+                        f"{size} pods with --data-parallel-size-local {local} run {local * size}",
+                    )
+                )
     return problems
 
 
