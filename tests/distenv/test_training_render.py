@@ -175,22 +175,10 @@ spec:
 
 
 def rendered_with_hook(nodes: int, multinode: str | None) -> list[dict[str, Any]]:
-    """Render a graph and apply the hook to every trainer pod, as pod assembly will."""
+    """Render a graph with a trainer; pod assembly applies the hook to every trainer pod."""
     block = f"multinode: {{nodeCount: {nodes}}}" if nodes > 1 else "replicas: 1"
     (graph,) = load_text(GRAPH.replace("MULTINODE", block)).graphs
-    objects = render_graph(graph, namespace="ml", multinode=multinode)
-    extra: list[dict[str, Any]] = []
-    for obj in objects:
-        for name, spec in pod_specs([obj]):
-            if not name.startswith(("Deployment/rl-trainer", "LeaderWorkerSet", "PodCliqueSet")):
-                continue
-            if "clique" in name and "trainer" not in name:
-                continue
-            deployer = None if nodes == 1 else multinode
-            new, extra = hook(spec, deployer=deployer, nodes=nodes)
-            spec.clear()
-            spec.update(new)
-    return [*objects, *extra]
+    return render_graph(graph, namespace="ml", multinode=multinode)
 
 
 @pytest.mark.parametrize(("nodes", "multinode"), [(1, None), (3, "lws"), (3, "grove")])
@@ -202,6 +190,9 @@ def test_every_rendered_pod_mounts_what_it_runs(nodes: int, multinode: str | Non
     assert wrapped, "the trainer pods were wrapped"
     for name, spec in walked:
         assert unmounted_runs(spec, objects) == [], name
+        if main_of(spec)["command"][:2] == ["sh", DISTENV_SCRIPT]:
+            again, _ = hook(spec, deployer=None if nodes == 1 else multinode, nodes=nodes)
+            assert again == spec, "already wrapped once, with this node count and source"
 
 
 def test_grove_clique_names_passed_to_pods_are_the_rendered_ones() -> None:
