@@ -58,10 +58,20 @@ def _main(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _component(vector: dict[str, Any]) -> dict[str, Any]:
-    comp = dict(vector["input"]["component"])
+    comp = _with_image(vector["input"]["component"])
     comp.pop("dynamoNamespace", None)
     if vector.get("node_count", 1) > 1:
         comp["multinode"] = {"nodeCount": vector["node_count"]}
+    return comp
+
+
+def _with_image(component: dict[str, Any]) -> dict[str, Any]:
+    """Go's unit tests leave the image out; the API server (and drivetrain) require one."""
+    comp = dict(component)
+    eps = dict(comp.get("extraPodSpec") or {})
+    main = dict(eps.get("mainContainer") or {})
+    main.setdefault("image", "example/dynamo:1")
+    comp["extraPodSpec"] = {**eps, "mainContainer": main}
     return comp
 
 
@@ -232,14 +242,10 @@ def test_host_lists(vector: dict[str, Any]) -> None:
     want = vector["expected"]["hostnames"]
     # The leader renders for the kubelet; the rest for the shell (mpirun -H is always a script).
     rendered = [h.render(Context.SHELL) for h in hosts]
-    assert rendered == [
-        va.as_script(h) if not h.startswith("$(echo") else h for h in want
-    ]
+    assert rendered == [va.as_script(h) if not h.startswith("$(echo") else h for h in want]
 
 
-TABLES = {
-    v["function"]: v["expected"]["table"] for v in va._load() if v["id"].startswith("table.")
-}
+TABLES = {v["function"]: v["expected"]["table"] for v in va._load() if v["id"].startswith("table.")}
 
 
 def test_roles_expand_per_service_as_dynamo_does() -> None:
@@ -251,7 +257,9 @@ def test_roles_expand_per_service_as_dynamo_does() -> None:
             service["replicas"] = replicas
         if nodes > 1:
             service["multinode"] = {"nodeCount": nodes}
-        service["extraPodSpec"] = {"mainContainer": {"command": ["python3", "-m", "dynamo.sglang"]}}
+        service["extraPodSpec"] = {
+            "mainContainer": {"image": "s:1", "command": ["python3", "-m", "dynamo.sglang"]}
+        }
         graph = _graph("g", {"test-service": service})
         (pcs,) = [o for o in render_graph(graph, multinode="grove") if o["kind"] == "PodCliqueSet"]
         got = [
@@ -293,7 +301,9 @@ def test_trtllm_leader_clique_starts_after_its_workers() -> None:
     service = {
         "componentType": "worker",
         "multinode": {"nodeCount": 3},
-        "extraPodSpec": {"mainContainer": {"command": ["python3", "-m", "dynamo.trtllm"]}},
+        "extraPodSpec": {
+            "mainContainer": {"image": "t:1", "command": ["python3", "-m", "dynamo.trtllm"]}
+        },
     }
     (pcs,) = [
         o

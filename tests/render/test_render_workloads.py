@@ -232,3 +232,18 @@ def test_an_explicit_backend_that_contradicts_the_command_fails(render) -> None:
     with pytest.raises(InvalidGraph) as info:
         render(text)
     assert "backend framework mismatch" in str(info.value)
+
+
+def test_drivetrain_services_default_to_the_drivetrain_image(render) -> None:
+    text = AGG.replace("        mainContainer: {image: example/drivetrain:1}\n", "")
+    spec = one(render(text), "Deployment", "chat-frontend")["spec"]["template"]["spec"]
+    assert main_container(spec)["image"].startswith("drivetrain:")
+
+
+def test_dynamo_services_must_name_their_image(render) -> None:
+    text = MULTINODE.replace("        mainContainer: {image: example/sglang:1}\n", "")
+    with pytest.raises(InvalidGraph) as info:
+        render(text)
+    (error,) = info.value.errors
+    assert error.path == "spec.services.Frontend.extraPodSpec.mainContainer.image"
+    assert "no default image" in error.message

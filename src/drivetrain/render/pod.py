@@ -279,6 +279,18 @@ def build_pod(
     else:
         container.pop("args", None)
 
+    if not container.get("image"):
+        if table.default_image is None:
+            raise InvalidGraph(
+                [
+                    FieldError(
+                        f"{base}.extraPodSpec.mainContainer.image",
+                        f"required: the {table.name} profile has no default image",
+                    )
+                ]
+            )
+        container["image"] = table.default_image
+
     # 3. Env: injected first, then the user's in written order (graph < main < service).
     container["env"] = merge_env(
         service_env(graph, service_name, k8s_namespace),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from drivetrain import __version__
 from drivetrain.api.models import WORKER_TYPES, GraphDeployment, Profile
 
 
@@ -42,6 +43,8 @@ class ProfileTable:
     roles: dict[str, RoleDefaults]
     #: the runtime namespace a graph's services register in.
     namespace_format: str
+    #: the image a main container gets when the user names none (None: the user must).
+    default_image: str | None = None
 
     def role(self, component_type: str) -> RoleDefaults:
         if component_type in WORKER_TYPES:
@@ -203,6 +206,8 @@ DRIVETRAIN = ProfileTable(
         "default": RoleDefaults(command=["/bin/sh", "-c"]),
     },
     namespace_format="{k8s_namespace}-{graph_dashed}",
+    # The image the Dockerfile builds: drivetrain's CLI, runtime and operator.
+    default_image=f"drivetrain:{__version__}",
 )
 
 PROFILES = {Profile.dynamo: DYNAMO, Profile.drivetrain: DRIVETRAIN}
