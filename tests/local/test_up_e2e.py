@@ -134,7 +134,7 @@ def test_logs_are_prefixed_by_service_and_replica(up: Up) -> None:
         assert f"\n{name}" in out and " | " in out
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_stops_every_child_process(tmp_path: Path, sig: signal.Signals) -> None:
     up = start_up(tmp_path)
     children = up.children()

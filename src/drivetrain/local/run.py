@@ -17,6 +17,9 @@ from drivetrain.local.plan import ProcessSpec, plan_graph
 from drivetrain.local.status import expected_models, status_table, wait_until_serving
 from drivetrain.local.supervisor import Supervisor
 
+#: SIGHUP too: a closed terminal should stop the graph in order, not leave it to PDEATHSIG.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
 
 @dataclass(frozen=True)
 class UpOptions:
@@ -75,7 +78,7 @@ async def _supervise(
         else:
             supervisor.kill_now()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, on_signal, sig.name)
     local = "127.0.0.1" if opts.host in ("0.0.0.0", "::") else opts.host
     urls = [f"http://{local}:{s.port}" for s in specs if s.port is not None]
@@ -87,7 +90,7 @@ async def _supervise(
         announce.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await announce
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             loop.remove_signal_handler(sig)
         if supervisor.failure is None:
             log.event("stopped")
