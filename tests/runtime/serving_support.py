@@ -115,10 +115,12 @@ class StalledServer:
 
     def __init__(self) -> None:
         self.server: asyncio.Server | None = None
+        self.writers: list[asyncio.StreamWriter] = []
         self.received = 0
 
     async def start(self) -> str:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.writers.append(writer)
             while data := await reader.read(65536):
                 self.received += len(data)
             writer.close()
@@ -127,8 +129,11 @@ class StalledServer:
         return f"127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
 
     async def stop(self) -> None:
+        """Stop listening and hang up on every connection (its requests fail at once)."""
         if self.server is not None:
             self.server.close()
+        for writer in self.writers:
+            writer.close()
 
 
 def closed_port_address() -> str:

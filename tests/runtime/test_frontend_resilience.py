@@ -169,7 +169,29 @@ async def test_least_loaded_router_avoids_the_instance_with_requests_in_flight()
                 for i in range(5)
             ]
             assert [r.choices[0].message.content for r in replies] == [f"b{i}" for i in range(5)]
-            for task in sent:
-                task.cancel()
+            await stalled.stop()
+            await asyncio.gather(*sent, return_exceptions=True)
     finally:
         await stalled.stop()
+
+
+async def test_a_client_leaving_midstream_stops_the_generation_on_the_worker() -> None:
+    async with serving_stack() as stack:
+        worker = await stack.add_worker(EchoEngine(delay_ms=20))
+        async with aiohttp.ClientSession() as session, session.post(
+            stack.url + "/v1/chat/completions", json=chat_body(text="x" * 500, stream=True)
+        ) as resp:
+            await resp.content.readuntil(b"\n\n")
+            assert worker.server.in_flight == 1
+        # The session is closed: the frontend's next write fails and it cancels the stream.
+        await stack.wait(lambda: worker.server.in_flight == 0, timeout=5.0)
+
+
+async def test_a_stream_outliving_the_request_timeout_ends_with_an_error_event() -> None:
+    async with serving_stack(request_timeout=1.0) as stack:
+        await stack.add_worker(EchoEngine(delay_ms=20))
+        events = await sse_events(stack.url, chat_body(text="y" * 200, stream=True))
+        assert events[0].startswith("data: ")
+        assert events[-1].startswith("event: error")
+        assert "timed out" in events[-1]
+        assert "data: [DONE]" not in events
