@@ -417,6 +417,8 @@ class ExtendedEmulator(kmock.KubernetesEmulator):
         if plural == "customresourcedefinitions":
             self.register_crd(obj)
         self._emit("ADDED", group, plural, obj)
+        # The real collector also removes objects created with an owner that no longer exists.
+        self._collect_garbage()
         return obj
 
     def _write(

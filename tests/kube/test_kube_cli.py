@@ -163,3 +163,23 @@ def test_no_kubeconfig_at_all_is_one_clear_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "no cluster configuration" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_operator_refuses_to_start_without_the_crd(tmp_path: Path) -> None:
+    running = RunningCluster(ExtendedEmulator()).start()
+    try:
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump(running.kubeconfig()))
+        result = drivetrain("operator", kubeconfig=kubeconfig)
+    finally:
+        running.stop()
+    assert result.returncode == 1
+    assert "CRD graphdeployments.drivetrain.dev is not installed" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_operator_refuses_to_start_without_a_cluster(tmp_path: Path) -> None:
+    result = drivetrain("operator", kubeconfig=tmp_path / "missing")
+    assert result.returncode == 1
+    assert "no cluster configuration" in result.stderr
+    assert "Traceback" not in result.stderr

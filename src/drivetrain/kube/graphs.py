@@ -10,8 +10,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-import httpx2  # lightkube's HTTP client (its exceptions reach us)
 from lightkube import Client
+
+try:  # lightkube >= 1.0 uses httpx2 (pydantic's httpx fork); its exceptions reach us
+    import httpx2
+except ImportError:  # pragma: no cover - older lightkube
+    import httpx as httpx2  # type: ignore[no-redef]
 from lightkube.core.exceptions import ApiError
 
 from drivetrain.kube.client import FIELD_MANAGER, sync_client

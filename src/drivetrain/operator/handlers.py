@@ -28,6 +28,8 @@ from lightkube import AsyncClient
 from lightkube.core.exceptions import ApiError
 
 from drivetrain.kube.client import async_client
+from drivetrain.kube.errors import CrdMissing
+from drivetrain.kube.graphs import cluster_errors
 from drivetrain.kube.reconcile import api_groups, reconcile
 from drivetrain.kube.resources import graph_resource
 from drivetrain.render.naming import GRAPH_LABEL
@@ -169,6 +171,16 @@ def register(registry: kopf.OperatorRegistry, state: OperatorState) -> None:
         kopf.on.event(*child, labels={GRAPH_LABEL: kopf.PRESENT}, registry=registry)(on_child)
 
 
+async def preflight(state: OperatorState) -> None:
+    with cluster_errors():
+        groups = await state.groups()
+    if "drivetrain.dev" not in groups:
+        raise CrdMissing(
+            "the cluster does not serve GraphDeployment (CRD graphdeployments.drivetrain.dev "
+            "is not installed; install it with `kubectl apply -k deploy/`)"
+        )
+
+
 def settings(post_events: bool = True) -> kopf.OperatorSettings:
     s = kopf.OperatorSettings()
     s.posting.enabled = post_events
@@ -184,15 +196,21 @@ async def run(
     liveness: str | None = None,
     stop_flag: asyncio.Event | None = None,
 ) -> None:
-    """The operator until stopped (``drivetrain operator``)."""
+    """The operator until stopped (``drivetrain operator``).
+
+    Raises ``KubeError`` before starting kopf when the cluster cannot be reached or does not
+    serve GraphDeployments (kopf itself would retry forever, logging tracebacks).
+    """
+    state = OperatorState(claim_dynamo=claim_dynamo)
+    await preflight(state)
     registry = kopf.OperatorRegistry()
-    register(registry, OperatorState(claim_dynamo=claim_dynamo))
+    register(registry, state)
     await kopf.operator(
         registry=registry,
         settings=settings(),
         standalone=True,
         clusterwide=not namespaces,
-        namespaces=namespaces or None,
+        namespaces=namespaces,
         stop_flag=stop_flag,
         liveness_endpoint=liveness,
     )
