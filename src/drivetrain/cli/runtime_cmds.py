@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import NoReturn
 
 import typer
@@ -43,7 +43,7 @@ def _setup_logging(level: str) -> None:
     )
 
 
-def _run(main: Callable[[], Awaitable[None]]) -> None:
+def _run(main: Callable[[], Coroutine[object, object, None]]) -> None:
     """Run on uvloop when it is installed (noticeably faster for the request path)."""
     try:
         import uvloop

@@ -79,9 +79,10 @@ class RunningFrontend:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port, backlog=4096)
         await site.start()
-        server = site._server  # the listening socket tells us the port when 0 was asked for
-        if server is not None and server.sockets:  # type: ignore[union-attr]
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        # The listening socket tells us the port when 0 was asked for.
+        sockets = getattr(site._server, "sockets", None)
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
         self.frontend.shutting_down = True

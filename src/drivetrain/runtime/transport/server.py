@@ -51,9 +51,9 @@ class _Connection(asyncio.Protocol):
                 task = self._loop.create_task(self._run(sid, payload))
                 self.tasks[sid] = task
             elif kind == frames.CANCEL:
-                task = self.tasks.pop(sid, None)
-                if task is not None:
-                    task.cancel()
+                running = self.tasks.pop(sid, None)
+                if running is not None:
+                    running.cancel()
 
     def close(self) -> None:
         if self._transport is not None:
@@ -69,7 +69,7 @@ class _Connection(asyncio.Protocol):
                 self._send(frames.RESULT, sid, [result.vectors, result.prompt_tokens])
             else:
                 async for item in self._engine.generate(op, body):
-                    if type(item) is Chunk:
+                    if isinstance(item, Chunk):
                         self._push(sid, item.text, item.tokens)
                     else:
                         self._send(
