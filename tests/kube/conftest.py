@@ -16,7 +16,6 @@ from kopf.testing import KopfRunner
 from lightkube import Client, KubeConfig, codecs
 from lightkube.types import PatchType
 
-from drivetrain.kube.client import FIELD_MANAGER
 from drivetrain.kube.resources import (
     CHILD_KINDS,
     GraphDeploymentResource,
@@ -88,9 +87,6 @@ class Cluster:
                 ready_field: n,
             },
         )
-
-    def writes_by(self, since: int) -> list[tuple[str, str]]:
-        return self.emulator.writes[since:]
 
 
 def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
@@ -181,6 +177,3 @@ def operator() -> Iterator[OperatorThread]:
     op.start()
     yield op
     op.stop()
-
-
-__all__ = ["FIELD_MANAGER", "NS", "Cluster", "OperatorThread", "eventually", "quiet"]

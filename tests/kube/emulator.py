@@ -531,14 +531,6 @@ class RunningCluster:
             raise RuntimeError("the emulator did not start")
         return self
 
-    def call(self, fn: Any, *args: Any) -> Any:
-        """Run ``fn(*args)`` on the emulator's loop (thread-safe access to its store)."""
-
-        async def run() -> Any:
-            return fn(*args)
-
-        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(10)
-
     def stop(self) -> None:
         if self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
