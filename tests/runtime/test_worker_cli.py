@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from tests.paths import REPO
+from tests.runtime.conftest import free_port
+from tests.runtime.serving_processes import CliProcess
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -39,3 +43,33 @@ def test_bad_flags_give_one_line_and_exit_1(args: list[str], needle: str) -> Non
     assert needle in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_worker_takes_its_request_plane_address_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = free_port()
+    monkeypatch.setenv("DRIVETRAIN_RPC_HOST", "127.0.0.1")
+    monkeypatch.setenv("DRIVETRAIN_RPC_PORT", str(port))
+    monkeypatch.setenv("DRIVETRAIN_ADVERTISE_HOST", "worker.example")
+    worker = CliProcess(
+        ["worker", "--engine", "echo", "--model-name", "m", "--discovery", f"file://{tmp_path}"],
+        "worker ready", tmp_path / "worker.log",
+    ).start()
+    try:
+        assert f"at worker.example:{port}," in worker.line
+    finally:
+        assert worker.stop() == 0
+
+
+def test_frontend_on_a_port_in_use_fails_with_one_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_cli(
+            "frontend", "--host", "127.0.0.1", "--port", str(port), "--discovery", f"file://{tmp_path}"
+        )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "frontend could not start" in result.stderr

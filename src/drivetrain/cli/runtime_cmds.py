@@ -150,10 +150,17 @@ def worker(
         None, "--model-types", help="Comma list among chat,completions,embeddings (default: the engine's)."
     ),
     lease_ttl: float = typer.Option(10.0, "--lease-ttl", help="Discovery lease TTL in seconds."),
-    rpc_host: str = typer.Option("127.0.0.1", "--rpc-host", help="Request-plane listen address."),
-    rpc_port: int = typer.Option(0, "--rpc-port", help="Request-plane port (0: any free port)."),
+    rpc_host: str = typer.Option(
+        "127.0.0.1", "--rpc-host", envvar="DRIVETRAIN_RPC_HOST", help="Request-plane listen address."
+    ),
+    rpc_port: int = typer.Option(
+        0, "--rpc-port", envvar="DRIVETRAIN_RPC_PORT", help="Request-plane port (0: any free port)."
+    ),
     advertise_host: str | None = typer.Option(
-        None, "--advertise-host", help="Host frontends should dial (default: --rpc-host)."
+        None,
+        "--advertise-host",
+        envvar="DRIVETRAIN_ADVERTISE_HOST",
+        help="Host frontends should dial (default: --rpc-host; the hostname when that is 0.0.0.0).",
     ),
     log_level: str = typer.Option("info", "--log-level"),
 ) -> None:
@@ -176,6 +183,8 @@ def worker(
         if bad or not parsed:
             _fail(f"--model-types: expected a comma list of {', '.join(MODEL_TYPES)}, got {model_types!r}")
         types = parsed
+    if not 0 <= rpc_port <= 65535:
+        _fail(f"--rpc-port: expected 0..65535, got {rpc_port}")
     if lease_ttl < 1:
         _fail(f"--lease-ttl: expected at least 1 second, got {lease_ttl}")
     if not model_name.strip():
