@@ -189,3 +189,20 @@ async def test_live_is_200() -> None:
     ) as resp:
         assert resp.status == 200
         assert (await resp.json())["status"] == "live"
+
+
+async def test_a_single_model_can_be_fetched_by_id_even_with_a_slash() -> None:
+    async with serving_stack() as stack:
+        await stack.add_worker(EchoEngine(), model="org/tiny")
+        model = await stack.client().models.retrieve("org/tiny")
+        assert model.id == "org/tiny"
+        with pytest.raises(openai.NotFoundError):
+            await stack.client().models.retrieve("org/other")
+
+
+async def test_a_wrong_method_is_405_with_an_openai_body() -> None:
+    async with serving_stack() as stack, aiohttp.ClientSession() as session, session.get(
+        stack.url + "/v1/chat/completions"
+    ) as resp:
+        assert resp.status == 405
+        assert "error" in await resp.json()
