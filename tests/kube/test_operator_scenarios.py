@@ -231,3 +231,17 @@ def test_a_restarted_operator_writes_nothing(cluster: Cluster) -> None:
         assert cluster.emulator.writes[before:] == []
     finally:
         op.stop()
+
+
+def test_children_are_server_side_applied_by_one_field_manager(cluster: Cluster, operator) -> None:
+    cluster.create_graph(AGG)
+    eventually(lambda: len(cluster.children("chat")) == 3)
+    child_writes = [
+        (method, path)
+        for method, path, _ in cluster.emulator.log
+        if method != "GET" and ("/deployments" in path or "/services" in path)
+    ]
+    assert len(child_writes) == 3
+    for method, path in child_writes:
+        assert method == "PATCH"
+        assert "fieldManager=drivetrain" in path and "force=true" in path

@@ -32,7 +32,9 @@ def _kind(dynamo: bool) -> str:
 
 def service_rows(status: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     """(service, kind/name, ready/updated/desired, message) per service, from a graph status."""
-    cond = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+    cond: dict[str, Any] = next(
+        (c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {}
+    )
     message = cond.get("message", "")
     parts = [p.strip() for p in message.removeprefix("not ready: ").split(";")]
     rows = []
@@ -118,7 +120,9 @@ def register(app: typer.Typer) -> None:
             _fail(str(exc))
         st = graph.get("status") or {}
         console = Console(highlight=False, soft_wrap=True)
-        cond = next((c for c in st.get("conditions") or [] if c.get("type") == "Ready"), {})
+        cond: dict[str, Any] = next(
+            (c for c in st.get("conditions") or [] if c.get("type") == "Ready"), {}
+        )
         stale = st.get("observedGeneration") != graph["metadata"].get("generation")
         state = st.get("state", "not reconciled yet")
         console.print(

@@ -72,7 +72,9 @@ def child_status(obj: dict[str, Any] | None, kind: str, name: str) -> ChildStatu
 def _condition(
     status: str, reason: str, message: str, generation: int | None, previous: dict[str, Any]
 ) -> dict[str, Any]:
-    old = next((c for c in previous.get("conditions") or [] if c.get("type") == READY), {})
+    old: dict[str, Any] = next(
+        (c for c in previous.get("conditions") or [] if c.get("type") == READY), {}
+    )
     # The transition time moves only when the status does, so a steady graph writes nothing.
     if old.get("status") == status and old.get("lastTransitionTime"):
         when = old["lastTransitionTime"]
