@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -58,13 +59,26 @@ class CliProcess:
             self._log.close()
 
 
-def wait_for_models(url: str, count: int, timeout: float = 20.0) -> None:
-    import json
+def _instances(url: str) -> int:
+    with urllib.request.urlopen(url + "/health") as resp:
+        return len(json.load(resp)["instances"])
 
+
+def wait_for_models(url: str, count: int, timeout: float = 20.0) -> None:
+    """Wait until the frontend at ``url`` lists at least ``count`` instances."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with urllib.request.urlopen(url + "/health") as resp:
-            if len(json.load(resp)["instances"]) >= count:
-                return
+        if _instances(url) >= count:
+            return
         time.sleep(0.05)
     raise TimeoutError(f"{count} instances never appeared at {url}")
+
+
+def wait_for_instances(url: str, count: int, timeout: float = 20.0) -> None:
+    """Wait until the frontend at ``url`` lists exactly ``count`` instances."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _instances(url) == count:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"{url} never listed exactly {count} instances")

@@ -13,7 +13,7 @@ import pytest
 
 from tests.paths import shared
 from tests.runtime.conftest import free_port
-from tests.runtime.serving_processes import CliProcess, wait_for_models
+from tests.runtime.serving_processes import CliProcess, wait_for_instances, wait_for_models
 
 pytestmark = pytest.mark.slow
 
@@ -74,6 +74,7 @@ async def test_a_killed_worker_is_routed_around(cluster: tuple[str, list[CliProc
             model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=2
         )
         assert reply.choices[0].finish_reason == "length"
+    wait_for_instances(url, 1, timeout=15.0)  # the lease (3 s) runs out: it leaves /health
 
 
 async def test_a_worker_stopped_with_sigterm_leaves_health_at_once(
@@ -109,3 +110,33 @@ async def test_a_thousand_concurrent_streams_all_complete(cluster: tuple[str, li
         results = await asyncio.gather(*[one() for _ in range(1000)])
     # 32 token events + the finish event + [DONE], every one of them
     assert results == [(200, 34, True)] * 1000
+
+
+def test_a_restarted_frontend_finds_the_running_workers(tmp_path: Path) -> None:
+    discovery = f"file://{tmp_path / 'store'}"
+    port = free_port()
+
+    def frontend(name: str) -> CliProcess:
+        return CliProcess(
+            ["frontend", "--port", str(port), "--host", "127.0.0.1", "--discovery", discovery],
+            "listening on", tmp_path / f"{name}.log",
+        )
+
+    worker = CliProcess(
+        ["worker", "--engine", "echo", "--model-name", "e", "--discovery", discovery],
+        "worker ready", tmp_path / "worker.log",
+    ).start()
+    try:
+        first = frontend("first").start()
+        wait_for_models(f"http://127.0.0.1:{port}", 1)
+        assert first.stop() == 0
+        second = frontend("second").start()
+        try:
+            wait_for_models(f"http://127.0.0.1:{port}", 1)
+            client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0)
+            reply = client.completions.create(model="e", prompt="back")
+            assert reply.choices[0].text == "back"
+        finally:
+            second.stop()
+    finally:
+        worker.stop()
