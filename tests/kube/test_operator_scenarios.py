@@ -245,3 +245,14 @@ def test_children_are_server_side_applied_by_one_field_manager(cluster: Cluster,
     for method, path in child_writes:
         assert method == "PATCH"
         assert "fieldManager=drivetrain" in path and "force=true" in path
+
+
+def test_an_update_that_makes_the_spec_invalid_fails_but_leaves_the_running_children(
+    cluster: Cluster, operator
+) -> None:
+    cluster.create_graph(AGG)
+    eventually(lambda: state_of(cluster, "chat") == "pending")
+    cluster.patch_graph("chat", {"spec": {"services": {"worker": {"replicas": -1}}}})
+    eventually(lambda: state_of(cluster, "chat") == "failed")
+    assert cluster.graph("chat")["status"]["conditions"][0]["reason"] == "InvalidSpec"
+    assert ("Deployment", "chat-worker") in cluster.children("chat")
