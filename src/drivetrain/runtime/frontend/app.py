@@ -168,6 +168,7 @@ class Frontend:
         metrics = self.metrics
         metrics.inflight[name] += 1
         status = 500
+        stream: ClientStream | None = None
         try:
             stream, first = await self._open(model, endpoint, body, started + self.request_timeout)
             if endpoint == "embeddings":
@@ -184,6 +185,8 @@ class Frontend:
             status = err.status
             raise
         finally:
+            if stream is not None:
+                stream.cancel()  # no-op when it finished; stops the worker when we were cancelled
             metrics.inflight[name] -= 1
             metrics.request_done(name, label, status, stream_flag)
             metrics.duration.observe((name, label), loop.time() - started)
@@ -202,12 +205,15 @@ class Frontend:
                 break
             target = self.router.pick(model.name, candidates)
             tried.add(target)
+            stream: ClientStream | None = None
             try:
                 stream = await target.client.open(endpoint, body)
                 stream.set_deadline(deadline)
                 first = await stream.next()
                 return stream, first
             except StreamFailed as exc:
+                if stream is not None:
+                    stream.close()
                 if not exc.before_first:
                     raise ApiError(502, f"worker failed: {exc}", "worker_error") from None
                 last_error = str(exc)

@@ -16,7 +16,9 @@ from typing import Any
 import orjson
 
 HEADER = struct.Struct(">I")
-MAX_FRAME = 32 * 1024 * 1024  # same bound as Dynamo's DYN_TCP_MAX_MESSAGE_SIZE
+# Twice the frontend's 32 MiB body limit, so that no accepted request can make a frame the
+# worker refuses (a refused frame drops the whole connection, and every request on it).
+MAX_FRAME = 64 * 1024 * 1024
 
 REQUEST = "g"
 CANCEL = "c"
