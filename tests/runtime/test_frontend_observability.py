@@ -40,7 +40,7 @@ async def test_metrics_count_requests_by_model_route_and_status() -> None:
     async with serving_stack() as stack:
         await stack.add_worker(EchoEngine())
         async with aiohttp.ClientSession() as session:
-            for body in (chat_body(), chat_body(stream=True), chat_body("nope")):
+            for body in (chat_body(), chat_body(stream=True), chat_body("nope"), {"model": 1}):
                 async with session.post(stack.url + "/v1/chat/completions", json=body) as resp:
                     await resp.read()
         status, content_type, text = await get(stack.url + "/metrics")
@@ -51,6 +51,7 @@ async def test_metrics_count_requests_by_model_route_and_status() -> None:
         assert f'{prefix}{{model="tiny",endpoint="chat_completions",status="200",request_type="unary"}} 1' in lines
         assert f'{prefix}{{model="tiny",endpoint="chat_completions",status="200",request_type="stream"}} 1' in lines
         assert f'{prefix}{{model="",endpoint="chat_completions",status="404",request_type="unary"}} 1' in lines
+        assert f'{prefix}{{model="",endpoint="chat_completions",status="400",request_type="unary"}} 1' in lines
         assert 'drivetrain_frontend_instances{namespace="global",component="backend"} 1' in lines
         assert 'drivetrain_frontend_inflight_requests{model="tiny"} 0' in lines
         assert "# TYPE drivetrain_frontend_time_to_first_token_seconds histogram" in lines

@@ -152,18 +152,25 @@ class Frontend:
         loop = asyncio.get_running_loop()
         started = loop.time()
         label = ENDPOINT_NAMES[endpoint]
-        if endpoint not in self.table.enabled:
-            raise ApiError(
-                404,
-                f"{ROUTE_PATHS[endpoint]} is not enabled: no model of type '{endpoint}' is registered",
-                "endpoint_disabled",
-            )
-        body = parse_body(await request.read(), endpoint)
-        name = body["model"]
-        model = self.table.models.get(name)
-        if model is None or endpoint not in model.model_types:
-            self.metrics.request_done(name if model else "", label, 404, False)
-            raise ApiError(404, f"The model `{name}` does not exist.", "model_not_found", "model")
+        try:
+            if endpoint not in self.table.enabled:
+                raise ApiError(
+                    404,
+                    f"{ROUTE_PATHS[endpoint]} is not enabled: "
+                    f"no model of type '{endpoint}' is registered",
+                    "endpoint_disabled",
+                )
+            body = parse_body(await request.read(), endpoint)
+            name = body["model"]
+            model = self.table.models.get(name)
+            if model is None or endpoint not in model.model_types:
+                raise ApiError(
+                    404, f"The model `{name}` does not exist.", "model_not_found", "model"
+                )
+        except ApiError as err:
+            # Counted under model "" so that made-up names cannot grow the label set.
+            self.metrics.request_done("", label, err.status, False)
+            raise
         stream_flag = bool(body.get("stream")) and endpoint != "embeddings"
         metrics = self.metrics
         metrics.inflight[name] += 1
