@@ -127,3 +127,93 @@ async def test_a_watcher_started_while_etcd_is_down_catches_up_when_it_returns(
     finally:
         await watcher.stop()
         await store.close()
+
+
+class DelayProxy:
+    """A TCP proxy that holds every chunk for ``delay`` seconds in each direction (a slow link)."""
+
+    def __init__(self, target_port: int, delay: float) -> None:
+        self.target_port = target_port
+        self.delay = delay
+        self.server: asyncio.Server | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(self._pump(source, sink))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def deliver() -> None:
+            loop = asyncio.get_running_loop()
+            while True:
+                due, chunk = await queue.get()
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                if not chunk:
+                    sink.close()
+                    return
+                sink.write(chunk)
+                await sink.drain()
+
+        sender = asyncio.create_task(deliver())
+        try:
+            while True:
+                chunk = await source.read(65536)
+                queue.put_nowait((asyncio.get_running_loop().time() + self.delay, chunk))
+                if not chunk:
+                    break
+            await sender
+        except (ConnectionError, asyncio.CancelledError):
+            sender.cancel()
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+@pytest.mark.slow
+async def test_keep_alive_survives_a_slow_network_to_etcd(
+    etcd_server: EtcdServer, etcd_store: DiscoveryStore
+) -> None:
+    # Every byte to and from etcd waits 0.3 s each way: a 0.6 s round trip against a 2 s TTL.
+    proxy = DelayProxy(etcd_server.client_port, delay=0.3)
+    await proxy.start()
+    slow_store = await open_store(f"etcd://127.0.0.1:{proxy.port}")
+    registration = Registration(slow_store, TTL, worker_records("a"))
+    try:
+        await registration.start()
+        _, revision = await etcd_store.get_prefix("drivetrain/")
+        await asyncio.sleep(TTL * 3)
+        _, now = await etcd_store.get_prefix("drivetrain/")
+        deletes = []
+        if now > revision:
+            events = aiter(etcd_store.watch_prefix("drivetrain/", revision))
+            async with asyncio.timeout(WAIT):
+                while True:
+                    event = await anext(events)
+                    deletes += [event] if event.type == "delete" else []
+                    if event.revision >= now:
+                        break
+            await events.aclose()  # type: ignore[attr-defined]
+        assert deletes == []
+        assert registration.registrations == 1
+        assert len((await etcd_store.get_prefix("drivetrain/"))[0]) == 2
+    finally:
+        await registration.stop()
+        await slow_store.close()
+        await proxy.close()

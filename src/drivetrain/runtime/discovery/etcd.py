@@ -103,8 +103,9 @@ class EtcdStore(DiscoveryStore):
     ) -> EtcdStore:
         backoff_ms = int(reconnect_backoff * 1000)
         options = {
+            # Not grpc.min_reconnect_backoff_ms: gRPC core also uses it as the connect deadline,
+            # and a small one makes every connection over a slow link time out.
             "grpc.initial_reconnect_backoff_ms": min(100, backoff_ms),
-            "grpc.min_reconnect_backoff_ms": min(100, backoff_ms),
             "grpc.max_reconnect_backoff_ms": backoff_ms,
             # Detect a dead peer on an idle connection (etcd permits pings every 5 s).
             "grpc.keepalive_time_ms": 10_000,
