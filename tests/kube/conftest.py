@@ -160,7 +160,7 @@ class OperatorThread:
         self._runner = KopfRunner(
             ["run", "--standalone", "--all-namespaces"],
             registry=registry,
-            settings=settings(post_events=False),
+            settings=settings(),  # as in production: Events posted for problems
             timeout=30,
         )
         self._runner.__enter__()
