@@ -14,10 +14,12 @@ from drivetrain.runtime.discovery import (
     DiscoveryStore,
     DiscoveryURLError,
     LeaseNotFoundError,
+    StoreUnavailableError,
     WatchEvent,
     open_store,
     validate_url,
 )
+from tests.runtime.conftest import free_port
 
 TTL = 1.0  # the shortest lease etcd grants
 
@@ -158,3 +160,12 @@ def test_discovery_urls_name_a_backend_and_a_location(url: str, expected: tuple[
 def test_bad_discovery_urls_say_what_was_expected(url: str, message: str) -> None:
     with pytest.raises(DiscoveryURLError, match=message):
         validate_url(url)
+
+
+async def test_an_unreachable_etcd_is_reported_as_unavailable_not_hung() -> None:
+    store = await open_store(f"etcd://127.0.0.1:{free_port()}")  # nothing listens there
+    try:
+        with pytest.raises(StoreUnavailableError, match="get prefix"):
+            await store.get_prefix("drivetrain/")
+    finally:
+        await store.close()
