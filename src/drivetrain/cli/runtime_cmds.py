@@ -53,6 +53,22 @@ def _run(main: Callable[[], Coroutine[object, object, None]]) -> None:
         uvloop.run(main())
 
 
+def _tune_gc() -> None:
+    """Fewer, later garbage collections once the server is up.
+
+    Each request allocates many short-lived container objects (JSON bodies, frames, futures), so
+    the default gen-0 threshold of 700 runs a collection every few requests and shows up as tail
+    latency.  Freezing the startup heap (modules, app) and raising the threshold measured p99
+    28 ms -> 8 ms and +20-30 % req/s at 32 connections (docs/runtime.md).  Cycles are still
+    collected, just in larger batches.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+
+
 def _known_errors() -> tuple[type[BaseException], ...]:
     from drivetrain.runtime.discovery import DiscoveryError
 
@@ -115,6 +131,7 @@ def frontend(
             await running.start()
         except _known_errors() as exc:
             _fail(f"frontend could not start: {exc}")
+        _tune_gc()
         print(
             f"drivetrain frontend listening on {running.url} "
             f"(discovery {url}, {scope.describe()}, router {router})",
@@ -221,6 +238,7 @@ def worker(
         except _known_errors() as exc:
             await running.stop()
             _fail(f"worker could not start: {exc}")
+        _tune_gc()
         print(
             f"drivetrain worker ready: model {model_name!r} ({engine}) at {running.address}, "
             f"namespace {config.namespace!r}, discovery {url}",
