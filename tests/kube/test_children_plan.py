@@ -87,3 +87,21 @@ def test_objects_of_another_owner_or_of_unknown_kinds_are_never_deleted() -> Non
 def test_persistent_volume_claims_are_not_pruned() -> None:
     live = owned([obj("PersistentVolumeClaim", "models")], OWNER)
     assert plan([], live, "u-1").delete == []
+
+
+def live_copy(desired: dict[str, Any], uid: str, generation: int) -> dict[str, Any]:
+    meta = {**desired["metadata"], "uid": uid, "generation": generation}
+    return {**desired, "metadata": meta}
+
+
+def test_a_child_whose_spec_someone_else_changed_is_applied_again() -> None:
+    desired = owned([obj("Deployment", "chat-w", replicas=1)], OWNER)
+    live = [live_copy(desired[0], "c-1", generation=3)]  # we applied generation 2
+    assert [o["kind"] for o in plan(desired, live, "u-1", {"c-1": 2}).apply] == ["Deployment"]
+
+
+def test_a_child_not_applied_by_this_process_is_adopted_not_rewritten() -> None:
+    desired = owned([obj("Deployment", "chat-w", replicas=1)], OWNER)
+    live = [live_copy(desired[0], "c-1", generation=9)]
+    assert plan(desired, live, "u-1", {}).writes == 0
+    assert plan(desired, live, "u-1", {"c-1": 9}).writes == 0

@@ -256,3 +256,17 @@ def test_an_update_that_makes_the_spec_invalid_fails_but_leaves_the_running_chil
     eventually(lambda: state_of(cluster, "chat") == "failed")
     assert cluster.graph("chat")["status"]["conditions"][0]["reason"] == "InvalidSpec"
     assert ("Deployment", "chat-worker") in cluster.children("chat")
+
+
+def test_a_workload_changed_by_hand_is_put_back(cluster: Cluster, operator) -> None:
+    from lightkube.resources.apps_v1 import Deployment
+    from lightkube.types import PatchType
+
+    cluster.create_graph(AGG)
+    eventually(lambda: state_of(cluster, "chat") == "pending")
+    cluster.client.patch(
+        Deployment, "chat-worker", {"spec": {"replicas": 7}}, patch_type=PatchType.MERGE
+    )
+    eventually(
+        lambda: cluster.children("chat")["Deployment", "chat-worker"]["spec"]["replicas"] == 2
+    )

@@ -75,20 +75,47 @@ class Plan:
         return len(self.apply) + len(self.delete)
 
 
-def plan(desired: list[dict[str, Any]], live: list[dict[str, Any]], owner_uid: str) -> Plan:
+def drifted(live: dict[str, Any], applied_generations: dict[str, int]) -> bool:
+    """True when the child's spec changed since this operator applied it.
+
+    ``applied_generations`` maps a child's uid to the generation the operator's own apply
+    produced; a higher live generation means someone else changed the spec (``kubectl edit``,
+    ``kubectl scale``).  A child the operator has not applied since it started is not drifted:
+    its generation is adopted instead, so a restarted operator writes nothing.
+    """
+    meta = live.get("metadata", {})
+    uid, generation = meta.get("uid"), meta.get("generation")
+    if uid not in applied_generations or generation is None:
+        return False
+    return int(generation) > applied_generations[uid]
+
+
+def plan(
+    desired: list[dict[str, Any]],
+    live: list[dict[str, Any]],
+    owner_uid: str,
+    applied_generations: dict[str, int] | None = None,
+) -> Plan:
     """What to apply and what to delete.
 
-    ``live`` is every object carrying the graph's label; only those this graph controls
-    (ownerReference uid) are ever deleted, so a same-named graph recreated, or an object a
-    person labelled by hand, is left alone.
+    A child is applied when it is missing, carries another desired hash, is not controlled by
+    this graph, or ``drifted``.  ``live`` is every object carrying the graph's label; only
+    those this graph controls (ownerReference uid) are ever deleted, so a same-named graph
+    recreated, or an object a person labelled by hand, is left alone.
     """
+    generations = applied_generations or {}
     live_by_key = {child_key(o): o for o in live}
     result = Plan()
     for obj in desired:
         current = live_by_key.get(child_key(obj))
         wanted = obj["metadata"]["annotations"][HASH_ANNOTATION]
         have = ((current or {}).get("metadata", {}).get("annotations") or {}).get(HASH_ANNOTATION)
-        if current is not None and have == wanted and is_owned_by(current, owner_uid):
+        if (
+            current is not None
+            and have == wanted
+            and is_owned_by(current, owner_uid)
+            and not drifted(current, generations)
+        ):
             result.unchanged.append(current)
         else:
             result.apply.append(obj)

@@ -68,6 +68,13 @@ async def list_children(
     return out
 
 
+def _remember(generations: dict[str, int], obj: dict[str, Any], overwrite: bool = False) -> None:
+    meta = obj.get("metadata", {})
+    uid, generation = meta.get("uid"), meta.get("generation")
+    if uid and generation is not None and (overwrite or uid not in generations):
+        generations[uid] = int(generation)
+
+
 def _graph_input(body: dict[str, Any]) -> dict[str, Any]:
     """The parts of a live object the API models describe (server fields dropped)."""
     meta = body.get("metadata", {})
@@ -80,8 +87,18 @@ def _graph_input(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def reconcile(client: AsyncClient, body: dict[str, Any], groups: set[str]) -> Outcome:
-    """Make the cluster match ``body`` (a live GraphDeployment or DynamoGraphDeployment)."""
+async def reconcile(
+    client: AsyncClient,
+    body: dict[str, Any],
+    groups: set[str],
+    applied_generations: dict[str, int] | None = None,
+) -> Outcome:
+    """Make the cluster match ``body`` (a live GraphDeployment or DynamoGraphDeployment).
+
+    ``applied_generations`` (child uid → generation after this process's apply) is the
+    operator's memory for drift detection (``children.drifted``); it is updated in place.
+    """
+    generations = applied_generations if applied_generations is not None else {}
     meta = body["metadata"]
     namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
     generation = meta.get("generation")
@@ -104,12 +121,16 @@ async def reconcile(client: AsyncClient, body: dict[str, Any], groups: set[str])
 
     desired = owned(rendered, body)
     live = await list_children(client, namespace, name, groups)
-    todo = plan(desired, live, uid)
+    todo = plan(desired, live, uid, generations)
     current = {child_key(o): o for o in todo.unchanged}
+    for obj in todo.unchanged:  # adopt what a previous operator process applied
+        _remember(generations, obj)
     for obj in todo.apply:
         applied = await client.apply(codecs.from_dict(obj), field_manager=FIELD_MANAGER, force=True)
         current[child_key(obj)] = {**_as_dict(applied), "kind": obj["kind"]}
+        _remember(generations, current[child_key(obj)], overwrite=True)
     for obj in todo.delete:
+        generations.pop(obj["metadata"].get("uid", ""), None)
         try:
             await client.delete(
                 CHILD_KINDS[obj["kind"]].resource, obj["metadata"]["name"], namespace=namespace

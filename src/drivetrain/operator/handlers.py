@@ -89,6 +89,8 @@ class OperatorState:
     claim_dynamo: bool = False
     client: AsyncClient | None = None
     coalescer: Coalescer = field(default_factory=Coalescer)
+    #: child uid → generation after this process's apply (drift detection, see kube.children)
+    applied_generations: dict[str, int] = field(default_factory=dict)
     _groups: set[str] = field(default_factory=set)
     _groups_at: float = -1e9
 
@@ -134,7 +136,7 @@ async def reconcile_graph(
             current = await _fetch(client, kind, namespace, name)
         if current is None or current["metadata"].get("deletionTimestamp"):
             return  # going away: ownerReferences take the children with it
-        await reconcile(client, current, await state.groups())
+        await reconcile(client, current, await state.groups(), state.applied_generations)
 
     await state.coalescer.run((kind, namespace, name), job, delay)
 
@@ -151,6 +153,8 @@ def register(registry: kopf.OperatorRegistry, state: OperatorState) -> None:
 
     async def on_child(type: str | None, body: Any, **_: Any) -> None:
         meta = body.get("metadata", {})
+        if type == "DELETED":
+            state.applied_generations.pop(meta.get("uid", ""), None)
         for ref in meta.get("ownerReferences") or []:
             if ref.get("controller") and ref.get("kind") in OWNER_KINDS:
                 if ref["kind"] == "DynamoGraphDeployment" and not state.claim_dynamo:
