@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from drivetrain.local.backoff import RestartPolicy
 from drivetrain.local.logs import LogSink
@@ -193,6 +194,30 @@ class Supervisor:
             _signal_group(r.pid, signal.SIGKILL)
             if r.state != "failed":
                 r.state = "stopped"
+        # SIGKILL is delivered asynchronously: return only once the groups are empty, so that
+        # nothing of the graph is still running when `up` exits (bounded, zombies aside).
+        deadline = asyncio.get_running_loop().time() + 2.0
+        while any(_group_alive(r.pid) for r in self.replicas):
+            if asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.01)
+
+
+def _group_alive(pgid: int | None) -> bool:
+    """Whether any live (non-zombie) process is left in the process group ``pgid``."""
+    if pgid is None:
+        return False
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            return True
+    return False
 
 
 def _signal_group(pid: int | None, sig: signal.Signals) -> None:
