@@ -206,3 +206,15 @@ async def test_a_wrong_method_is_405_with_an_openai_body() -> None:
     ) as resp:
         assert resp.status == 405
         assert "error" in await resp.json()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_x_request_id_is_echoed(stream: bool) -> None:
+    async with serving_stack() as stack:
+        await stack.add_worker(EchoEngine())
+        async with aiohttp.ClientSession() as session, session.post(
+            stack.url + "/v1/chat/completions", json=chat_body(stream=stream),
+            headers={"x-request-id": "abc-123"},
+        ) as resp:
+            await resp.read()
+            assert resp.headers["x-request-id"] == "abc-123"

@@ -59,6 +59,13 @@ async def _errors_as_openai(
         return error_response(ApiError(500, "internal error (see the frontend log)", "internal_error"))
 
 
+async def _echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """Echo ``x-request-id`` so callers can match responses and logs (as Dynamo does)."""
+    request_id = request.headers.get("x-request-id")
+    if request_id is not None:
+        response.headers["x-request-id"] = request_id
+
+
 class Frontend:
     def __init__(
         self,
@@ -78,6 +85,7 @@ class Frontend:
 
     def make_app(self) -> web.Application:
         app = web.Application(middlewares=[_errors_as_openai], client_max_size=32 * 1024 * 1024)
+        app.on_response_prepare.append(_echo_request_id)
         app.router.add_get("/v1/models", self.list_models)
         app.router.add_get("/v1/models/{model:.+}", self.get_model)
         app.router.add_post(ROUTE_PATHS["chat"], self.chat)
