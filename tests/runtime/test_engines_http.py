@@ -94,3 +94,21 @@ def test_the_upstream_must_be_an_http_url() -> None:
 def test_engine_info_lists_the_configured_model_types() -> None:
     assert HttpEngine("http://x", "m", ("chat",)).info().model_types == ("chat",)
     assert json.dumps(list(HttpEngine("http://x", "m").info().model_types)) == '["chat", "completions"]'
+
+
+async def test_the_http_engine_can_front_another_drivetrain_frontend() -> None:
+    """A real OpenAI-compatible server upstream: drivetrain's own frontend with a mocker."""
+    from drivetrain.runtime.engines.mocker import MockerEngine
+    from tests.paths import shared
+
+    async with serving_stack() as upstream_stack, serving_stack() as stack:
+        await upstream_stack.add_worker(
+            MockerEngine(model_path=str(shared("models", "tiny")), speedup_ratio=1e6)
+        )
+        await stack.add_worker(HttpEngine(upstream_stack.url, "tiny"), model="proxied")
+        reply = await stack.client().chat.completions.create(
+            model="proxied", messages=[{"role": "user", "content": "hi"}], max_tokens=6
+        )
+        assert reply.usage is not None
+        assert reply.usage.completion_tokens == 6
+        assert reply.choices[0].finish_reason == "length"
