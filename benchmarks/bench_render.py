@@ -1,4 +1,4 @@
-"""Render every example graph with both deployers; report milliseconds per graph.
+"""Render (and verify) every example graph with both deployers; report milliseconds per graph.
 
 make bench-render        (or: .venv/bin/python benchmarks/bench_render.py [--rounds N])
 """
@@ -22,6 +22,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--examples", default=str(SHARED / "dgd-examples"))
+    parser.add_argument("--no-verify", dest="verify", action="store_false", help="skip verify")
     opts = parser.parse_args()
     graphs = []
     for path in sorted(glob.glob(f"{opts.examples}/*.yaml")):
@@ -43,6 +44,22 @@ def main() -> None:
             f"median {statistics.median(per_graph):.3f} ms/graph, "
             f"best {min(per_graph):.3f} ms/graph"
         )
+    if opts.verify:
+        from drivetrain.verify import verify_manifests
+
+        for multinode in ("lws", "grove"):
+            start = time.perf_counter()
+            processes = 0
+            for graph in graphs:
+                report = verify_manifests(
+                    render_graph(graph, namespace="bench", multinode=multinode)
+                )
+                processes += len(report.processes)
+            elapsed = time.perf_counter() - start
+            print(
+                f"verify --multinode {multinode}: {len(graphs)} graphs, {processes} processes, "
+                f"{elapsed:.2f} s, {elapsed * 1000 / len(graphs):.1f} ms/graph"
+            )
     start = time.perf_counter()
     for path in sorted(glob.glob(f"{opts.examples}/*.yaml")):
         with contextlib.suppress(InvalidGraph):
