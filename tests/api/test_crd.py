@@ -11,6 +11,7 @@ import yaml
 
 from drivetrain.api import load_text
 from drivetrain.api.crd import graph_crd, graph_crd_yaml
+from drivetrain.api.validate import prune_nulls
 from tests.paths import REPO, shared
 
 
@@ -63,15 +64,7 @@ def test_the_crd_schema_accepts_every_example_graph_spec_that_loads() -> None:
             except Exception:
                 continue
             spec = yaml.safe_load(yaml.safe_dump(doc.get("spec") or {}))
-            errors = [e.message for e in validator.iter_errors(_pruned(spec))]
+            errors = [e.message for e in validator.iter_errors(prune_nulls(spec))]
             assert not errors, f"{path}: {errors[:3]}"
             checked += 1
     assert checked > 80
-
-
-def _pruned(value: object) -> object:
-    if isinstance(value, dict):
-        return {k: _pruned(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_pruned(v) for v in value]
-    return value

@@ -97,15 +97,4 @@ def render_graph(
         # The same engine error is found once per role; report it once.
         unique = list(dict.fromkeys(errors))
         raise InvalidGraph(unique)
-    return _dedupe_objects(objects)
-
-
-def _dedupe_objects(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    seen: set[tuple[str, str]] = set()
-    out = []
-    for obj in objects:
-        key = (obj["kind"], obj["metadata"]["name"])
-        if key not in seen:
-            seen.add(key)
-            out.append(obj)
-    return out
+    return workloads.dedupe(objects)

@@ -52,6 +52,19 @@ class ProfileTable:
         return self.roles.get(component_type, self.roles["default"])
 
 
+# Dynamo's workers and planner answer /live and /health on their system port.
+_SYSTEM_PROBES: dict[str, Any] = {
+    "liveness": _http_probe(
+        "/live", "system", periodSeconds=5, timeoutSeconds=4, failureThreshold=1
+    ),
+    "readiness": _http_probe(
+        "/health", "system", periodSeconds=10, timeoutSeconds=4, failureThreshold=3
+    ),
+    "startup": _http_probe(
+        "/live", "system", periodSeconds=10, timeoutSeconds=5, failureThreshold=720
+    ),
+}
+
 _DOWNWARD = [
     ("POD_NAME", "metadata.name"),
     ("POD_NAMESPACE", "metadata.namespace"),
@@ -116,15 +129,7 @@ DYNAMO = ProfileTable(
                 ("NIXL_TELEMETRY_EXPORTER", "prometheus"),
                 ("NIXL_TELEMETRY_PROMETHEUS_PORT", "19090"),
             ],
-            liveness=_http_probe(
-                "/live", "system", periodSeconds=5, timeoutSeconds=4, failureThreshold=1
-            ),
-            readiness=_http_probe(
-                "/health", "system", periodSeconds=10, timeoutSeconds=4, failureThreshold=3
-            ),
-            startup=_http_probe(
-                "/live", "system", periodSeconds=10, timeoutSeconds=5, failureThreshold=720
-            ),
+            **_SYSTEM_PROBES,
         ),
         "planner": RoleDefaults(
             command=["/bin/sh", "-c"],
@@ -133,15 +138,7 @@ DYNAMO = ProfileTable(
                 {"name": "system", "containerPort": 9090, "protocol": "TCP"},
             ],
             env=[("PLANNER_PROMETHEUS_PORT", "9085"), ("DYN_SYSTEM_PORT", "9090")],
-            liveness=_http_probe(
-                "/live", "system", periodSeconds=5, timeoutSeconds=4, failureThreshold=1
-            ),
-            readiness=_http_probe(
-                "/health", "system", periodSeconds=10, timeoutSeconds=4, failureThreshold=3
-            ),
-            startup=_http_probe(
-                "/live", "system", periodSeconds=10, timeoutSeconds=5, failureThreshold=720
-            ),
+            **_SYSTEM_PROBES,
         ),
         "epp": RoleDefaults(
             command=["/bin/sh", "-c"],

@@ -74,7 +74,7 @@ def leader_worker_set(
             },
         },
     }
-    return [*_dedupe([*leader.extra_objects, *worker.extra_objects]), obj]
+    return [*dedupe([*leader.extra_objects, *worker.extra_objects]), obj]
 
 
 def pod_clique_set(graph: GraphDeployment, namespace: str) -> list[dict[str, Any]]:
@@ -128,7 +128,7 @@ def pod_clique_set(graph: GraphDeployment, namespace: str) -> list[dict[str, Any
         "metadata": object_meta(graph, graph.name, namespace),
         "spec": {"replicas": 1, "template": template},
     }
-    return [*_dedupe(extra), obj]
+    return [*dedupe(extra), obj]
 
 
 def _clique(name: str, replicas: int, pod: PodTemplate) -> dict[str, Any]:
@@ -169,7 +169,8 @@ def service(graph: GraphDeployment, service_name: str, namespace: str) -> dict[s
     }
 
 
-def _dedupe(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def dedupe(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keep the first object of each kind and name (roles and services share ConfigMaps)."""
     seen: set[tuple[str, str]] = set()
     out = []
     for obj in objects:
