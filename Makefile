@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck bench bench-render bench-frontend bench-operator clean
+.PHONY: install demo test lint typecheck bench bench-render bench-frontend bench-operator bench-discovery clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -31,13 +31,16 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-bench: bench-render bench-operator bench-frontend
+bench: bench-render bench-operator bench-discovery bench-frontend
 
 bench-render: $(STAMP)
 	$(BIN)/python benchmarks/bench_render.py
 
 bench-operator: $(STAMP)
 	$(BIN)/python benchmarks/bench_operator.py
+
+bench-discovery: $(STAMP)
+	$(BIN)/python benchmarks/bench_discovery.py
 
 bench-frontend: $(STAMP)
 	./benchmarks/bench_frontend.sh
