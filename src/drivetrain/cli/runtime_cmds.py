@@ -75,6 +75,18 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     return (ValueError, OSError, DiscoveryError)
 
 
+def _discovery_url(given: str | None) -> str:
+    """The discovery URL to use (flag, env, or the per-user default), or a one-line exit."""
+    from drivetrain.runtime.discovery import validate_url
+
+    url = given or default_discovery()
+    try:
+        validate_url(url)
+    except ValueError as exc:
+        _fail(f"--discovery: {exc}")
+    return url
+
+
 def frontend(
     port: int = typer.Option(8000, "--port", help="HTTP port."),
     host: str = typer.Option("0.0.0.0", "--host", help="HTTP listen address."),
@@ -101,18 +113,13 @@ def frontend(
     log_level: str = typer.Option("info", "--log-level"),
 ) -> None:
     """Run the OpenAI-compatible HTTP frontend."""
-    from drivetrain.runtime.discovery import validate_url
     from drivetrain.runtime.frontend.router import ROUTER_MODES
     from drivetrain.runtime.frontend.server import FrontendConfig, RunningFrontend
     from drivetrain.runtime.scope import NamespaceScope, parse_strict_flag
     from drivetrain.runtime.worker import serve_until_signal
 
     _setup_logging(log_level)
-    url = discovery or default_discovery()
-    try:
-        validate_url(url)
-    except ValueError as exc:
-        _fail(f"--discovery: {exc}")
+    url = _discovery_url(discovery)
     if router not in ROUTER_MODES:
         _fail(f"--router: expected one of {', '.join(ROUTER_MODES)}, got {router!r}")
     if not 0 <= port <= 65535:
@@ -182,17 +189,12 @@ def worker(
     log_level: str = typer.Option("info", "--log-level"),
 ) -> None:
     """Run a worker: serve an engine and register it in discovery."""
-    from drivetrain.runtime.discovery import validate_url
     from drivetrain.runtime.engines import make_engine
     from drivetrain.runtime.records import MODEL_TYPES
     from drivetrain.runtime.worker import RunningWorker, WorkerConfig, serve_until_signal
 
     _setup_logging(log_level)
-    url = discovery or default_discovery()
-    try:
-        validate_url(url)
-    except ValueError as exc:
-        _fail(f"--discovery: {exc}")
+    url = _discovery_url(discovery)
     types = None
     if model_types:
         parsed = tuple(t.strip() for t in model_types.split(",") if t.strip())
