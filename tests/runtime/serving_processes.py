@@ -29,7 +29,11 @@ class CliProcess:
         self._log = self.log.open("w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "drivetrain.cli.main", *self.args],
-            stdout=subprocess.PIPE, stderr=self._log, text=True, cwd=REPO, env=env,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+            cwd=REPO,
+            env=env,
         )
         assert self.process.stdout is not None
         deadline = time.monotonic() + timeout

@@ -40,13 +40,17 @@ class Stack:
         return self.frontend.url
 
     def client(self, **kwargs: Any) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(base_url=self.url + "/v1", api_key="unused", max_retries=0, **kwargs)
+        return openai.AsyncOpenAI(
+            base_url=self.url + "/v1", api_key="unused", max_retries=0, **kwargs
+        )
 
     async def add_worker(
         self, engine: Engine, model: str = "tiny", namespace: str = "global", wait: bool = True
     ) -> RunningWorker:
         worker = RunningWorker(
-            WorkerConfig(model_name=model, namespace=namespace, lease_ttl=5), engine, store=self.store
+            WorkerConfig(model_name=model, namespace=namespace, lease_ttl=5),
+            engine,
+            store=self.store,
         )
         await worker.start()
         self.workers.append(worker)
@@ -61,11 +65,19 @@ class Stack:
         instance_id = uuid.uuid4().hex
         records = (
             InstanceRecord(
-                instance_id=instance_id, namespace=namespace, component="backend",
-                address=address, transport="tcp", model_names=[model],
+                instance_id=instance_id,
+                namespace=namespace,
+                component="backend",
+                address=address,
+                transport="tcp",
+                model_names=[model],
             ),
-            ModelCard(name=model, namespace=namespace, model_types=model_types,  # type: ignore[arg-type]
-                      instance_id=instance_id),
+            ModelCard(
+                name=model,
+                namespace=namespace,
+                model_types=model_types,  # type: ignore[arg-type]
+                instance_id=instance_id,
+            ),
         )
         registration = Registration(self.store, 5, records)
         await registration.start()
@@ -93,8 +105,11 @@ async def serving_stack(
 ) -> AsyncIterator[Stack]:
     store = await open_store(f"memory://serving-{uuid.uuid4().hex}")
     config = FrontendConfig(
-        host="127.0.0.1", port=0, scope=scope or NamespaceScope("global"),
-        router=router, request_timeout=request_timeout,
+        host="127.0.0.1",
+        port=0,
+        scope=scope or NamespaceScope("global"),
+        router=router,
+        request_timeout=request_timeout,
     )
     frontend = RunningFrontend(config, store=store)
     await frontend.start()

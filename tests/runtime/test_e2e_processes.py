@@ -25,13 +25,28 @@ def cluster(tmp_path: Path, multiprocess_store_url: str) -> Iterator[tuple[str, 
     port = free_port()
     frontend = CliProcess(
         ["frontend", "--port", str(port), "--host", "127.0.0.1", "--discovery", discovery],
-        "listening on", tmp_path / "frontend.log",
+        "listening on",
+        tmp_path / "frontend.log",
     )
     workers = [
         CliProcess(
-            ["worker", "--engine", "mocker", "--model-name", "tiny", "--model-path", tiny,
-             "--speedup-ratio", "1000000", "--discovery", discovery, "--lease-ttl", "3"],
-            "worker ready", tmp_path / f"worker{i}.log",
+            [
+                "worker",
+                "--engine",
+                "mocker",
+                "--model-name",
+                "tiny",
+                "--model-path",
+                tiny,
+                "--speedup-ratio",
+                "1000000",
+                "--discovery",
+                discovery,
+                "--lease-ttl",
+                "3",
+            ],
+            "worker ready",
+            tmp_path / f"worker{i}.log",
         )
         for i in range(2)
     ]
@@ -92,11 +107,15 @@ async def test_a_worker_stopped_with_sigterm_leaves_health_at_once(
             pytest.fail("the stopped worker is still listed")
 
 
-async def test_a_thousand_concurrent_streams_all_complete(cluster: tuple[str, list[CliProcess]]) -> None:
+async def test_a_thousand_concurrent_streams_all_complete(
+    cluster: tuple[str, list[CliProcess]],
+) -> None:
     url, _ = cluster
     body = {
-        "model": "tiny", "messages": [{"role": "user", "content": "tell me"}],
-        "max_tokens": 32, "stream": True,
+        "model": "tiny",
+        "messages": [{"role": "user", "content": "tell me"}],
+        "max_tokens": 32,
+        "stream": True,
     }
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -119,12 +138,14 @@ def test_a_restarted_frontend_finds_the_running_workers(tmp_path: Path) -> None:
     def frontend(name: str) -> CliProcess:
         return CliProcess(
             ["frontend", "--port", str(port), "--host", "127.0.0.1", "--discovery", discovery],
-            "listening on", tmp_path / f"{name}.log",
+            "listening on",
+            tmp_path / f"{name}.log",
         )
 
     worker = CliProcess(
         ["worker", "--engine", "echo", "--model-name", "e", "--discovery", discovery],
-        "worker ready", tmp_path / "worker.log",
+        "worker ready",
+        tmp_path / "worker.log",
     ).start()
     try:
         first = frontend("first").start()
@@ -133,7 +154,9 @@ def test_a_restarted_frontend_finds_the_running_workers(tmp_path: Path) -> None:
         second = frontend("second").start()
         try:
             wait_for_models(f"http://127.0.0.1:{port}", 1)
-            client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0)
+            client = openai.OpenAI(
+                base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0
+            )
             reply = client.completions.create(model="e", prompt="back")
             assert reply.choices[0].text == "back"
         finally:

@@ -18,7 +18,10 @@ async def test_chat_echoes_the_last_user_message() -> None:
     messages = [
         {"role": "user", "content": "first"},
         {"role": "assistant", "content": "ok"},
-        {"role": "user", "content": [{"type": "text", "text": "sec"}, {"type": "text", "text": "ond"}]},
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "sec"}, {"type": "text", "text": "ond"}],
+        },
     ]
     text, finish = await run({"messages": messages})
     assert text == "second"

@@ -28,11 +28,15 @@ async def upstream() -> AsyncIterator[tuple[str, list[dict]]]:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
         for word in words:
-            chunk = {"choices": [{"index": 0, "delta": {"content": word + " "}, "finish_reason": None}]}
+            chunk = {
+                "choices": [{"index": 0, "delta": {"content": word + " "}, "finish_reason": None}]
+            }
             await resp.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
         end = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
         usage = {"choices": [], "usage": {"prompt_tokens": 11, "completion_tokens": len(words)}}
-        await resp.write(b"data: " + orjson.dumps(end) + b"\n\ndata: " + orjson.dumps(usage) + b"\n\n")
+        await resp.write(
+            b"data: " + orjson.dumps(end) + b"\n\ndata: " + orjson.dumps(usage) + b"\n\n"
+        )
         await resp.write(b"data: [DONE]\n\n")
         return resp
 
@@ -53,10 +57,14 @@ async def upstream() -> AsyncIterator[tuple[str, list[dict]]]:
     await runner.cleanup()
 
 
-async def test_chat_streams_through_from_upstream_with_its_usage(upstream: tuple[str, list[dict]]) -> None:
+async def test_chat_streams_through_from_upstream_with_its_usage(
+    upstream: tuple[str, list[dict]],
+) -> None:
     url, seen = upstream
     async with serving_stack() as stack:
-        await stack.add_worker(HttpEngine(url, "upstream-name", ("chat", "embeddings")), model="served")
+        await stack.add_worker(
+            HttpEngine(url, "upstream-name", ("chat", "embeddings")), model="served"
+        )
         reply = await stack.client().chat.completions.create(
             model="served", messages=[{"role": "user", "content": "a b c"}]
         )
@@ -69,7 +77,9 @@ async def test_chat_streams_through_from_upstream_with_its_usage(upstream: tuple
 async def test_embeddings_come_back_in_input_order(upstream: tuple[str, list[dict]]) -> None:
     url, _ = upstream
     async with serving_stack() as stack:
-        await stack.add_worker(HttpEngine(url, "upstream-name", ("chat", "embeddings")), model="served")
+        await stack.add_worker(
+            HttpEngine(url, "upstream-name", ("chat", "embeddings")), model="served"
+        )
         result = await stack.client().embeddings.create(
             model="served", input=["aa", "b"], encoding_format="float"
         )
@@ -93,7 +103,10 @@ def test_the_upstream_must_be_an_http_url() -> None:
 
 def test_engine_info_lists_the_configured_model_types() -> None:
     assert HttpEngine("http://x", "m", ("chat",)).info().model_types == ("chat",)
-    assert json.dumps(list(HttpEngine("http://x", "m").info().model_types)) == '["chat", "completions"]'
+    assert (
+        json.dumps(list(HttpEngine("http://x", "m").info().model_types))
+        == '["chat", "completions"]'
+    )
 
 
 async def test_the_http_engine_can_front_another_drivetrain_frontend() -> None:

@@ -20,7 +20,11 @@ def test_chat_prompt_joins_role_lines_and_opens_the_assistant_turn() -> None:
 
 
 def test_content_parts_keep_only_their_text() -> None:
-    parts = [{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {}}, {"type": "text", "text": "b"}]
+    parts = [
+        {"type": "text", "text": "a"},
+        {"type": "image_url", "image_url": {}},
+        {"type": "text", "text": "b"},
+    ]
     assert message_text(parts) == "ab"
     assert message_text(None) == ""
 

@@ -48,17 +48,35 @@ async def test_metrics_count_requests_by_model_route_and_status() -> None:
         assert content_type == "text/plain; version=0.0.4; charset=utf-8"
         lines = text.splitlines()
         prefix = "drivetrain_frontend_requests_total"
-        assert f'{prefix}{{model="tiny",endpoint="chat_completions",status="200",request_type="unary"}} 1' in lines
-        assert f'{prefix}{{model="tiny",endpoint="chat_completions",status="200",request_type="stream"}} 1' in lines
-        assert f'{prefix}{{model="",endpoint="chat_completions",status="404",request_type="unary"}} 1' in lines
-        assert f'{prefix}{{model="",endpoint="chat_completions",status="400",request_type="unary"}} 1' in lines
+        assert (
+            f'{prefix}{{model="tiny",endpoint="chat_completions",status="200",request_type="unary"}} 1'
+            in lines
+        )
+        assert (
+            f'{prefix}{{model="tiny",endpoint="chat_completions",status="200",request_type="stream"}} 1'
+            in lines
+        )
+        assert (
+            f'{prefix}{{model="",endpoint="chat_completions",status="404",request_type="unary"}} 1'
+            in lines
+        )
+        assert (
+            f'{prefix}{{model="",endpoint="chat_completions",status="400",request_type="unary"}} 1'
+            in lines
+        )
         assert 'drivetrain_frontend_instances{namespace="global",component="backend"} 1' in lines
         assert 'drivetrain_frontend_inflight_requests{model="tiny"} 0' in lines
         assert "# TYPE drivetrain_frontend_time_to_first_token_seconds histogram" in lines
-        assert any(line.startswith('drivetrain_frontend_time_to_first_token_seconds_count{model="tiny"} 2')
-                   for line in lines)
-        assert any(line.startswith('drivetrain_frontend_inter_token_latency_seconds_bucket{model="tiny",le="+Inf"}')
-                   for line in lines)
+        assert any(
+            line.startswith('drivetrain_frontend_time_to_first_token_seconds_count{model="tiny"} 2')
+            for line in lines
+        )
+        assert any(
+            line.startswith(
+                'drivetrain_frontend_inter_token_latency_seconds_bucket{model="tiny",le="+Inf"}'
+            )
+            for line in lines
+        )
 
 
 async def test_histogram_buckets_are_cumulative() -> None:

@@ -48,9 +48,10 @@ class BreakingEngine:
 
 
 async def sse_events(url: str, body: dict) -> list[str]:
-    async with aiohttp.ClientSession() as session, session.post(
-        url + "/v1/chat/completions", json=body
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url + "/v1/chat/completions", json=body) as resp,
+    ):
         assert resp.status == 200
         return (await resp.text()).strip().split("\n\n")
 
@@ -62,7 +63,9 @@ async def test_a_dead_instance_is_retried_on_another_before_the_first_token() ->
         client = stack.client()
         replies = await asyncio.gather(
             *[
-                client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": f"m{i}"}])
+                client.chat.completions.create(
+                    model="tiny", messages=[{"role": "user", "content": f"m{i}"}]
+                )
                 for i in range(6)
             ]
         )
@@ -141,9 +144,10 @@ async def test_a_worker_dying_midstream_ends_the_stream_with_an_error_event() ->
 async def test_an_engine_error_before_any_token_is_a_json_error_not_a_stream() -> None:
     async with serving_stack() as stack:
         await stack.add_worker(BreakingEngine(good=0))
-        async with aiohttp.ClientSession() as session, session.post(
-            stack.url + "/v1/chat/completions", json=chat_body(stream=True)
-        ) as resp:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(stack.url + "/v1/chat/completions", json=chat_body(stream=True)) as resp,
+        ):
             assert resp.status == 500
             assert "GPU caught fire" in (await resp.json())["error"]["message"]
 
@@ -158,9 +162,13 @@ async def test_least_loaded_router_avoids_the_instance_with_requests_in_flight()
             client = stack.client()
             sent: list[asyncio.Task[Any]] = []
             while stalled.received == 0:  # ties are broken at random: send until one hangs
-                sent.append(asyncio.create_task(client.chat.completions.create(
-                    model="tiny", messages=[{"role": "user", "content": "a"}]
-                )))
+                sent.append(
+                    asyncio.create_task(
+                        client.chat.completions.create(
+                            model="tiny", messages=[{"role": "user", "content": "a"}]
+                        )
+                    )
+                )
                 await asyncio.sleep(0.05)
             replies = [
                 await client.chat.completions.create(
@@ -178,9 +186,12 @@ async def test_least_loaded_router_avoids_the_instance_with_requests_in_flight()
 async def test_a_client_leaving_midstream_stops_the_generation_on_the_worker() -> None:
     async with serving_stack() as stack:
         worker = await stack.add_worker(EchoEngine(delay_ms=20))
-        async with aiohttp.ClientSession() as session, session.post(
-            stack.url + "/v1/chat/completions", json=chat_body(text="x" * 500, stream=True)
-        ) as resp:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                stack.url + "/v1/chat/completions", json=chat_body(text="x" * 500, stream=True)
+            ) as resp,
+        ):
             await resp.content.readuntil(b"\n\n")
             assert worker.server.in_flight == 1
         # The session is closed: the frontend's next write fails and it cancels the stream.

@@ -40,7 +40,9 @@ async def test_chat_completion_returns_text_and_real_token_usage() -> None:
     async with serving_stack() as stack:
         await stack.add_worker(mocker())
         reply = await stack.client().chat.completions.create(
-            model="tiny", messages=[{"role": "user", "content": "the quick brown fox"}], max_tokens=7
+            model="tiny",
+            messages=[{"role": "user", "content": "the quick brown fox"}],
+            max_tokens=7,
         )
         tokenizer = HFTokenizer(shared("models", "tiny"))
         expected_prompt = tokenizer.count(
@@ -57,11 +59,16 @@ async def test_streamed_chat_yields_one_chunk_per_token_and_usage() -> None:
     async with serving_stack() as stack:
         await stack.add_worker(mocker())
         stream = await stack.client().chat.completions.create(
-            model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=5,
-            stream=True, stream_options={"include_usage": True},
+            model="tiny",
+            messages=[{"role": "user", "content": "hi"}],
+            max_tokens=5,
+            stream=True,
+            stream_options={"include_usage": True},
         )
         chunks = [chunk async for chunk in stream]
-        contents = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+        contents = [
+            c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content
+        ]
         assert len(contents) == 5
         assert chunks[0].choices[0].delta.role == "assistant"
         assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
@@ -71,9 +78,12 @@ async def test_streamed_chat_yields_one_chunk_per_token_and_usage() -> None:
 async def test_sse_stream_ends_with_done() -> None:
     async with serving_stack() as stack:
         await stack.add_worker(mocker())
-        async with aiohttp.ClientSession() as session, session.post(
-            stack.url + "/v1/chat/completions", json=chat_body(stream=True, max_tokens=3)
-        ) as resp:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                stack.url + "/v1/chat/completions", json=chat_body(stream=True, max_tokens=3)
+            ) as resp,
+        ):
             assert resp.status == 200
             assert resp.headers["Content-Type"].startswith("text/event-stream")
             events = (await resp.text()).strip().split("\n\n")
@@ -128,7 +138,9 @@ async def test_unknown_model_is_404_model_not_found() -> None:
 async def test_known_model_without_a_live_instance_is_503_with_retry_after() -> None:
     async with serving_stack() as stack:
         await stack.add_records("ghost", closed_port_address(), ["chat"])
-        status, body, headers = await post(stack.url, "/v1/chat/completions", json=chat_body("ghost"))
+        status, body, headers = await post(
+            stack.url, "/v1/chat/completions", json=chat_body("ghost")
+        )
         assert status == 503
         assert body["error"]["code"] == "model_unavailable"
         assert int(headers["Retry-After"]) > 0
@@ -142,8 +154,14 @@ async def test_known_model_without_a_live_instance_is_503_with_retry_after() -> 
         ({"model": "tiny", "messages": "hi"}, "messages"),
         ({"model": "tiny", "messages": [{"role": "wizard", "content": "x"}]}, "messages.0.role"),
         ({"messages": [{"role": "user", "content": "x"}]}, "model"),
-        ({"model": "tiny", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}, "max_tokens"),
-        ({"model": "tiny", "messages": [{"role": "user", "content": "x"}], "max_tokens": "many"}, "max_tokens"),
+        (
+            {"model": "tiny", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0},
+            "max_tokens",
+        ),
+        (
+            {"model": "tiny", "messages": [{"role": "user", "content": "x"}], "max_tokens": "many"},
+            "max_tokens",
+        ),
         ({"model": "tiny", "messages": [{"role": "user", "content": "x"}], "n": 2}, "n"),
     ],
 )
@@ -169,7 +187,8 @@ async def test_stream_options_without_stream_is_400() -> None:
     async with serving_stack() as stack:
         await stack.add_worker(mocker())
         status, body, _ = await post(
-            stack.url, "/v1/chat/completions",
+            stack.url,
+            "/v1/chat/completions",
             json=chat_body(stream_options={"include_usage": True}),
         )
         assert status == 400
@@ -184,9 +203,11 @@ async def test_unknown_path_is_an_openai_404() -> None:
 
 
 async def test_live_is_200() -> None:
-    async with serving_stack() as stack, aiohttp.ClientSession() as session, session.get(
-        stack.url + "/live"
-    ) as resp:
+    async with (
+        serving_stack() as stack,
+        aiohttp.ClientSession() as session,
+        session.get(stack.url + "/live") as resp,
+    ):
         assert resp.status == 200
         assert (await resp.json())["status"] == "live"
 
@@ -201,9 +222,11 @@ async def test_a_single_model_can_be_fetched_by_id_even_with_a_slash() -> None:
 
 
 async def test_a_wrong_method_is_405_with_an_openai_body() -> None:
-    async with serving_stack() as stack, aiohttp.ClientSession() as session, session.get(
-        stack.url + "/v1/chat/completions"
-    ) as resp:
+    async with (
+        serving_stack() as stack,
+        aiohttp.ClientSession() as session,
+        session.get(stack.url + "/v1/chat/completions") as resp,
+    ):
         assert resp.status == 405
         assert "error" in await resp.json()
 
@@ -212,9 +235,13 @@ async def test_a_wrong_method_is_405_with_an_openai_body() -> None:
 async def test_x_request_id_is_echoed(stream: bool) -> None:
     async with serving_stack() as stack:
         await stack.add_worker(EchoEngine())
-        async with aiohttp.ClientSession() as session, session.post(
-            stack.url + "/v1/chat/completions", json=chat_body(stream=stream),
-            headers={"x-request-id": "abc-123"},
-        ) as resp:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                stack.url + "/v1/chat/completions",
+                json=chat_body(stream=stream),
+                headers={"x-request-id": "abc-123"},
+            ) as resp,
+        ):
             await resp.read()
             assert resp.headers["x-request-id"] == "abc-123"

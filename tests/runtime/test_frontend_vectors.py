@@ -26,9 +26,10 @@ def vector(vector_id: str) -> dict[str, Any]:
 
 
 async def call(url: str, method: str, path: str, body: Any = None) -> tuple[int, str]:
-    async with aiohttp.ClientSession() as session, session.request(
-        method, url + path, json=body
-    ) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(method, url + path, json=body) as resp,
+    ):
         return resp.status, await resp.text()
 
 
@@ -74,9 +75,13 @@ async def test_http_stream_done_and_error() -> None:
     async with serving_stack() as stack:
         await stack.add_worker(EchoEngine(), model="ok")
         await stack.add_worker(BreakingEngine(good=1), model="bad")
-        status, text = await call(stack.url, "POST", "/v1/chat/completions", chat_body("ok", stream=True))
+        status, text = await call(
+            stack.url, "POST", "/v1/chat/completions", chat_body("ok", stream=True)
+        )
         assert (status, text.strip().split("\n\n")[-1]) == (done["status"], done["last_event"])
-        status, text = await call(stack.url, "POST", "/v1/chat/completions", chat_body("bad", stream=True))
+        status, text = await call(
+            stack.url, "POST", "/v1/chat/completions", chat_body("bad", stream=True)
+        )
         assert status == error["status"]
         assert "event: error" in text
         assert ("data: [DONE]" in text) == error["done_sent"]
@@ -116,7 +121,9 @@ async def test_ep_default_embeddings_is_off_until_an_embeddings_model_registers(
         (("embeddings",), {"/v1/embeddings"}),
     ],
 )
-async def test_endpoint_enabling_by_model_type(types: tuple[ModelType, ...], routes: set[str]) -> None:
+async def test_endpoint_enabling_by_model_type(
+    types: tuple[ModelType, ...], routes: set[str]
+) -> None:
     bodies = {
         "/v1/chat/completions": chat_body(),
         "/v1/completions": {"model": "tiny", "prompt": "x"},

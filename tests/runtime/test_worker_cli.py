@@ -17,22 +17,70 @@ from tests.runtime.serving_processes import CliProcess
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "drivetrain.cli.main", *args],
-        capture_output=True, text=True, timeout=60, cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
     )
 
 
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["worker", "--engine", "vllm", "--model-name", "m", "--discovery", "memory://"], "--engine"),
-        (["worker", "--engine", "http", "--model-name", "m", "--discovery", "memory://"], "--upstream"),
-        (["worker", "--engine", "echo", "--model-name", "m", "--discovery", "zk://x"], "--discovery"),
-        (["worker", "--engine", "echo", "--model-name", "m", "--model-types", "chat,images",
-          "--discovery", "memory://"], "--model-types"),
-        (["worker", "--engine", "mocker", "--model-name", "m", "--model-path", "/nonexistent",
-          "--discovery", "memory://"], "--model-path"),
-        (["worker", "--engine", "mocker", "--model-name", "m", "--speedup-ratio", "0",
-          "--discovery", "memory://"], "--speedup-ratio"),
+        (
+            ["worker", "--engine", "vllm", "--model-name", "m", "--discovery", "memory://"],
+            "--engine",
+        ),
+        (
+            ["worker", "--engine", "http", "--model-name", "m", "--discovery", "memory://"],
+            "--upstream",
+        ),
+        (
+            ["worker", "--engine", "echo", "--model-name", "m", "--discovery", "zk://x"],
+            "--discovery",
+        ),
+        (
+            [
+                "worker",
+                "--engine",
+                "echo",
+                "--model-name",
+                "m",
+                "--model-types",
+                "chat,images",
+                "--discovery",
+                "memory://",
+            ],
+            "--model-types",
+        ),
+        (
+            [
+                "worker",
+                "--engine",
+                "mocker",
+                "--model-name",
+                "m",
+                "--model-path",
+                "/nonexistent",
+                "--discovery",
+                "memory://",
+            ],
+            "--model-path",
+        ),
+        (
+            [
+                "worker",
+                "--engine",
+                "mocker",
+                "--model-name",
+                "m",
+                "--speedup-ratio",
+                "0",
+                "--discovery",
+                "memory://",
+            ],
+            "--speedup-ratio",
+        ),
         (["frontend", "--router", "fastest", "--discovery", "memory://"], "--router"),
         (["frontend", "--request-timeout", "0", "--discovery", "memory://"], "--request-timeout"),
     ],
@@ -54,7 +102,8 @@ def test_worker_takes_its_request_plane_address_from_the_environment(
     monkeypatch.setenv("DRIVETRAIN_ADVERTISE_HOST", "worker.example")
     worker = CliProcess(
         ["worker", "--engine", "echo", "--model-name", "m", "--discovery", f"file://{tmp_path}"],
-        "worker ready", tmp_path / "worker.log",
+        "worker ready",
+        tmp_path / "worker.log",
     ).start()
     try:
         assert f"at worker.example:{port}," in worker.line
@@ -68,7 +117,13 @@ def test_frontend_on_a_port_in_use_fails_with_one_line(tmp_path: Path) -> None:
         busy.listen()
         port = busy.getsockname()[1]
         result = run_cli(
-            "frontend", "--host", "127.0.0.1", "--port", str(port), "--discovery", f"file://{tmp_path}"
+            "frontend",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--discovery",
+            f"file://{tmp_path}",
         )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr

@@ -91,7 +91,9 @@ def frontend(
     port: int = typer.Option(8000, "--port", help="HTTP port."),
     host: str = typer.Option("0.0.0.0", "--host", help="HTTP listen address."),
     discovery: str | None = typer.Option(
-        None, "--discovery", help="etcd://host:port, file:///dir or memory://  [env DRIVETRAIN_DISCOVERY]"
+        None,
+        "--discovery",
+        help="etcd://host:port, file:///dir or memory://  [env DRIVETRAIN_DISCOVERY]",
     ),
     namespace: str | None = typer.Option(
         None,
@@ -108,7 +110,9 @@ def frontend(
     namespace_prefix_strict: bool = typer.Option(
         False, "--namespace-prefix-strict", help="Only the prefix itself or <prefix>-<8 hex>."
     ),
-    router: str = typer.Option("round-robin", "--router", help="round-robin, random or least-loaded."),
+    router: str = typer.Option(
+        "round-robin", "--router", help="round-robin, random or least-loaded."
+    ),
     request_timeout: float = typer.Option(600.0, "--request-timeout", help="Seconds per request."),
     log_level: str = typer.Option("info", "--log-level"),
 ) -> None:
@@ -155,27 +159,42 @@ def frontend(
 def worker(
     engine: str = typer.Option(..., "--engine", help="mocker, echo or http."),
     model_name: str = typer.Option(..., "--model-name", help="The served model name."),
-    model_path: str | None = typer.Option(None, "--model-path", help="Model folder (tokenizer.json)."),
+    model_path: str | None = typer.Option(
+        None, "--model-path", help="Model folder (tokenizer.json)."
+    ),
     namespace: str | None = typer.Option(
-        None, "--namespace", help="Namespace to register in  [env DRIVETRAIN_NAMESPACE, default global]"
+        None,
+        "--namespace",
+        help="Namespace to register in  [env DRIVETRAIN_NAMESPACE, default global]",
     ),
     component: str | None = typer.Option(
         None, "--component", help="Component name  [env DRIVETRAIN_COMPONENT, default backend]"
     ),
     discovery: str | None = typer.Option(
-        None, "--discovery", help="etcd://host:port, file:///dir or memory://  [env DRIVETRAIN_DISCOVERY]"
+        None,
+        "--discovery",
+        help="etcd://host:port, file:///dir or memory://  [env DRIVETRAIN_DISCOVERY]",
     ),
-    speedup_ratio: float = typer.Option(1.0, "--speedup-ratio", help="mocker: divide simulated times by this."),
-    upstream: str | None = typer.Option(None, "--upstream", help="http: URL of the OpenAI-compatible server."),
+    speedup_ratio: float = typer.Option(
+        1.0, "--speedup-ratio", help="mocker: divide simulated times by this."
+    ),
+    upstream: str | None = typer.Option(
+        None, "--upstream", help="http: URL of the OpenAI-compatible server."
+    ),
     upstream_model: str | None = typer.Option(
         None, "--upstream-model", help="http: model name upstream (default --model-name)."
     ),
     model_types: str | None = typer.Option(
-        None, "--model-types", help="Comma list among chat,completions,embeddings (default: the engine's)."
+        None,
+        "--model-types",
+        help="Comma list among chat,completions,embeddings (default: the engine's).",
     ),
     lease_ttl: float = typer.Option(10.0, "--lease-ttl", help="Discovery lease TTL in seconds."),
     rpc_host: str = typer.Option(
-        "127.0.0.1", "--rpc-host", envvar="DRIVETRAIN_RPC_HOST", help="Request-plane listen address."
+        "127.0.0.1",
+        "--rpc-host",
+        envvar="DRIVETRAIN_RPC_HOST",
+        help="Request-plane listen address.",
     ),
     rpc_port: int = typer.Option(
         0, "--rpc-port", envvar="DRIVETRAIN_RPC_PORT", help="Request-plane port (0: any free port)."
@@ -200,7 +219,9 @@ def worker(
         parsed = tuple(t.strip() for t in model_types.split(",") if t.strip())
         bad = [t for t in parsed if t not in MODEL_TYPES]
         if bad or not parsed:
-            _fail(f"--model-types: expected a comma list of {', '.join(MODEL_TYPES)}, got {model_types!r}")
+            _fail(
+                f"--model-types: expected a comma list of {', '.join(MODEL_TYPES)}, got {model_types!r}"
+            )
         types = parsed
     if not 0 <= rpc_port <= 65535:
         _fail(f"--rpc-port: expected 0..65535, got {rpc_port}")

@@ -29,7 +29,9 @@ def _labels(names: tuple[str, ...], values: tuple[str, ...]) -> str:
 
 
 class Histogram:
-    def __init__(self, name: str, help_text: str, buckets: tuple[float, ...], labels: tuple[str, ...]) -> None:
+    def __init__(
+        self, name: str, help_text: str, buckets: tuple[float, ...], labels: tuple[str, ...]
+    ) -> None:
         self.name = PREFIX + name
         self.help = help_text
         self.buckets = buckets
@@ -82,7 +84,10 @@ class FrontendMetrics:
             ("model",),
         )
         self.duration = Histogram(
-            "request_duration_seconds", "Whole request time.", DURATION_BUCKETS, ("model", "endpoint")
+            "request_duration_seconds",
+            "Whole request time.",
+            DURATION_BUCKETS,
+            ("model", "endpoint"),
         )
         # Filled by the frontend: () -> {(namespace, component): count}
         self.instances_source: Callable[[], dict[tuple[str, str], int]] = dict
@@ -93,9 +98,14 @@ class FrontendMetrics:
     def render(self) -> bytes:
         lines: list[str] = []
         name = PREFIX + "requests_total"
-        lines += [f"# HELP {name} Requests by model, endpoint, HTTP status and type.", f"# TYPE {name} counter"]
+        lines += [
+            f"# HELP {name} Requests by model, endpoint, HTTP status and type.",
+            f"# TYPE {name} counter",
+        ]
         for labels, value in self.requests.items():
-            lines.append(f"{name}{_labels(('model', 'endpoint', 'status', 'request_type'), labels)} {value}")
+            lines.append(
+                f"{name}{_labels(('model', 'endpoint', 'status', 'request_type'), labels)} {value}"
+            )
         for metric, kind, help_text, series in (
             ("inflight_requests", "gauge", "Requests being served now.", self.inflight),
             ("output_tokens_total", "counter", "Tokens streamed to clients.", self.output_tokens),
@@ -108,7 +118,9 @@ class FrontendMetrics:
         name = PREFIX + "instances"
         lines += [f"# HELP {name} Worker instances in scope.", f"# TYPE {name} gauge"]
         for (namespace, component), value in sorted(self.instances_source().items()):
-            lines.append(f"{name}{_labels(('namespace', 'component'), (namespace, component))} {value}")
+            lines.append(
+                f"{name}{_labels(('namespace', 'component'), (namespace, component))} {value}"
+            )
         for histogram in (self.ttft, self.itl, self.duration):
             lines.extend(histogram.render())
         return ("\n".join(lines) + "\n").encode()

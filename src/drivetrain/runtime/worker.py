@@ -45,7 +45,9 @@ def _advertised(host: str, advertise: str | None) -> str:
 
 
 class RunningWorker:
-    def __init__(self, config: WorkerConfig, engine: Engine, store: DiscoveryStore | None = None) -> None:
+    def __init__(
+        self, config: WorkerConfig, engine: Engine, store: DiscoveryStore | None = None
+    ) -> None:
         self.config = config
         self.engine = engine
         self.store = store
@@ -89,7 +91,10 @@ class RunningWorker:
         await self.registration.start()
         log.info(
             "worker %s serving %r at %s (namespace %r)",
-            self.instance_id, self.config.model_name, self.address, self.config.namespace,
+            self.instance_id,
+            self.config.model_name,
+            self.address,
+            self.config.namespace,
         )
 
     async def stop(self) -> None:

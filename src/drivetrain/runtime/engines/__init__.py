@@ -39,6 +39,8 @@ def make_engine(
         from drivetrain.runtime.engines.http import HttpEngine
 
         if not upstream:
-            raise ValueError("--upstream: the http engine needs the URL of an OpenAI-compatible server")
+            raise ValueError(
+                "--upstream: the http engine needs the URL of an OpenAI-compatible server"
+            )
         return HttpEngine(upstream, upstream_model or model_name, **kwargs)
     raise ValueError(f"--engine: expected one of {', '.join(ENGINES)}, got {name!r}")

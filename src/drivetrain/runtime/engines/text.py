@@ -21,9 +21,7 @@ def message_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(
-            part.get("text", "") for part in content if isinstance(part, dict)
-        )
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
     return str(content)
 
 
@@ -56,7 +54,28 @@ class WordTokenizer:
         return len(text.split())
 
     def sample_pieces(self, n: int) -> list[str]:
-        words = ["the", "of", "and", "to", "in", "is", "was", "for", "on", "that", "with", "as", "by", "at", "from", "it", "an", "be", "this", "are"]
+        words = [
+            "the",
+            "of",
+            "and",
+            "to",
+            "in",
+            "is",
+            "was",
+            "for",
+            "on",
+            "that",
+            "with",
+            "as",
+            "by",
+            "at",
+            "from",
+            "it",
+            "an",
+            "be",
+            "this",
+            "are",
+        ]
         return [f" {w}" for w in words][:n] or [" token"]
 
 

@@ -31,8 +31,16 @@ log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = "2"
 MAX_ATTEMPTS = 3
-ENDPOINT_NAMES = {"chat": "chat_completions", "completions": "completions", "embeddings": "embeddings"}
-ROUTE_PATHS = {"chat": "/v1/chat/completions", "completions": "/v1/completions", "embeddings": "/v1/embeddings"}
+ENDPOINT_NAMES = {
+    "chat": "chat_completions",
+    "completions": "completions",
+    "embeddings": "embeddings",
+}
+ROUTE_PATHS = {
+    "chat": "/v1/chat/completions",
+    "completions": "/v1/completions",
+    "embeddings": "/v1/embeddings",
+}
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -56,7 +64,9 @@ async def _errors_as_openai(
         raise
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(ApiError(500, "internal error (see the frontend log)", "internal_error"))
+        return error_response(
+            ApiError(500, "internal error (see the frontend log)", "internal_error")
+        )
 
 
 async def _echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
@@ -245,7 +255,9 @@ class Frontend:
             headers={"Retry-After": RETRY_AFTER_S},
         )
 
-    def _embeddings_response(self, name: str, body: dict[str, Any], first: tuple[str, Any]) -> web.Response:
+    def _embeddings_response(
+        self, name: str, body: dict[str, Any], first: tuple[str, Any]
+    ) -> web.Response:
         kind, payload = first
         if kind == frames.ERROR:
             status, message = payload
@@ -312,7 +324,9 @@ class Frontend:
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await response.prepare(request)
-        writer = responses.ChunkWriter(endpoint, responses.request_id(endpoint), int(time.time()), name)
+        writer = responses.ChunkWriter(
+            endpoint, responses.request_id(endpoint), int(time.time()), name
+        )
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         loop = asyncio.get_running_loop()
         metrics = self.metrics
@@ -341,9 +355,13 @@ class Frontend:
                     break
                 kind, payload = await stream.next()
         except (StreamFailed, TimeoutError) as exc:
-            message = "request timed out" if isinstance(exc, TimeoutError) else f"worker failed: {exc}"
+            message = (
+                "request timed out" if isinstance(exc, TimeoutError) else f"worker failed: {exc}"
+            )
             with contextlib.suppress(ConnectionError):
-                await response.write(responses.error_event(502 if isinstance(exc, StreamFailed) else 504, message))
+                await response.write(
+                    responses.error_event(502 if isinstance(exc, StreamFailed) else 504, message)
+                )
         except ConnectionError:
             stream.cancel()  # the client went away: stop the worker generating for nobody
             metrics.output_tokens[name] += tokens

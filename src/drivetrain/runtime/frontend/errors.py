@@ -36,12 +36,16 @@ class ApiError(Exception):
         self.headers = headers
 
 
-def error_body(status: int, message: str, code: str | None = None, param: str | None = None) -> bytes:
+def error_body(
+    status: int, message: str, code: str | None = None, param: str | None = None
+) -> bytes:
     return orjson.dumps(
         {
             "error": {
                 "message": message,
-                "type": _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error"),
+                "type": _TYPES.get(
+                    status, "server_error" if status >= 500 else "invalid_request_error"
+                ),
                 "param": param,
                 "code": code,
             }

@@ -54,7 +54,9 @@ class ServingTable:
         self._down: dict[str, float] = {}  # instance_id -> quarantined until (monotonic)
         self._created: dict[str, int] = {}
 
-    def rebuild(self, cards: Iterable[ModelCard], instances: Iterable[InstanceRecord]) -> list[RequestPlaneClient]:
+    def rebuild(
+        self, cards: Iterable[ModelCard], instances: Iterable[InstanceRecord]
+    ) -> list[RequestPlaneClient]:
         """Replace the table; returns clients no longer used (the caller closes them)."""
         by_id = {record.instance_id: record for record in instances}
         models: dict[str, ServedModel] = {}

@@ -59,8 +59,15 @@ class ChunkWriter:
         self._endpoint = endpoint
         obj = b"chat.completion.chunk" if endpoint == "chat" else b"text_completion"
         self._head = (
-            b'data: {"id":"' + rid.encode() + b'","object":"' + obj + b'","created":'
-            + str(created).encode() + b',"model":' + orjson.dumps(model) + b',"choices":'
+            b'data: {"id":"'
+            + rid.encode()
+            + b'","object":"'
+            + obj
+            + b'","created":'
+            + str(created).encode()
+            + b',"model":'
+            + orjson.dumps(model)
+            + b',"choices":'
         )
         if endpoint == "chat":
             self._prefix = self._head + b'[{"index":0,"delta":{"content":'
@@ -89,8 +96,10 @@ class ChunkWriter:
         out = self._head + choice + orjson.dumps(reason) + b"}]}\n\n"
         if include_usage:
             out += (
-                self._head + b'[],"usage":'
-                + orjson.dumps(usage(prompt_tokens, completion_tokens)) + b"}\n\n"
+                self._head
+                + b'[],"usage":'
+                + orjson.dumps(usage(prompt_tokens, completion_tokens))
+                + b"}\n\n"
             )
         return out + DONE
 
