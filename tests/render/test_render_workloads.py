@@ -247,3 +247,17 @@ def test_dynamo_services_must_name_their_image(render) -> None:
     (error,) = info.value.errors
     assert error.path == "spec.services.Frontend.extraPodSpec.mainContainer.image"
     assert "no default image" in error.message
+
+
+def test_every_drivetrain_pod_shares_one_discovery_store(render) -> None:
+    def discovery(objects) -> set[str]:
+        return {
+            e["value"]
+            for d in by_kind(objects, "Deployment")
+            for e in main_container(d["spec"]["template"]["spec"])["env"]
+            if e["name"] == "DRIVETRAIN_DISCOVERY"
+        }
+
+    assert discovery(render(AGG)) == {"etcd://etcd:2379"}
+    custom = AGG.replace("spec:\n  envs:", "spec:\n  discovery: etcd://etcd.infra:2379\n  envs:")
+    assert discovery(render(custom)) == {"etcd://etcd.infra:2379"}

@@ -200,8 +200,8 @@ class GraphSpec(Strict):
     labels: dict[str, str] | None = None
     # drivetrain: which defaults the pods get (drivetrain's runtime or Dynamo's images).
     profile: Profile | None = None
-    # drivetrain: discovery URL for drivetrain's runtime in the cluster (e.g. etcd://etcd:2379),
-    # injected as DRIVETRAIN_DISCOVERY (drivetrain profile only).
+    # drivetrain: discovery URL for drivetrain's runtime in the cluster, injected as
+    # DRIVETRAIN_DISCOVERY (drivetrain profile only; default etcd://etcd:2379).
     discovery: str | None = None
     # DGD fields accepted and passed over (documented in docs/api.md).
     restart: dict[str, Any] | None = None

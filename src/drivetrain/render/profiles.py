@@ -207,6 +207,9 @@ DRIVETRAIN = ProfileTable(
     default_image=f"drivetrain:{__version__}",
 )
 
+#: drivetrain's runtime in a cluster, when the graph names no discovery URL.
+DEFAULT_CLUSTER_DISCOVERY = "etcd://etcd:2379"
+
 PROFILES = {Profile.dynamo: DYNAMO, Profile.drivetrain: DRIVETRAIN}
 
 
@@ -260,8 +263,11 @@ def service_env(
         ):
             env.append({"name": "CONTAINER_NAME", "value": "main"})
             env.append({"name": "DYN_KUBE_DISCOVERY_MODE", "value": "container"})
-    elif graph.spec.discovery:
-        env.append({"name": "DRIVETRAIN_DISCOVERY", "value": graph.spec.discovery})
+    else:
+        # Every pod of a graph must share one store; without spec.discovery that is the etcd
+        # Service named `etcd` in the graph's namespace (the convention, as Dynamo's platform).
+        url = graph.spec.discovery or DEFAULT_CLUSTER_DISCOVERY
+        env.append({"name": "DRIVETRAIN_DISCOVERY", "value": url})
     env += [{"name": n, "value": v.format(**values)} for n, v in table.role(svc.componentType).env]
     return env
 
