@@ -261,3 +261,18 @@ def test_every_drivetrain_pod_shares_one_discovery_store(render) -> None:
     assert discovery(render(AGG)) == {"etcd://etcd:2379"}
     custom = AGG.replace("spec:\n  envs:", "spec:\n  discovery: etcd://etcd.infra:2379\n  envs:")
     assert discovery(render(custom)) == {"etcd://etcd.infra:2379"}
+
+
+def test_a_frontend_sidecar_gets_the_frontend_role_env(render) -> None:
+    text = MULTINODE.replace(
+        "      replicas: 2\n",
+        "      replicas: 2\n      frontendSidecar: {image: example/frontend:1, args: [--router-mode, kv]}\n",
+    )
+    lws = one(render(text, multinode="lws"), "LeaderWorkerSet")
+    spec = lws["spec"]["leaderWorkerTemplate"]["leaderTemplate"]["spec"]
+    (sidecar,) = [c for c in spec["containers"] if c["name"] == "sidecar-frontend"]
+    env = {e["name"]: e.get("value") for e in sidecar["env"]}
+    assert env["DYN_COMPONENT"] == "frontend"
+    assert env["DYN_HTTP_PORT"] == "8000"
+    assert "DYN_SYSTEM_PORT" not in env
+    assert sidecar["command"] == ["python3"] and sidecar["args"] == ["--router-mode", "kv"]

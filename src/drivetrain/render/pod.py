@@ -431,19 +431,7 @@ def _frontend_sidecar(
     container["args"] = list(sidecar.args) if sidecar.args else list(role.args)
     if not container["args"]:
         container.pop("args")
-    values = {
-        "namespace": runtime_namespace(graph, service_name, k8s_namespace),
-        "graph": graph.name,
-        "k8s_namespace": k8s_namespace,
-        "component_type": "frontend",
-        "service": service_name,
-    }
-    injected = [
-        e
-        for e in service_env(graph, service_name, k8s_namespace)
-        if "valueFrom" in e or e["name"] in {n for n, _ in profile_of(graph).common_env}
-    ]
-    injected += [{"name": n, "value": v.format(**values)} for n, v in role.env]
+    injected = service_env(graph, service_name, k8s_namespace, component_type="frontend")
     container["env"] = merge_env(injected, _env_dicts(sidecar.envs))
     if sidecar.envFromSecret:
         container["envFrom"] = [{"secretRef": {"name": sidecar.envFromSecret}}]

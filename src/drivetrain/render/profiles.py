@@ -231,24 +231,32 @@ def runtime_namespace(graph: GraphDeployment, service_name: str, k8s_namespace: 
     )
 
 
-def _values(graph: GraphDeployment, service_name: str, k8s_namespace: str) -> dict[str, str]:
-    svc = graph.spec.services[service_name]
+def _values(
+    graph: GraphDeployment, service_name: str, k8s_namespace: str, component_type: str
+) -> dict[str, str]:
     return {
         "namespace": runtime_namespace(graph, service_name, k8s_namespace),
         "graph": graph.name,
         "k8s_namespace": k8s_namespace,
-        "component_type": svc.componentType,
+        "component_type": component_type,
         "service": service_name,
     }
 
 
 def service_env(
-    graph: GraphDeployment, service_name: str, k8s_namespace: str
+    graph: GraphDeployment,
+    service_name: str,
+    k8s_namespace: str,
+    component_type: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The env the renderer injects into a service's main container, in order."""
+    """The env the renderer injects into a service's main container, in order.
+
+    ``component_type`` overrides the service's for a container of another role in the same
+    pod (the frontend sidecar).
+    """
     table = profile_of(graph)
-    values = _values(graph, service_name, k8s_namespace)
-    svc = graph.spec.services[service_name]
+    role = component_type or graph.spec.services[service_name].componentType
+    values = _values(graph, service_name, k8s_namespace, role)
     env: list[dict[str, Any]] = [
         {"name": n, "value": v.format(**values)} for n, v in table.common_env
     ]
@@ -268,7 +276,7 @@ def service_env(
         # Service named `etcd` in the graph's namespace (the convention, as Dynamo's platform).
         url = graph.spec.discovery or DEFAULT_CLUSTER_DISCOVERY
         env.append({"name": "DRIVETRAIN_DISCOVERY", "value": url})
-    env += [{"name": n, "value": v.format(**values)} for n, v in table.role(svc.componentType).env]
+    env += [{"name": n, "value": v.format(**values)} for n, v in table.role(role).env]
     return env
 
 
