@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make bench-frontend`: drivetrain's frontend + mocker vs Dynamo 1.6.1's, side by side in one run.
-# Installs what it needs: Dynamo into benchmarks/.work/dynamo-venv, and wrk (Debian) if missing.
+# Installs what it needs: Dynamo once per machine (benchmarks/frontend/setup_dynamo.sh), and wrk (Debian) if missing.
 # Results: benchmarks/results/frontend.md (also printed).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"

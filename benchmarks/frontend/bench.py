@@ -36,7 +36,12 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 WORK = ROOT / "benchmarks" / ".work"
 LOGS = WORK / "logs"
-DYNAMO_PY = WORK / "dynamo-venv" / "bin" / "python"
+# One Dynamo install per machine, shared by every clone (benchmarks/frontend/setup_dynamo.sh).
+DYNAMO_VENV = Path(
+    os.environ.get("DYNAMO_VENV")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "drivetrain/dynamo-1.6.1"
+)
+DYNAMO_PY = DYNAMO_VENV / "bin" / "python"
 DRIVETRAIN_PY = Path(sys.executable)
 RESULTS = ROOT / "benchmarks" / "results" / "frontend.md"
 

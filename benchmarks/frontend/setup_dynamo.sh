@@ -1,22 +1,22 @@
 #!/usr/bin/env bash
-# Creates benchmarks/.work/dynamo-venv with Dynamo 1.6.1 (frontend + mocker) from PyPI.
+# Creates a venv with Dynamo 1.6.1 (frontend + mocker) from PyPI, once per machine: at
+# $DYNAMO_VENV, default ~/.cache/drivetrain/dynamo-1.6.1 (every clone and worktree shares it).
+# Prints nothing on success; `dynamo_python` below is how scripts find its interpreter.
 #
 # ai-dynamo declares `aisimulate`, whose wheel stub downloads from outside PyPI and fails here,
 # so ai-dynamo is installed with --no-deps and its Requires-Dist (read from the wheel METADATA)
 # is installed minus aisimulate, plus `packaging` (imported but undeclared).
 # Idempotent: a stamp file marks a finished install.
 set -euo pipefail
-HERE="$(cd "$(dirname "$0")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
-WORK="$ROOT/benchmarks/.work"
-VENV="$WORK/dynamo-venv"
+VENV="${DYNAMO_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/drivetrain/dynamo-1.6.1}"
+WORK="$VENV.work"
 STAMP="$VENV/.dynamo-1.6.1"
 PY="${PY:-python3}"
 
 if [[ -f "$STAMP" ]]; then
   exit 0
 fi
-mkdir -p "$WORK"
+mkdir -p "$WORK" "$(dirname "$VENV")"
 test -x "$VENV/bin/python" || "$PY" -m venv "$VENV"
 "$VENV/bin/pip" install -q --upgrade pip
 "$VENV/bin/pip" install -q "ai-dynamo-runtime==1.6.1"
