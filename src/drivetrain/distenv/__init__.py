@@ -11,6 +11,7 @@ from __future__ import annotations
 from drivetrain.distenv.cluster import DEFAULT_PORT, Cluster
 from drivetrain.distenv.derive import OUTPUT_NAMES, apply, derive, tf_config
 from drivetrain.distenv.errors import DistEnvError
+from drivetrain.distenv.jax_init import init_jax, jax_arguments
 from drivetrain.distenv.shell import export_lines, script_path, script_text, sh_quote
 from drivetrain.distenv.sources import indexed_job_env, read_cluster
 
@@ -23,6 +24,8 @@ __all__ = [
     "derive",
     "export_lines",
     "indexed_job_env",
+    "init_jax",
+    "jax_arguments",
     "read_cluster",
     "script_path",
     "script_text",
