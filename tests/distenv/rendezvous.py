@@ -244,8 +244,9 @@ def run_group(
     namespace = need_namespace()
     hosts = hosts_file(workdir, topology.names(size))
     port = port or free_port()
+    ranks = list(range(size)) if only is None else list(only)
     with _processes() as procs:
-        for rank in range(size) if only is None else only:
+        for rank in ranks:
             env = {**base_env(**(extra_env or {})), **topology.pod_env(size, rank, port)}
             # Files, not pipes: a rank blocked on a full pipe could stall the others.
             with (
@@ -268,7 +269,7 @@ def run_group(
                 pytest.fail("a rank hung past its own rendezvous timeout")
     return [
         Rank(p.returncode, (workdir / f"{r}.out").read_text(), (workdir / f"{r}.err").read_text())
-        for r, p in enumerate(procs)
+        for r, p in zip(ranks, procs, strict=True)
     ]
 
 
