@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck bench bench-render bench-frontend bench-operator bench-discovery clean
+.PHONY: install demo test test-frameworks lint typecheck bench bench-render bench-frontend bench-operator bench-discovery clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,6 +25,13 @@ test: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest -q
+
+# distenv's full framework matrix: JAX and torch rendezvous for every source x group size x
+# entry point, and TensorFlow imported in every rank. `make test` runs a subset that covers
+# each source, framework and entry point; this adds the rest (several minutes on 2 cores).
+test-frameworks: $(STAMP)
+	./scripts/test-deps.sh $(BIN)
+	DRIVETRAIN_TEST_FRAMEWORKS=1 $(BIN)/pytest -q tests/distenv -m "jax or torch or tensorflow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

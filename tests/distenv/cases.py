@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from drivetrain.distenv import indexed_job_env
 from tests.paths import SHARED
 
 VECTORS_FILE = SHARED / "vectors" / "distenv-vectors.json"
@@ -43,6 +44,14 @@ def grove_pod(clique: str, index: int) -> dict[str, str]:
         "GROVE_PCLQ_NAME": f"g-0-trainer-1-{clique}",
         "GROVE_PCLQ_POD_INDEX": str(index),
     }
+
+
+#: What the renderer injects into a 3-node Indexed Job trainer; Kubernetes adds the index.
+JOB3 = indexed_job_env("rl-trainer", "rl-trainer", 3)
+
+
+def job_pod(index: int, **extra: str) -> dict[str, str]:
+    return {**JOB3, "JOB_COMPLETION_INDEX": str(index), **extra}
 
 
 #: (id, environment) pairs beyond the vectors: every source, precedence, and refusals.
@@ -87,6 +96,17 @@ EXTRA_CASES: list[tuple[str, dict[str, str]]] = [
             "DRIVETRAIN_MASTER_PORT": "1234",
         },
     ),
+    ("indexedjob-leader", job_pod(0)),
+    ("indexedjob-rank-2", job_pod(2)),
+    ("indexedjob-auto", {k: v for k, v in job_pod(1).items() if k != "DRIVETRAIN_RANK_SOURCE"}),
+    ("indexedjob-service-in-namespace", job_pod(1, DRIVETRAIN_JOB_SERVICE="rl-trainer.ml")),
+    (
+        "indexedjob-port-nproc-1",
+        job_pod(1, DRIVETRAIN_MASTER_PORT="6000", DRIVETRAIN_NPROC_PER_NODE="1"),
+    ),
+    ("indexedjob-single-node", {**indexed_job_env("solo", "solo", 1), "JOB_COMPLETION_INDEX": "0"}),
+    ("indexedjob-single-node-no-index", indexed_job_env("solo", "solo", 1)),
+    ("job-index-alone-is-not-a-source", {"JOB_COMPLETION_INDEX": "1"}),
     ("nothing-set", {"HOME": "/root"}),
     ("source-none", {**LWS3, "LWS_WORKER_INDEX": "1", "DRIVETRAIN_RANK_SOURCE": "none"}),
     (
@@ -250,6 +270,28 @@ BAD_CASES: list[tuple[str, dict[str, str], str]] = [
         {k: v for k, v in grove_pod("trainer-ldr", 0).items() if not k.startswith("DRIVETRAIN_")},
         "DRIVETRAIN_GROVE_LEADER_CLIQUE",
     ),
+    ("indexedjob-index-missing", dict(JOB3), "JOB_COMPLETION_INDEX"),
+    ("indexedjob-index-out-of-range", job_pod(3), "JOB_COMPLETION_INDEX"),
+    ("indexedjob-index-letters", job_pod(0, JOB_COMPLETION_INDEX="one"), "JOB_COMPLETION_INDEX"),
+    (
+        "indexedjob-index-leading-zero",
+        job_pod(0, JOB_COMPLETION_INDEX="01"),
+        "JOB_COMPLETION_INDEX",
+    ),
+    ("indexedjob-name-missing", job_pod(1, DRIVETRAIN_JOB_NAME=""), "DRIVETRAIN_JOB_NAME"),
+    (
+        "indexedjob-auto-service-missing",
+        {"DRIVETRAIN_JOB_NAME": "j", "DRIVETRAIN_NNODES": "2", "JOB_COMPLETION_INDEX": "0"},
+        "DRIVETRAIN_JOB_SERVICE",
+    ),
+    (
+        "indexedjob-service-glob",
+        job_pod(1, DRIVETRAIN_JOB_SERVICE="svc*"),
+        "DRIVETRAIN_JOB_SERVICE",
+    ),
+    ("indexedjob-count-missing", job_pod(1, DRIVETRAIN_NNODES=""), "DRIVETRAIN_NNODES"),
+    ("indexedjob-count-letters", job_pod(1, DRIVETRAIN_NNODES="three"), "DRIVETRAIN_NNODES"),
+    ("indexedjob-forced-but-absent", {"DRIVETRAIN_RANK_SOURCE": "indexedjob"}, "DRIVETRAIN_NNODES"),
     (
         "explicit-no-master",
         {"DRIVETRAIN_NNODES": "2", "DRIVETRAIN_NODE_RANK": "0"},

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from drivetrain.distenv import DistEnvError, apply, script_path
+from drivetrain.distenv import DistEnvError, apply, script_path, sh_quote
 
 DASH = shutil.which("dash")
 
@@ -71,3 +71,67 @@ def sh_print(given: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=30,
     )
+
+
+#: Variables a shell exports on its own (bash: SHLVL and `_`; busybox: a default PATH); not
+#: part of the derivation.
+_SHELL_OWNED = ("PWD", "OLDPWD", "SHLVL", "_", "PATH")
+
+
+def shell_argv(shell: str) -> list[str]:
+    """``dash``, ``bash`` or ``busybox`` (its ``sh``), skipping when it is not installed."""
+    path = shutil.which(shell)
+    if path is None:
+        pytest.skip(f"{shell} is not installed (apt-get install {shell})")
+    return [path, "sh"] if shell == "busybox" else [path]
+
+
+def source_and_dump(
+    shell: str, given: Mapping[str, str], prelude: str = ""
+) -> tuple[int, str, str]:
+    """An entrypoint that runs ``prelude``, sources distenv.sh, then prints the status that
+    returned and its environment, NUL-separated: (status, env text, stderr)."""
+    entrypoint = (
+        f"{prelude}\n"
+        f". {sh_quote(str(script_path()))}\n"
+        "_st=$?\n"
+        "printf 'status=%s\\0' \"$_st\"\n"
+        f"exec {' '.join(_DUMP)}\n"
+    )
+    proc = subprocess.run(
+        [*shell_argv(shell), "-c", entrypoint, "entrypoint"],
+        env=dict(given),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 0, f"the entrypoint did not run to its end: {proc.stderr}"
+    status, _, env = proc.stdout.partition("\0")
+    return int(status.removeprefix("status=")), env, proc.stderr
+
+
+def parse_env(text: str, given: Mapping[str, str]) -> dict[str, str]:
+    env = dict(item.split("=", 1) for item in text.split("\0") if item)
+    for name in _SHELL_OWNED:
+        if name not in given:
+            env.pop(name, None)
+    return env
+
+
+def sourced_outcome(shell: str, given: Mapping[str, str]) -> Outcome:
+    """``. distenv.sh`` from an entrypoint under ``shell``: what the entrypoint's later
+    commands see, or the refusal (the entrypoint still runs on, with nothing exported)."""
+    status, env_text, stderr = source_and_dump(shell, given)
+    env = parse_env(env_text, given)
+    if status != 0:
+        assert env == dict(given), "a refused input must export nothing"
+        lines = stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("distenv: "), stderr
+        return Outcome(env=None, error=lines[0].removeprefix("distenv: "))
+    assert stderr == ""
+    return Outcome(env=env)
+
+
+def sh_status(given: Mapping[str, str]) -> int:
+    """The exit status of the script run as a command (``dash distenv.sh --print``)."""
+    return sh_print(given).returncode

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from drivetrain.distenv import DistEnvError, derive
-from tests.distenv.cases import GROVE, LWS3, grove_pod
+from tests.distenv.cases import GROVE, JOB3, LWS3, grove_pod, job_pod
 
 
 def lws(index: int, **extra: str) -> dict[str, str]:
@@ -135,3 +135,45 @@ def test_malformed_input_names_variable_value_and_expectation() -> None:
     with pytest.raises(DistEnvError) as info:
         derive({"BACKENDAI_CLUSTER_SIZE": " 2", "BACKENDAI_CLUSTER_HOSTS": "a,b"})
     assert str(info.value) == "BACKENDAI_CLUSTER_SIZE=' 2' is not a whole number (e.g. 2)"
+
+
+def test_indexed_job_rank_is_the_completion_index_and_pod_0_leads() -> None:
+    env = derive(job_pod(2))
+    assert env["MASTER_ADDR"] == env["PET_MASTER_ADDR"] == "rl-trainer-0.rl-trainer"
+    assert (env["NNODES"], env["NODE_RANK"]) == ("3", "2")
+    assert env["JAX_COORDINATOR_ADDRESS"] == "rl-trainer-0.rl-trainer:29500"
+    assert (env["JAX_NUM_PROCESSES"], env["JAX_PROCESS_ID"]) == ("3", "2")
+
+
+def test_indexed_job_hosts_are_the_pods_under_the_service() -> None:
+    tf = json.loads(derive(job_pod(1, DRIVETRAIN_JOB_SERVICE="rl-trainer.ml"))["TF_CONFIG"])
+    assert tf == {
+        "cluster": {
+            "worker": [
+                "rl-trainer-0.rl-trainer.ml:29500",
+                "rl-trainer-1.rl-trainer.ml:29501",
+                "rl-trainer-2.rl-trainer.ml:29502",
+            ]
+        },
+        "task": {"type": "worker", "index": 1},
+    }
+
+
+def test_the_renderer_contract_names_the_source_and_count() -> None:
+    assert JOB3 == {
+        "DRIVETRAIN_RANK_SOURCE": "indexedjob",
+        "DRIVETRAIN_NNODES": "3",
+        "DRIVETRAIN_JOB_NAME": "rl-trainer",
+        "DRIVETRAIN_JOB_SERVICE": "rl-trainer",
+    }
+
+
+def test_a_completion_index_alone_is_not_a_cluster() -> None:
+    # Every Indexed Job has one (JobSet, Kubeflow Trainer): without drivetrain's names, auto
+    # leaves those to their own variables.
+    assert derive({"JOB_COMPLETION_INDEX": "1"}) == {}
+
+
+def test_indexed_job_missing_index_is_an_error_not_rank_0() -> None:
+    with pytest.raises(DistEnvError, match="JOB_COMPLETION_INDEX is not set"):
+        derive(dict(JOB3))

@@ -1,21 +1,23 @@
-"""A real rendezvous: three processes started with the env derived from simulated
-LeaderWorkerSet variables (leader at 127.0.0.1) join torch.distributed over gloo and
-all-reduce. Each started through a real entry point: the POSIX script or ``drivetrain
-distenv --``."""
+"""torch.distributed's own rendezvous (``init_process_group("gloo")``, env://) from the
+derived environment, through ``drivetrain distenv --`` and through ``dash distenv.sh --``,
+then an all-reduce; and a missing rank failing every started rank."""
 
 from __future__ import annotations
 
 import importlib.util
-import os
-import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from drivetrain.distenv import script_path
-from tests.distenv.runners import need_dash
+from tests.distenv.rendezvous import (
+    JOIN_TIMEOUT_S,
+    PROGRAMS,
+    TOPOLOGIES,
+    group_id,
+    groups,
+    run_group,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -26,77 +28,46 @@ pytestmark = [
     ),
 ]
 
-PROGRAM = Path(__file__).parent / "programs" / "allreduce.py"
-# Generous for a loaded 2-core CI box: a wait here is a rendezvous, never a speed claim.
-JOIN_TIMEOUT_S = 60.0
+PROGRAM = [sys.executable, str(PROGRAMS / "allreduce.py")]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def launcher(version: str) -> list[str]:
-    if version == "sh":
-        return [need_dash(), str(script_path()), "--"]
-    return [sys.executable, "-m", "drivetrain.cli.main", "distenv", "--"]
-
-
-def start_rank(version: str, index: int, size: int, port: int, timeout: float):
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/tmp"),
-        # What LWS injects, with the leader resolved to loopback.
-        "LWS_LEADER_ADDRESS": "127.0.0.1",
-        "LWS_GROUP_SIZE": str(size),
-        "LWS_WORKER_INDEX": str(index),
-        # What the renderer would pass, plus: one process per pod, so RANK/WORLD_SIZE are set.
-        "DRIVETRAIN_RANK_SOURCE": "lws",
-        "DRIVETRAIN_NNODES": str(size),
-        "DRIVETRAIN_MASTER_PORT": str(port),
+def torch_env(timeout: float) -> dict[str, str]:
+    return {
+        # One process per pod (the renderer's or the user's word): RANK/WORLD_SIZE are set, so
+        # env:// needs no launcher.
         "DRIVETRAIN_NPROC_PER_NODE": "1",
         "DISTENV_TEST_TIMEOUT": str(timeout),
-        "OMP_NUM_THREADS": "1",
         "GLOO_SOCKET_IFNAME": "lo",
     }
-    return subprocess.Popen(
-        [*launcher(version), sys.executable, str(PROGRAM)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
-def finish(procs: list[subprocess.Popen[str]]) -> list[tuple[int, str, str]]:
-    results = []
-    for p in procs:
-        try:
-            out, err = p.communicate(timeout=JOIN_TIMEOUT_S * 3)
-        except subprocess.TimeoutExpired:
-            for q in procs:
-                q.kill()
-            pytest.fail("a rank hung past its own rendezvous timeout")
-        results.append((p.returncode, out, err))
-    return results
+#: LeaderWorkerSet and the Indexed Job, each under both versions and both group sizes (every
+#: source in the full matrix). The other sources meet JAX's rendezvous (test_jax_rendezvous);
+#: torch reads the same MASTER_* values.
+GROUPS = groups(
+    [
+        ("lws", 3, "python"),
+        ("lws", 2, "sh"),
+        ("indexedjob", 2, "python"),
+        ("indexedjob", 3, "sh"),
+    ]
+)
 
 
-@pytest.mark.parametrize("version", ["sh", "python"])
-def test_three_lws_ranks_rendezvous_and_all_reduce(version: str) -> None:
-    port = free_port()
-    procs = [start_rank(version, i, 3, port, JOIN_TIMEOUT_S) for i in range(3)]
-    results = finish(procs)
-    for code, out, err in results:
-        assert code == 0, err
-        assert out.strip() == "6"  # 1 + 2 + 3
+@pytest.mark.parametrize(("source", "size", "kind"), GROUPS, ids=map(group_id, GROUPS))
+def test_ranks_rendezvous_and_all_reduce(source: str, size: int, kind: str, tmp_path: Path):
+    ranks = run_group(TOPOLOGIES[source], size, kind, PROGRAM, tmp_path, torch_env(JOIN_TIMEOUT_S))
+    total = size * (size + 1) // 2
+    for rank, result in enumerate(ranks):
+        assert result.code == 0, result.err
+        assert result.out == f"{rank} {size} {total}\n"
 
 
-def test_a_missing_rank_fails_every_started_rank_at_the_timeout() -> None:
-    port = free_port()
-    procs = [start_rank("sh", i, 3, port, 5.0) for i in (0, 1)]
-    for code, out, err in finish(procs):
-        assert code == 3, err
-        assert out == ""
-        assert "rendezvous failed: DistStoreError" in err
-        assert "time" in err.split("rendezvous failed")[1].lower()
+def test_a_missing_rank_fails_every_started_rank_at_the_timeout(tmp_path: Path) -> None:
+    topology = TOPOLOGIES["lws"]
+    ranks = run_group(topology, 3, "sh", PROGRAM, tmp_path, torch_env(5.0), only=(0, 1))
+    for result in ranks:
+        assert result.code == 3, result.err
+        assert result.out == ""
+        assert "rendezvous failed: DistStoreError" in result.err
+        assert "time" in result.err.split("rendezvous failed")[1].lower()

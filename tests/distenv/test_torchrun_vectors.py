@@ -18,7 +18,7 @@ import pytest
 
 from drivetrain.distenv import derive
 from tests.distenv.cases import VECTORS_FILE, vectors
-from tests.distenv.test_torch_rendezvous import free_port, launcher
+from tests.distenv.rendezvous import free_port, launcher
 from tests.paths import shared
 
 pytestmark = [

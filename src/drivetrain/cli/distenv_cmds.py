@@ -36,8 +36,8 @@ def distenv(
     ),
 ) -> None:
     """Derive MASTER_ADDR/PORT, torchrun, TF_CONFIG and JAX variables from LWS, Grove,
-    Backend.AI or DRIVETRAIN_* variables. A non-empty value already set is kept; one node
-    gets nothing."""
+    Backend.AI, Indexed Job or DRIVETRAIN_* variables. A non-empty value already set is kept;
+    one node gets nothing."""
     from drivetrain.cli.output import write_stdout
     from drivetrain.distenv import DistEnvError, derive, export_lines
 

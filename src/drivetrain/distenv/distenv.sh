@@ -1,15 +1,19 @@
 #!/bin/sh
-# drivetrain distenv: derive the distributed-training environment (MASTER_ADDR/PORT, torchrun's
-# PET_*, TF_CONFIG, JAX coordinator) from LeaderWorkerSet, Grove, Backend.AI or explicit
-# DRIVETRAIN_* variables, for images without drivetrain. POSIX sh (tested under dash).
+# drivetrain distenv.sh
+# Derive the distributed-training environment (MASTER_ADDR/PORT, torchrun's PET_*, TF_CONFIG,
+# JAX coordinator) from LeaderWorkerSet, Grove, Backend.AI, Indexed Job or explicit
+# DRIVETRAIN_* variables, for images without drivetrain. POSIX sh (tested under dash, bash and
+# busybox sh).
 #
 #   sh distenv.sh -- CMD [ARGS...]   run CMD (exec) with the derived variables exported
 #   sh distenv.sh --print            print them as `export NAME='value'` lines
+#   . distenv.sh                     (sourced, from an entrypoint) export them into this shell
 #
 # Same rules as the Python package drivetrain.distenv (its tests run both on every case):
 # a non-empty value the user set is kept, one node derives nothing, malformed input prints
-# "distenv: ..." on stderr and exits 2 without running CMD. Not meant to be sourced: it
-# exits, and it runs as its own process so its helper variables never reach CMD's env.
+# "distenv: ..." on stderr and exits 2 without running CMD. Sourced, it takes no arguments,
+# never exits the caller (a refusal *returns* that status) and leaves no _dt_* helper
+# variable or function behind. The second line of this file is how it tells the two apart.
 
 _dt_alnum=abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789
 
@@ -239,6 +243,34 @@ _dt_from_backendai() {
     _dt_check_cluster BACKENDAI_CLUSTER_LOCAL_RANK
 }
 
+_dt_from_indexedjob() {
+    _dt_need DRIVETRAIN_NNODES indexedjob
+    _dt_count DRIVETRAIN_NNODES "$_dt_r"
+    _dt_nnodes=$_dt_r
+    if [ "$_dt_nnodes" -le 1 ]; then _dt_cluster=no; return; fi
+    _dt_need DRIVETRAIN_JOB_NAME indexedjob
+    _dt_host DRIVETRAIN_JOB_NAME "$_dt_r"
+    _dt_job=$_dt_r
+    _dt_need DRIVETRAIN_JOB_SERVICE indexedjob
+    _dt_host DRIVETRAIN_JOB_SERVICE "$_dt_r"
+    _dt_service=$_dt_r
+    _dt_need JOB_COMPLETION_INDEX indexedjob
+    _dt_natural JOB_COMPLETION_INDEX "$_dt_r"
+    _dt_rank=$_dt_r
+    # Pod i of an Indexed Job is <job>-<i>; with `subdomain: <service>` (a headless Service)
+    # it resolves as <job>-<i>.<service>.
+    _dt_master=$_dt_job-0.$_dt_service
+    _dt_hosts=$_dt_master
+    _dt_i=1
+    while [ "$_dt_i" -lt "$_dt_nnodes" ]; do
+        _dt_hosts=$_dt_hosts,$_dt_job-$_dt_i.$_dt_service
+        _dt_i=$((_dt_i + 1))
+    done
+    _dt_nhosts=$_dt_nnodes
+    _dt_base_port ''
+    _dt_check_cluster JOB_COMPLETION_INDEX
+}
+
 # _dt_put NAME VALUE: keep a non-empty user value, else export VALUE; remember NAME.
 _dt_put() {
     eval "_dt_cur=\${$1-}"
@@ -266,6 +298,123 @@ _dt_print() {
     done
 }
 
+# _dt_derive: choose the source, read it, export the derived variables (a non-empty user value
+# is kept) and list their names in _dt_names. Exits on malformed input.
+_dt_derive() {
+    _dt_nproc=${DRIVETRAIN_NPROC_PER_NODE-}
+    if [ -n "$_dt_nproc" ]; then
+        case $_dt_nproc in
+            auto | cpu | gpu | xpu) ;;
+            *) _dt_natural_text "$_dt_nproc" && [ "$_dt_nproc" != 0 ] ||
+                _dt_fail "DRIVETRAIN_NPROC_PER_NODE='$_dt_nproc' is not a positive whole number or one of auto, cpu, gpu, xpu" ;;
+        esac
+    fi
+
+    _dt_source=${DRIVETRAIN_RANK_SOURCE:-auto}
+    case $_dt_source in
+        auto)
+            if [ -n "${DRIVETRAIN_NODE_RANK-}${DRIVETRAIN_MASTER_ADDR-}${DRIVETRAIN_HOSTS-}" ]; then
+                _dt_source=explicit
+            elif [ -n "${LWS_LEADER_ADDRESS-}${LWS_GROUP_SIZE-}${LWS_WORKER_INDEX-}" ]; then
+                _dt_source=lws
+            elif [ -n "${GROVE_PCSG_NAME-}" ]; then
+                _dt_source=grove
+            elif [ -n "${BACKENDAI_CLUSTER_SIZE-}" ]; then
+                _dt_source=backendai
+            elif [ -n "${DRIVETRAIN_JOB_NAME-}${DRIVETRAIN_JOB_SERVICE-}" ]; then
+                _dt_source=indexedjob
+            else
+                _dt_source=none
+            fi
+            ;;
+        none | explicit | lws | grove | backendai | indexedjob) ;;
+        *) _dt_fail "DRIVETRAIN_RANK_SOURCE='$_dt_source' is not one of auto, none, explicit, lws, grove, backendai, indexedjob" ;;
+    esac
+
+    _dt_cluster=yes
+    _dt_hosts=
+    _dt_nhosts=0
+    case $_dt_source in
+        none) _dt_cluster=no ;;
+        explicit) _dt_from_explicit ;;
+        lws) _dt_from_lws ;;
+        grove) _dt_from_grove ;;
+        backendai) _dt_from_backendai ;;
+        indexedjob) _dt_from_indexedjob ;;
+    esac
+
+    # explicit and indexedjob count nodes with DRIVETRAIN_NNODES itself: nothing to compare.
+    case $_dt_source in none | explicit | indexedjob) _dt_want= ;; *) _dt_want=${DRIVETRAIN_NNODES-} ;; esac
+    if [ -n "$_dt_want" ]; then
+        _dt_count DRIVETRAIN_NNODES "$DRIVETRAIN_NNODES"
+        _dt_want=$_dt_r
+        if [ "$_dt_cluster" = yes ]; then _dt_got=$_dt_nnodes; else _dt_got=1; fi
+        [ "$_dt_got" -eq "$_dt_want" ] ||
+            _dt_fail "the $_dt_source variables describe $_dt_got nodes but DRIVETRAIN_NNODES=$_dt_want"
+    fi
+
+    _dt_names=
+    if [ "$_dt_cluster" = yes ]; then
+        _dt_put MASTER_ADDR "$_dt_master"
+        _dt_put MASTER_PORT "$_dt_base"
+        _dt_put NNODES "$_dt_nnodes"
+        _dt_put NODE_RANK "$_dt_rank"
+        _dt_put PET_NNODES "$_dt_nnodes"
+        _dt_put PET_NODE_RANK "$_dt_rank"
+        _dt_put PET_MASTER_ADDR "$MASTER_ADDR"
+        _dt_put PET_MASTER_PORT "$MASTER_PORT"
+        if [ -n "$_dt_nproc" ]; then _dt_put PET_NPROC_PER_NODE "$_dt_nproc"; fi
+        if [ "$_dt_nproc" = 1 ]; then
+            # One process per node: that process is the rank. With more, only a launcher
+            # (torchrun) knows each process's rank.
+            _dt_put WORLD_SIZE "$_dt_nnodes"
+            _dt_put RANK "$_dt_rank"
+            _dt_put LOCAL_RANK 0
+        fi
+        if [ -n "$_dt_hosts" ]; then
+            _dt_list=
+            _dt_rest=$_dt_hosts
+            _dt_i=0
+            while :; do
+                _dt_list=${_dt_list:+$_dt_list,}\"${_dt_rest%%,*}:$((_dt_base + _dt_i))\"
+                _dt_i=$((_dt_i + 1))
+                case $_dt_rest in
+                    *,*) _dt_rest=${_dt_rest#*,} ;;
+                    *) break ;;
+                esac
+            done
+            _dt_put TF_CONFIG "{\"cluster\":{\"worker\":[$_dt_list]},\"task\":{\"type\":\"worker\",\"index\":$_dt_rank}}"
+        fi
+        _dt_put JAX_COORDINATOR_ADDRESS "$MASTER_ADDR:$MASTER_PORT"
+        _dt_put JAX_NUM_PROCESSES "$_dt_nnodes"
+        _dt_put JAX_PROCESS_ID "$_dt_rank"
+    fi
+}
+
+# Sourced or run? Run as a script, $0 is this file, whose second line is the one compared
+# below; sourced, $0 is the caller's name. (`(return 0)` cannot tell: dash and busybox accept
+# `return` at the top level of a script too.)
+_dt_sourced=yes
+if [ -f "$0" ] && { IFS= read -r _dt_r && IFS= read -r _dt_r; } 2>/dev/null <"$0" &&
+    [ "$_dt_r" = "# drivetrain distenv.sh" ]; then
+    _dt_sourced=no
+fi
+
+if [ "$_dt_sourced" = yes ]; then
+    # Derive in a subshell, where a refusal's `exit` ends only the subshell and the helper
+    # variables stay behind; the caller's IFS may be anything. Then export the result here.
+    if _dt_exports=$(IFS=' ' && _dt_derive && _dt_print); then
+        eval "$_dt_exports"
+        _dt_status=0
+    else
+        _dt_status=$?
+    fi
+    unset -f _dt_fail _dt_natural_text _dt_count _dt_natural _dt_port _dt_host _dt_need \
+        _dt_split _dt_is_ipv4 _dt_base_port _dt_check_cluster _dt_from_explicit _dt_from_lws \
+        _dt_from_grove _dt_from_backendai _dt_from_indexedjob _dt_put _dt_print _dt_derive
+    eval "unset _dt_alnum _dt_exports _dt_r _dt_sourced _dt_status; return $_dt_status"
+fi
+
 case ${1-} in
     --print) _dt_mode=print ;;
     --)
@@ -273,93 +422,10 @@ case ${1-} in
         [ $# -gt 0 ] || _dt_fail "no command after --"
         _dt_mode=exec
         ;;
-    *) _dt_fail "usage: sh distenv.sh --print | sh distenv.sh -- CMD [ARGS...]" ;;
+    *) _dt_fail "usage: sh distenv.sh --print | sh distenv.sh -- CMD [ARGS...] | . distenv.sh" ;;
 esac
 
-_dt_nproc=${DRIVETRAIN_NPROC_PER_NODE-}
-if [ -n "$_dt_nproc" ]; then
-    case $_dt_nproc in
-        auto | cpu | gpu | xpu) ;;
-        *) _dt_natural_text "$_dt_nproc" && [ "$_dt_nproc" != 0 ] ||
-            _dt_fail "DRIVETRAIN_NPROC_PER_NODE='$_dt_nproc' is not a positive whole number or one of auto, cpu, gpu, xpu" ;;
-    esac
-fi
-
-_dt_source=${DRIVETRAIN_RANK_SOURCE:-auto}
-case $_dt_source in
-    auto)
-        if [ -n "${DRIVETRAIN_NODE_RANK-}${DRIVETRAIN_MASTER_ADDR-}${DRIVETRAIN_HOSTS-}" ]; then
-            _dt_source=explicit
-        elif [ -n "${LWS_LEADER_ADDRESS-}${LWS_GROUP_SIZE-}${LWS_WORKER_INDEX-}" ]; then
-            _dt_source=lws
-        elif [ -n "${GROVE_PCSG_NAME-}" ]; then
-            _dt_source=grove
-        elif [ -n "${BACKENDAI_CLUSTER_SIZE-}" ]; then
-            _dt_source=backendai
-        else
-            _dt_source=none
-        fi
-        ;;
-    none | explicit | lws | grove | backendai) ;;
-    *) _dt_fail "DRIVETRAIN_RANK_SOURCE='$_dt_source' is not one of auto, none, explicit, lws, grove, backendai" ;;
-esac
-
-_dt_cluster=yes
-_dt_hosts=
-_dt_nhosts=0
-case $_dt_source in
-    none) _dt_cluster=no ;;
-    explicit) _dt_from_explicit ;;
-    lws) _dt_from_lws ;;
-    grove) _dt_from_grove ;;
-    backendai) _dt_from_backendai ;;
-esac
-
-if [ "$_dt_source" != explicit ] && [ "$_dt_source" != none ] && [ -n "${DRIVETRAIN_NNODES-}" ]; then
-    _dt_count DRIVETRAIN_NNODES "$DRIVETRAIN_NNODES"
-    _dt_want=$_dt_r
-    if [ "$_dt_cluster" = yes ]; then _dt_got=$_dt_nnodes; else _dt_got=1; fi
-    [ "$_dt_got" -eq "$_dt_want" ] ||
-        _dt_fail "the $_dt_source variables describe $_dt_got nodes but DRIVETRAIN_NNODES=$_dt_want"
-fi
-
-_dt_names=
-if [ "$_dt_cluster" = yes ]; then
-    _dt_put MASTER_ADDR "$_dt_master"
-    _dt_put MASTER_PORT "$_dt_base"
-    _dt_put NNODES "$_dt_nnodes"
-    _dt_put NODE_RANK "$_dt_rank"
-    _dt_put PET_NNODES "$_dt_nnodes"
-    _dt_put PET_NODE_RANK "$_dt_rank"
-    _dt_put PET_MASTER_ADDR "$MASTER_ADDR"
-    _dt_put PET_MASTER_PORT "$MASTER_PORT"
-    if [ -n "$_dt_nproc" ]; then _dt_put PET_NPROC_PER_NODE "$_dt_nproc"; fi
-    if [ "$_dt_nproc" = 1 ]; then
-        # One process per node: that process is the rank. With more, only a launcher
-        # (torchrun) knows each process's rank.
-        _dt_put WORLD_SIZE "$_dt_nnodes"
-        _dt_put RANK "$_dt_rank"
-        _dt_put LOCAL_RANK 0
-    fi
-    if [ -n "$_dt_hosts" ]; then
-        _dt_list=
-        _dt_rest=$_dt_hosts
-        _dt_i=0
-        while :; do
-            _dt_list=${_dt_list:+$_dt_list,}\"${_dt_rest%%,*}:$((_dt_base + _dt_i))\"
-            _dt_i=$((_dt_i + 1))
-            case $_dt_rest in
-                *,*) _dt_rest=${_dt_rest#*,} ;;
-                *) break ;;
-            esac
-        done
-        _dt_put TF_CONFIG "{\"cluster\":{\"worker\":[$_dt_list]},\"task\":{\"type\":\"worker\",\"index\":$_dt_rank}}"
-    fi
-    _dt_put JAX_COORDINATOR_ADDRESS "$MASTER_ADDR:$MASTER_PORT"
-    _dt_put JAX_NUM_PROCESSES "$_dt_nnodes"
-    _dt_put JAX_PROCESS_ID "$_dt_rank"
-fi
-
+_dt_derive
 if [ "$_dt_mode" = print ]; then
     _dt_print
     exit 0

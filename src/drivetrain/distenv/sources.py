@@ -7,7 +7,10 @@ Sources, in the order ``auto`` tries them:
 * ``lws``: LeaderWorkerSet's ``LWS_LEADER_ADDRESS``, ``LWS_GROUP_SIZE``, ``LWS_WORKER_INDEX``;
 * ``grove``: Grove's ``GROVE_PCSG_*``/``GROVE_PCLQ_*``/``GROVE_HEADLESS_SERVICE`` plus the two
   clique names the renderer passes (``DRIVETRAIN_GROVE_LEADER_CLIQUE``/``_WORKER_CLIQUE``);
-* ``backendai``: ``BACKENDAI_CLUSTER_SIZE``/``_HOSTS``/``_LOCAL_RANK``.
+* ``backendai``: ``BACKENDAI_CLUSTER_SIZE``/``_HOSTS``/``_LOCAL_RANK``;
+* ``indexedjob``: a Kubernetes Indexed Job's ``JOB_COMPLETION_INDEX`` plus what the renderer
+  passes (``DRIVETRAIN_NNODES``, ``DRIVETRAIN_JOB_NAME``, ``DRIVETRAIN_JOB_SERVICE``); see
+  :func:`indexed_job_env`.
 
 ``DRIVETRAIN_RANK_SOURCE`` names one of them (or ``none``) and turns off the guessing: a pod
 the renderer built for LWS fails loudly when the LWS variables are missing instead of
@@ -33,8 +36,16 @@ from drivetrain.distenv.errors import DistEnvError
 
 Env = Mapping[str, str]
 
-SOURCES = ("explicit", "lws", "grove", "backendai")
+SOURCES = ("explicit", "lws", "grove", "backendai", "indexedjob")
 CHOICES = ("auto", "none", *SOURCES)
+#: Sources whose node count *is* ``DRIVETRAIN_NNODES`` (no platform count to compare it with).
+_COUNTED_BY_DRIVETRAIN = ("explicit", "indexedjob")
+
+#: The Indexed Job source's inputs: Kubernetes sets the first in every pod of an Indexed Job,
+#: the renderer passes the others (:func:`indexed_job_env`).
+JOB_INDEX = "JOB_COMPLETION_INDEX"
+JOB_NAME = "DRIVETRAIN_JOB_NAME"
+JOB_SERVICE = "DRIVETRAIN_JOB_SERVICE"
 
 
 def _get(env: Env, name: str) -> str:
@@ -151,11 +162,43 @@ def from_backendai(env: Env) -> Cluster | None:
     return check_cluster(cluster, "BACKENDAI_CLUSTER_LOCAL_RANK")
 
 
+def from_indexed_job(env: Env) -> Cluster | None:
+    nnodes = parse_count("DRIVETRAIN_NNODES", _need(env, "DRIVETRAIN_NNODES", "indexedjob"))
+    if nnodes <= 1:
+        return None
+    job = check_host(JOB_NAME, _need(env, JOB_NAME, "indexedjob"))
+    service = check_host(JOB_SERVICE, _need(env, JOB_SERVICE, "indexedjob"))
+    rank = parse_natural(JOB_INDEX, _need(env, JOB_INDEX, "indexedjob"))
+    # Kubernetes names pod i of an Indexed Job <job>-<i> and, with `subdomain: <service>` and a
+    # headless Service of that name, publishes it as <job>-<i>.<service> (JAX's own Kubernetes
+    # bootstrap finds its coordinator the same way).
+    hosts = tuple(f"{job}-{i}.{service}" for i in range(nnodes))
+    cluster = Cluster("indexedjob", nnodes, rank, hosts[0], hosts, _base_port(env))
+    return check_cluster(cluster, JOB_INDEX)
+
+
+def indexed_job_env(job_name: str, service: str, node_count: int) -> dict[str, str]:
+    """What the renderer injects into an Indexed Job trainer's container (docs/distenv.md).
+
+    The Job must be ``completionMode: Indexed`` with ``completions = parallelism =
+    node_count``, its pods ``subdomain: <service>``, and ``service`` a headless Service that
+    selects them (``publishNotReadyAddresses: true``, so rank 0 resolves before it is Ready).
+    Kubernetes adds ``JOB_COMPLETION_INDEX`` itself.
+    """
+    return {
+        "DRIVETRAIN_RANK_SOURCE": "indexedjob",
+        "DRIVETRAIN_NNODES": str(node_count),
+        JOB_NAME: job_name,
+        JOB_SERVICE: service,
+    }
+
+
 _READERS: dict[str, Callable[[Env], Cluster | None]] = {
     "explicit": from_explicit,
     "lws": from_lws,
     "grove": from_grove,
     "backendai": from_backendai,
+    "indexedjob": from_indexed_job,
 }
 
 
@@ -166,6 +209,9 @@ def _present(env: Env, source: str) -> bool:
         "lws": ("LWS_LEADER_ADDRESS", "LWS_GROUP_SIZE", "LWS_WORKER_INDEX"),
         "grove": ("GROVE_PCSG_NAME",),
         "backendai": ("BACKENDAI_CLUSTER_SIZE",),
+        # Not JOB_COMPLETION_INDEX alone: every Indexed Job has it (JobSet, Kubeflow
+        # Trainer), and those bring their own variables.
+        "indexedjob": (JOB_NAME, JOB_SERVICE),
     }[source]
     return any(_get(env, n) for n in names)
 
@@ -189,7 +235,7 @@ def read_cluster(env: Env) -> Cluster | None:
         return None
     cluster = _READERS[source](env)
     expected = _get(env, "DRIVETRAIN_NNODES")
-    if source != "explicit" and expected:
+    if source not in _COUNTED_BY_DRIVETRAIN and expected:
         want = parse_count("DRIVETRAIN_NNODES", expected)
         got = cluster.nnodes if cluster else 1
         if got != want:

@@ -1,7 +1,7 @@
-"""One rank of the rendezvous test: join via env:// and all-reduce (rank + 1).
+"""One rank of the torch rendezvous test: join via env:// and all-reduce (rank + 1).
 
-Prints the reduced sum. The join timeout comes from DISTENV_TEST_TIMEOUT (seconds), so a
-missing rank makes every started rank fail instead of hanging.
+Prints ``<rank> <world size> <sum>``. The join timeout comes from DISTENV_TEST_TIMEOUT
+(seconds), so a missing rank makes every started rank fail instead of hanging.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def main() -> int:
         return 3
     value = torch.tensor([dist.get_rank() + 1], dtype=torch.int64)
     dist.all_reduce(value)
-    print(int(value.item()))
+    print(dist.get_rank(), dist.get_world_size(), int(value.item()))
     dist.destroy_process_group()
     return 0
 
