@@ -9,13 +9,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from drivetrain.cmdline import expand_argv, int_flag
 from drivetrain.verify.controllers import Pod, enumerate_pods
-from drivetrain.verify.expansion import container_env, expand_argv, service_link_env
+from drivetrain.verify.expansion import container_env, service_link_env
 from drivetrain.verify.flags import (
     NNODES_FLAGS,
     RANK_FLAGS,
     UNEXPANDED,
-    int_flag,
     leader_addresses,
     mpirun_hosts,
     strip_port,
@@ -182,7 +182,7 @@ def _simulate(
 
 
 def _rank_of(argv: Sequence[str], default: int | None) -> int | None:
-    value = int_flag(argv, RANK_FLAGS)
+    value = int_flag(argv, *RANK_FLAGS)
     return value if isinstance(value, int) else default
 
 
@@ -242,12 +242,12 @@ def _pod_ranks(run: _PodRun) -> list[tuple[Process, str, int | str]]:
     """Every rank a pod's processes claim: ``(process, flag, value)``."""
     found: list[tuple[Process, str, int | str]] = []
     for proc in run.processes:
-        rank = int_flag(proc.argv, RANK_FLAGS)
+        rank = int_flag(proc.argv, *RANK_FLAGS)
         if rank is not None:
             found.append((proc, "--node-rank", rank))
             continue
-        start = int_flag(proc.argv, ("--data-parallel-start-rank",))
-        local = int_flag(proc.argv, ("--data-parallel-size-local",))
+        start = int_flag(proc.argv, "--data-parallel-start-rank")
+        local = int_flag(proc.argv, "--data-parallel-size-local")
         if start is None:
             continue
         if isinstance(start, int) and isinstance(local, int) and local > 0:
@@ -327,15 +327,15 @@ def check_ranks(members: list[_PodRun]) -> list[Problem]:
         )
     for run in members:
         for proc in run.processes:
-            nnodes = int_flag(proc.argv, NNODES_FLAGS)
+            nnodes = int_flag(proc.argv, *NNODES_FLAGS)
             if nnodes is not None and nnodes != size:
                 problems.append(
                     _problem(run, proc, f"--nnodes {nnodes}", f"the group has {size} pods")
                 )
             # Hybrid data parallel: every pod runs `local` ranks, so the total must be local * n,
             # or the engines wait for ranks that no pod starts.
-            total = int_flag(proc.argv, ("--data-parallel-size",))
-            local = int_flag(proc.argv, ("--data-parallel-size-local",))
+            total = int_flag(proc.argv, "--data-parallel-size")
+            local = int_flag(proc.argv, "--data-parallel-size-local")
             if isinstance(total, int) and isinstance(local, int) and total != local * size:
                 problems.append(
                     _problem(
