@@ -28,6 +28,12 @@ def register(app: typer.Typer) -> None:
         grace: float = typer.Option(
             5.0, "--grace", help="Seconds between SIGTERM and SIGKILL when stopping."
         ),
+        env_file: Path | None = typer.Option(
+            None,
+            "--env-file",
+            help="NAME=VALUE lines giving what the pods would read from Secrets and ConfigMaps "
+            "(valueFrom, envFrom, envFromSecret).",
+        ),
     ) -> None:
         """Run every frontend and worker service of a graph on this machine, restarting
         crashed processes; Ctrl-C or SIGTERM stops them all."""
@@ -40,7 +46,14 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2)
         try:
             code = run_up(
-                UpOptions(file=path, port=port, host=host, discovery=discovery, grace=grace)
+                UpOptions(
+                    file=path,
+                    port=port,
+                    host=host,
+                    discovery=discovery,
+                    grace=grace,
+                    env_file=env_file,
+                )
             )
         except InvalidGraph as exc:
             fail_invalid(exc)
