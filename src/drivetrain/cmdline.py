@@ -98,6 +98,18 @@ def replace_flag(argv: Sequence[str], flag: str, value: str, *, add: bool = Fals
     return out
 
 
+def is_bare_script(program: str) -> bool:
+    """Whether ``program`` (an argv[0]) is a Python script named with no interpreter and no path.
+
+    The runtime (exec form) and the shell look a name without ``/`` up on ``PATH``, not in the
+    working directory, and a ``train.py`` is practically never on an image's ``PATH``: the
+    container fails with "not found". It needs its interpreter (``python3 train.py``) or a path
+    (``./train.py`` with a shebang and the exec bit). Only ``.py``: a ``docker-entrypoint.sh`` on
+    ``PATH`` is a common convention.
+    """
+    return "/" not in program and program.endswith(".py") and len(program) > len(".py")
+
+
 def expand(text: str, mappings: Sequence[Mapping[str, str]]) -> str:
     """Expand ``$(NAME)`` references in ``text`` in one left-to-right pass, as the kubelet does.
 

@@ -142,7 +142,7 @@ def test_planned_env_and_argv_are_the_rendered_containers(text: str) -> None:
 
 
 def test_main_container_env_is_honoured_in_the_renderers_order() -> None:
-    graph, specs = _plan(textwrap.dedent(ENVS))
+    _, specs = _plan(textwrap.dedent(ENVS))
     frontend = next(s for s in specs if s.name == "Frontend/1")
     assert frontend.env["FROM_MAIN"] == "main-envs"
     # mainContainer.env comes before the graph's envs: a forward reference, literal in the pod.

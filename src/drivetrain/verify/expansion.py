@@ -51,16 +51,22 @@ class ControllerEnv:
 
     LeaderWorkerSet *prepends* its variables (``addEnvVarsIfNotExists`` in lws
     ``pkg/utils/pod/pod_utils.go``); Grove *appends* (``AddEnvVarsToContainers`` in grove
-    ``internal/utils``). Both drop a user entry of the same name.
+    ``internal/utils``). Both drop a user entry of the same name (``replace``). The Job
+    controller appends ``JOB_COMPLETION_INDEX`` only to a container that does not set it
+    (``replace=False``: the container's own entry wins).
     """
 
     entries: tuple[dict[str, Any], ...] = ()
     placement: Literal["prepend", "append"] = "append"
+    replace: bool = True
 
     def apply(self, env: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-        names = {e["name"] for e in self.entries}
-        kept = [e for e in env if e.get("name") not in names]
-        injected = list(self.entries)
+        if self.replace:
+            taken = {e["name"] for e in self.entries}
+            kept, injected = [e for e in env if e.get("name") not in taken], list(self.entries)
+        else:
+            present = {e.get("name") for e in env}
+            kept, injected = list(env), [e for e in self.entries if e["name"] not in present]
         return [*injected, *kept] if self.placement == "prepend" else [*kept, *injected]
 
 
