@@ -86,15 +86,6 @@ def _at(obj: Any, dotted: str) -> Iterator[tuple[str, Any, str | None]]:
     return _walk(obj, [p for p in dotted.split(".") if p], "")
 
 
-def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
-    if not isinstance(value, list):
-        yield path, f"expected a list of strings, got {_type(value)}"
-        return
-    for i, word in enumerate(value):
-        if not isinstance(word, str):
-            yield f"{path}[{i}]", f"expected a string, got {word!r} (quote it)"
-
-
 def _container_errors(container: Any, path: str) -> Iterator[tuple[str, str]]:
     if not isinstance(container, Mapping):
         yield path, f"expected a container (a mapping), got {_type(container)}"
@@ -103,19 +94,13 @@ def _container_errors(container: Any, path: str) -> Iterator[tuple[str, str]]:
         if container.get(key) is not None and not isinstance(container[key], str):
             yield f"{path}.{key}", f"expected a string, got {container[key]!r}"
     for key in ("command", "args"):
-        if container.get(key) is not None:
-            yield from _strings(container[key], f"{path}.{key}")
+        for where, word, error in _walk(container, [key, "*"], path):
+            if error or not isinstance(word, str):
+                yield where, error or f"expected a string, got {word!r} (quote it)"
     for key in ("env", "envFrom"):
-        entries = container.get(key)
-        if entries is None:
-            continue
-        if not isinstance(entries, list):
-            yield f"{path}.{key}", f"expected a list, got {_type(entries)}"
-            continue
-        for i, entry in enumerate(entries):
-            where = f"{path}.{key}[{i}]"
-            if not isinstance(entry, Mapping):
-                yield where, f"expected a mapping, got {_type(entry)}"
+        for where, entry, error in _walk(container, [key, "*"], path):
+            if error or not isinstance(entry, Mapping):
+                yield where, error or f"expected a mapping, got {_type(entry)}"
             elif key == "env" and not isinstance(entry.get("name"), str):
                 yield f"{where}.name", "required: the variable's name (a string)"
             elif key == "env" and not isinstance(entry.get("value", ""), str):
@@ -127,14 +112,11 @@ def _pod_spec_errors(spec: Any, path: str) -> Iterator[tuple[str, str]]:
         yield path, f"expected a pod spec (a mapping), got {_type(spec)}"
         return
     for key in ("initContainers", "containers"):
-        containers = spec.get(key)
-        if containers is None:
-            continue
-        if not isinstance(containers, list):
-            yield f"{path}.{key}", f"expected a list of containers, got {_type(containers)}"
-            continue
-        for i, container in enumerate(containers):
-            yield from _container_errors(container, f"{path}.{key}[{i}]")
+        for where, container, error in _walk(spec, [key, "*"], path):
+            if error:
+                yield where, error
+            else:
+                yield from _container_errors(container, where)
 
 
 #: Other fields the simulation reads: a ConfigMap's data (env values, scripts), a Service's
