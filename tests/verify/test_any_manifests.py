@@ -333,3 +333,9 @@ def test_a_python_script_run_without_interpreter_or_path_fails(
     assert bool(bare) is flagged, [str(p) for p in report.problems]
     if flagged:
         assert "a Python script is the program, with no interpreter and no path" in str(bare[0])
+
+
+def test_a_graph_without_services_verifies_with_nothing_to_simulate(tmp_path: Path) -> None:
+    empty = "apiVersion: drivetrain.dev/v1alpha1\nkind: GraphDeployment\nmetadata: {name: e}\n"
+    path = _write(tmp_path, "empty.yaml", empty + "spec: {services: {}}\n")
+    assert read_objects(path, "default", None) == []

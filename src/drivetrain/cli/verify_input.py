@@ -16,6 +16,7 @@ from typing import Any
 from drivetrain.api.errors import FieldError, InvalidGraph
 from drivetrain.api.loader import GRAPH_KINDS, parse_yaml_documents
 from drivetrain.api.validate import parse_graph
+from drivetrain.cli.output import note
 from drivetrain.render import render_graph
 from drivetrain.verify import shape_errors
 from drivetrain.verify.checks import flatten_lists
@@ -55,12 +56,15 @@ def read_objects(path: Path, namespace: str, multinode: str | None) -> list[dict
     objects: list[dict[str, Any]] = []
     where: list[tuple[int, str]] = []  # (document, path inside it) of each manifest object
     errors: list[FieldError] = []
-    for index, doc in enumerate(parse_yaml_documents(_read(path), file)):
+    documents = parse_yaml_documents(_read(path), file)
+    for index, doc in enumerate(documents):
         if doc is None:
             continue
         if isinstance(doc, dict) and doc.get("kind") in GRAPH_KINDS:
             try:
                 graph = parse_graph(doc, file=file, document=index)
+                if not graph.spec.services:
+                    note(f"{file}: graph {graph.name} has no services; nothing to render")
                 made = render_graph(graph, namespace=namespace, multinode=multinode)
             except InvalidGraph as exc:
                 errors += [e.located(file, index) for e in exc.errors]
@@ -79,6 +83,6 @@ def read_objects(path: Path, namespace: str, multinode: str | None) -> list[dict
         errors.append(FieldError(_joined(inner, error.path), message, file=file, document=document))
     if errors:
         raise InvalidGraph(sorted(errors, key=lambda e: e.document or 0))
-    if not objects:
+    if all(doc is None for doc in documents):
         raise InvalidGraph([FieldError("", "no graph and no Kubernetes object found", file=file)])
     return objects

@@ -88,23 +88,16 @@ def local_containers(pod_spec: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def pod_templates(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Single-pod templates of rendered objects by selector label (``<graph>-<service>``):
-    a Deployment's template, or a PodCliqueSet clique's labels and pod spec."""
-    found: dict[str, dict[str, Any]] = {}
-    for obj in objects:
-        spec = obj.get("spec") or {}
-        if obj.get("kind") == "Deployment":
-            templates = [spec.get("template") or {}]
-        elif obj.get("kind") == "PodCliqueSet":
-            cliques = (spec.get("template") or {}).get("cliques") or []
-            templates = [{"metadata": c, "spec": c["spec"]["podSpec"]} for c in cliques]
-        else:
-            continue
-        for template in templates:
-            labels = (template.get("metadata") or {}).get("labels") or {}
-            if SELECTOR_LABEL in labels:
-                found[labels[SELECTOR_LABEL]] = template
-    return found
+    """The pod templates of the rendered Deployments by selector label (``<graph>-<service>``).
+
+    Deployments only: multinode services (LeaderWorkerSets, Grove cliques) are refused before
+    rendering, and every other runnable service renders as a Deployment.
+    """
+    return {
+        obj["spec"]["selector"]["matchLabels"][SELECTOR_LABEL]: obj["spec"]["template"]
+        for obj in objects
+        if obj.get("kind") == "Deployment"
+    }
 
 
 def drivetrain_argv(words: list[str]) -> list[str] | None:
