@@ -69,6 +69,7 @@ spec:
     Worker:
       componentType: worker
       envFromSecret: hf-token
+      envs: [{name: hf_token, valueFrom: {secretKeyRef: {name: hf, key: token}}}]
       extraPodSpec:
         mainContainer:
           args: [worker, --engine, mocker, --model-name, tiny, --model-path, models/tiny]
@@ -84,6 +85,8 @@ def test_env_from_a_secret_exits_1_naming_the_field_before_starting(tmp_path: Pa
         f"{graph}: service Worker: spec.services.Worker.envFromSecret (Secret hf-token) is read "
         "from the cluster; `drivetrain up` cannot read it: give its variables with --env-file FILE"
     ) in " ".join(result.stderr.split())
+    # Printed as written: a lowercase name in brackets is not taken for rich markup.
+    assert "spec.services.Worker.envs[hf_token].valueFrom.secretKeyRef" in result.stderr
     assert "up: discovery" not in result.stdout
     assert "Traceback" not in result.stderr
 

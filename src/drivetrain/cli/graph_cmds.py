@@ -117,6 +117,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Simulate the kubelet and the shell for every pod and rank; check the final argv."""
         from rich.console import Console
+        from rich.markup import escape
 
         from drivetrain.cli.verify_input import read_objects
         from drivetrain.verify import verify_manifests
@@ -130,7 +131,8 @@ def register(app: typer.Typer) -> None:
         report.render_table(Console(width=None if sys.stdout.isatty() else 250))
         if not report.ok:
             for problem in report.problems:
-                err_console.print(f"[red]verify[/red]: {problem}")
+                # escape: a token such as [[ -f x ]] or env[name] would read as rich markup
+                err_console.print(f"[red]verify[/red]: {escape(str(problem))}")
             raise typer.Exit(EXIT_INVALID)
 
     @app.command()

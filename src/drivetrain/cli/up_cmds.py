@@ -37,6 +37,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run every frontend and worker service of a graph on this machine, restarting
         crashed processes; Ctrl-C or SIGTERM stops them all."""
+        from rich.markup import escape
+
         from drivetrain.local.plan import UnrunnableGraph
         from drivetrain.local.run import UpOptions, run_up
 
@@ -59,6 +61,7 @@ def register(app: typer.Typer) -> None:
             fail_invalid(exc)
         except UnrunnableGraph as exc:
             for problem in exc.problems:
-                err_console.print(f"[red]error[/red]: {path}: {problem}")
+                # escape: field paths such as env[hf_token] would read as rich markup
+                err_console.print(f"[red]error[/red]: {escape(f'{path}: {problem}')}")
             raise typer.Exit(EXIT_INVALID) from None
         raise typer.Exit(code)
