@@ -222,7 +222,7 @@ def _problem(run: _PodRun, proc: Process | None, token: str, message: str) -> Pr
         container=proc.container if proc else "",
         token=token,
         message=message,
-        rank=proc.rank if proc else run.pod.member_index,
+        rank=proc.rank if proc else None,
     )
 
 
