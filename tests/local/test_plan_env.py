@@ -240,3 +240,16 @@ def test_local_env_follows_the_kubelet_vectors(case: dict[str, Any]) -> None:
     assert {k: built[k] for k in expected} == expected
     if "expected_args" in case:
         assert expand_argv(container, built) == case["expected_args"]
+
+
+def test_every_problem_of_every_service_is_listed_at_once() -> None:
+    text = textwrap.dedent(SECRETS) + (
+        "    Planner: {componentType: planner}\n"
+        "    Other:\n"
+        "      componentType: worker\n"
+        "      extraPodSpec: {mainContainer: {command: [python3, -m, dynamo.vllm]}}\n"
+    )
+    with pytest.raises(UnrunnableGraph) as exc:
+        _plan(text)
+    listed = [p.split(":")[0] for p in exc.value.problems]
+    assert listed == ["service Planner", "service Other", *["service Worker"] * 4]

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from drivetrain.api.errors import InvalidGraph
 from drivetrain.api.models import WORKER_TYPES, GraphDeployment
 from drivetrain.cmdline import expand_argv, flag_value, replace_flag
 from drivetrain.local.podenv import ClusterEnv
@@ -115,17 +116,17 @@ def _foreign_command(name: str, words: list[str], image: str | None) -> str:
     )
 
 
-def _service_problems(graph: GraphDeployment) -> list[str]:
-    """What rules a service out before rendering: its type, multinode, another program."""
-    problems = []
+def _service_problems(graph: GraphDeployment) -> dict[str, str]:
+    """What rules a service out whatever it renders to: its type, multinode, another program."""
+    problems = {}
     for name, svc in graph.spec.services.items():
         if svc.componentType not in RUNNABLE_TYPES:
-            problems.append(
+            problems[name] = (
                 f"service {name}: componentType {svc.componentType!r} is not run by "
                 f"`drivetrain up` (only frontend and worker/prefill/decode services are)"
             )
         elif svc.multinode is not None:
-            problems.append(
+            problems[name] = (
                 f"service {name}: multinode services need a cluster; `drivetrain up` runs "
                 "single-process services only"
             )
@@ -133,8 +134,21 @@ def _service_problems(graph: GraphDeployment) -> list[str]:
             command, args = main_command(graph, name)
             if drivetrain_argv([*command, *args]) is None:
                 image = svc.main_container.get("image")
-                problems.append(_foreign_command(name, [*command, *args], image))
+                problems[name] = _foreign_command(name, [*command, *args], image)
     return problems
+
+
+def _render(
+    graph: GraphDeployment, namespace: str, refused: dict[str, str]
+) -> list[dict[str, Any]]:
+    """The graph's objects. A graph that does not render because of a service ``up`` refuses
+    anyway (a Dynamo image named nowhere) reports the refusals, which say what to do."""
+    try:
+        return render_graph(graph, namespace=namespace)
+    except InvalidGraph:
+        if refused:
+            raise UnrunnableGraph(list(refused.values())) from None
+        raise
 
 
 def plan_graph(
@@ -154,18 +168,19 @@ def plan_graph(
     Secrets and ConfigMaps.
     """
     k8s_ns = k8s_namespace or graph.metadata.namespace or "default"
-    problems = _service_problems(graph)
-    if problems:
-        raise UnrunnableGraph(problems)
-    objects = render_graph(graph, namespace=k8s_ns)
+    refused = _service_problems(graph)
+    objects = _render(graph, k8s_ns, refused)
     templates = pod_templates(objects)
     cluster = ClusterEnv.of(objects, env_file)
+    problems = list(refused.values())
     specs: list[ProcessSpec] = []
     frontends = 0
     services = sorted(
         graph.spec.services.items(), key=lambda kv: (kv[1].componentType != "frontend", kv[0])
     )
     for name, svc in services:
+        if name in refused:
+            continue
         template = templates[resource_name(graph, name)]
         for container in local_containers(template["spec"]):
             words = [*(container.get("command") or []), *(container.get("args") or [])]
