@@ -57,3 +57,49 @@ def test_no_graph_file_is_a_usage_error() -> None:
     result = up()
     assert result.returncode == 2
     assert "give one graph file" in result.stderr
+
+
+SECRET_GRAPH = """\
+apiVersion: drivetrain.dev/v1alpha1
+kind: GraphDeployment
+metadata: {name: sec}
+spec:
+  services:
+    Frontend: {componentType: frontend}
+    Worker:
+      componentType: worker
+      envFromSecret: hf-token
+      envs: [{name: hf_token, valueFrom: {secretKeyRef: {name: hf, key: token}}}]
+      extraPodSpec:
+        mainContainer:
+          args: [worker, --engine, mocker, --model-name, tiny, --model-path, models/tiny]
+"""
+
+
+def test_env_from_a_secret_exits_1_naming_the_field_before_starting(tmp_path: Path) -> None:
+    graph = tmp_path / "sec.yaml"
+    graph.write_text(SECRET_GRAPH)
+    result = up("-f", str(graph), "--port", "1")
+    assert result.returncode == 1
+    assert (
+        f"{graph}: service Worker: spec.services.Worker.envFromSecret (Secret hf-token) is read "
+        "from the cluster; `drivetrain up` cannot read it: give its variables with --env-file FILE"
+    ) in " ".join(result.stderr.split())
+    # Printed as written: a lowercase name in brackets is not taken for rich markup.
+    assert "spec.services.Worker.envs[hf_token].valueFrom.secretKeyRef" in result.stderr
+    assert "up: discovery" not in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_a_bad_env_file_exits_1_naming_its_line(tmp_path: Path) -> None:
+    graph = tmp_path / "sec.yaml"
+    graph.write_text(SECRET_GRAPH)
+    env_file = tmp_path / "secrets.env"
+    env_file.write_text("# tokens\nHF_TOKEN=hf_x\nnot a pair\n")
+    result = up("-f", str(graph), "--env-file", str(env_file), "--port", "1")
+    assert result.returncode == 1
+    assert f"{env_file}:3: expected NAME=VALUE" in result.stderr
+    assert "Traceback" not in result.stderr
+    missing = up("-f", str(graph), "--env-file", str(tmp_path / "nope.env"))
+    assert missing.returncode == 1
+    assert f"{tmp_path / 'nope.env'}: env file not found" in missing.stderr

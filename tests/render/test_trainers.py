@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from drivetrain.api import InvalidGraph
 from drivetrain.render.training import DISTENV_MOUNT_DIR, DISTENV_VOLUME
 from drivetrain.verify import verify_manifests
 from tests.render.conftest import by_kind
@@ -71,3 +72,42 @@ def test_trainers_run_through_the_mounted_distenv_script(render, multinode: str)
 def test_trainer_graphs_verify(render, multinode: str) -> None:
     report = verify_manifests(render(TRAINER, multinode=multinode))
     assert report.ok, [str(p) for p in report.problems]
+
+
+BARE_SCRIPT = """
+apiVersion: drivetrain.dev/v1alpha1
+kind: GraphDeployment
+metadata: {name: rl}
+spec:
+  services:
+    as-args:
+      componentType: trainer
+      extraPodSpec:
+        mainContainer: {image: pytorch/pytorch:2.5, args: [train.py]}
+    in-a-script:
+      componentType: trainer
+      extraPodSpec:
+        mainContainer: {image: pytorch/pytorch:2.5, command: [sh, -c, "exec train.py --x"]}
+    with-interpreter:
+      componentType: trainer
+      extraPodSpec:
+        mainContainer: {image: pytorch/pytorch:2.5, args: [python3 train.py]}
+    by-path:
+      componentType: trainer
+      extraPodSpec:
+        mainContainer: {image: pytorch/pytorch:2.5, command: [./train.py]}
+"""
+
+
+def test_a_trainer_running_a_bare_python_script_is_refused_naming_the_service(render) -> None:
+    """`args: [train.py]` would render `sh -c train.py`: "train.py: not found" in the pod."""
+    with pytest.raises(InvalidGraph) as exc:
+        render(BARE_SCRIPT, multinode="lws")
+    assert [e.path for e in exc.value.errors] == [
+        "spec.services.as-args",
+        "spec.services.in-a-script",
+    ]
+    first = str(exc.value.errors[0])
+    assert "extraPodSpec.mainContainer runs `/bin/sh -c train.py`" in first
+    assert "'train.py' is a Python script with no interpreter and no path" in first
+    assert "run it as `python3 train.py`" in first

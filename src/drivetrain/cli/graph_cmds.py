@@ -103,17 +103,27 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def verify(
-        file: Path = FileOption,
-        namespace: str = NamespaceOption,
+        file: Path = typer.Option(
+            ...,
+            "-f",
+            "--file",
+            help="Graphs (rendered first) and/or Kubernetes objects: Deployment, StatefulSet, Job, "
+            "Pod, LeaderWorkerSet, PodCliqueSet... from any source; several documents allowed.",
+        ),
+        namespace: str = typer.Option(
+            "default", "-n", "--namespace", help="Kubernetes namespace graphs render into."
+        ),
         multinode: MultinodeChoice | None = MultinodeOption,
     ) -> None:
         """Simulate the kubelet and the shell for every pod and rank; check the final argv."""
         from rich.console import Console
+        from rich.markup import escape
 
+        from drivetrain.cli.verify_input import read_objects
         from drivetrain.verify import verify_manifests
 
         try:
-            objects = render_file(file, namespace, multinode.value if multinode else None)
+            objects = read_objects(file, namespace, multinode.value if multinode else None)
         except InvalidGraph as exc:
             fail_invalid(exc)
         report = verify_manifests(objects)
@@ -121,7 +131,8 @@ def register(app: typer.Typer) -> None:
         report.render_table(Console(width=None if sys.stdout.isatty() else 250))
         if not report.ok:
             for problem in report.problems:
-                err_console.print(f"[red]verify[/red]: {problem}")
+                # escape: a token such as [[ -f x ]] or env[name] would read as rich markup
+                err_console.print(f"[red]verify[/red]: {escape(str(problem))}")
             raise typer.Exit(EXIT_INVALID)
 
     @app.command()

@@ -28,9 +28,17 @@ def register(app: typer.Typer) -> None:
         grace: float = typer.Option(
             5.0, "--grace", help="Seconds between SIGTERM and SIGKILL when stopping."
         ),
+        env_file: Path | None = typer.Option(
+            None,
+            "--env-file",
+            help="NAME=VALUE lines giving what the pods would read from Secrets and ConfigMaps "
+            "(valueFrom, envFrom, envFromSecret).",
+        ),
     ) -> None:
         """Run every frontend and worker service of a graph on this machine, restarting
         crashed processes; Ctrl-C or SIGTERM stops them all."""
+        from rich.markup import escape
+
         from drivetrain.local.plan import UnrunnableGraph
         from drivetrain.local.run import UpOptions, run_up
 
@@ -40,12 +48,20 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2)
         try:
             code = run_up(
-                UpOptions(file=path, port=port, host=host, discovery=discovery, grace=grace)
+                UpOptions(
+                    file=path,
+                    port=port,
+                    host=host,
+                    discovery=discovery,
+                    grace=grace,
+                    env_file=env_file,
+                )
             )
         except InvalidGraph as exc:
             fail_invalid(exc)
         except UnrunnableGraph as exc:
             for problem in exc.problems:
-                err_console.print(f"[red]error[/red]: {path}: {problem}")
+                # escape: field paths such as env[hf_token] would read as rich markup
+                err_console.print(f"[red]error[/red]: {escape(f'{path}: {problem}')}")
             raise typer.Exit(EXIT_INVALID) from None
         raise typer.Exit(code)

@@ -1,16 +1,20 @@
 """Turn a graph into the processes ``drivetrain up`` runs: a pure function, no side effects.
 
-Every frontend and worker service becomes ``replicas`` process specs with the command and env
-the renderer would give its pod (``render.profiles``), adapted to one machine:
+The plan consumes the renderer: each runnable service's pod template comes from
+``render_graph`` (the same objects ``drivetrain render`` prints), and every container of it that
+runs as a local process (``local_containers``: today the main container) becomes ``replicas``
+process specs with that container's command, args and env, built as the kubelet builds them
+(``drivetrain.cmdline.expand``), then adapted to one machine:
 
+* Downward-API env (POD_NAME, POD_IP...) gets local values; values the kubelet would read from
+  a Secret or a ConfigMap come from ``--env-file`` or are refused, naming the graph field.
 * ``drivetrain ...`` runs as ``sys.executable -m drivetrain.cli.main ...`` so the processes use
   the same installation as ``up`` itself (no reliance on PATH).
 * The frontend gets ``--port`` (replica *i* gets ``port + i``) and ``--host`` (loopback unless
   ``up --host`` says otherwise).
 * A worker's request plane listens on 127.0.0.1 and a free port (the pod's fixed 9090 on
   0.0.0.0 would collide between replicas and be reachable from outside).
-* Downward-API env (POD_NAME, POD_IP...) gets local values and ``$(VAR)`` references are
-  expanded as the kubelet does; discovery comes from ``up``.
+* Discovery comes from ``up``.
 
 Anything else (``python3 -m dynamo.vllm``, a planner) cannot run here: ``plan_graph`` raises
 ``UnrunnableGraph`` naming every such service before anything starts.
@@ -18,26 +22,32 @@ Anything else (``python3 -m dynamo.vllm``, a planner) cannot run here: ``plan_gr
 
 from __future__ import annotations
 
-import re
 import sys
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from drivetrain.api.errors import InvalidGraph
 from drivetrain.api.models import WORKER_TYPES, GraphDeployment
-from drivetrain.render.profiles import main_command, service_env
+from drivetrain.cmdline import expand_argv, flag_value, replace_flag
+from drivetrain.local.podenv import ClusterEnv
+from drivetrain.render import render_graph
+from drivetrain.render.naming import SELECTOR_LABEL, resource_name
+from drivetrain.render.profiles import main_command
 
 #: How a drivetrain command is started: the interpreter running ``up`` and its package.
 DRIVETRAIN_ARGV = [sys.executable, "-m", "drivetrain.cli.main"]
 RUNNABLE_TYPES = {"frontend", *WORKER_TYPES}
+#: The container of a rendered pod that runs the service's own program.
+MAIN_CONTAINER = "main"
 #: env every local worker gets last: loopback request plane on a free port.
 LOCAL_WORKER_ENV = {
     "DRIVETRAIN_RPC_HOST": "127.0.0.1",
     "DRIVETRAIN_RPC_PORT": "0",
     "DRIVETRAIN_ADVERTISE_HOST": "127.0.0.1",
 }
-_VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
 
 class UnrunnableGraph(Exception):
@@ -60,81 +70,85 @@ class ProcessSpec:
     port: int | None = None
     #: models a worker serves (its ``--model-name``), for the readiness check
     models: tuple[str, ...] = field(default=())
+    #: the rendered container this process stands for
+    container: str = MAIN_CONTAINER
 
     @property
     def name(self) -> str:
         return f"{self.service}/{self.replica}"
 
 
-def _replace_flag(args: list[str], flag: str, value: str, add: bool) -> list[str]:
-    """``args`` with ``flag``'s value set to ``value`` (``--flag v`` or ``--flag=v``)."""
-    out = list(args)
-    for i, arg in enumerate(out):
-        if arg == flag and i + 1 < len(out):
-            out[i + 1] = value
-            return out
-        if arg.startswith(flag + "="):
-            out[i] = f"{flag}={value}"
-            return out
-    return [*out, flag, value] if add else out
+def local_containers(pod_spec: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The containers of a rendered pod that ``up`` runs as processes of the service.
+
+    One rule for every service: today the main container. User sidecars and init containers
+    are not run (they need their images); this is the place to add a container that runs
+    beside the engine as a process of the service.
+    """
+    return [c for c in pod_spec.get("containers") or [] if c.get("name") == MAIN_CONTAINER]
 
 
-def flag_values(args: list[str], flag: str) -> list[str]:
-    """Every value given to ``flag`` in ``args``."""
-    values = []
-    for i, arg in enumerate(args):
-        if arg == flag and i + 1 < len(args):
-            values.append(args[i + 1])
-        elif arg.startswith(flag + "="):
-            values.append(arg.split("=", 1)[1])
-    return values
+def pod_templates(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The pod templates of the rendered Deployments by selector label (``<graph>-<service>``).
 
-
-def expand_refs(value: str, env: dict[str, str]) -> str:
-    """Kubelet ``$(VAR)`` expansion: a defined VAR is replaced, an undefined one stays as
-    written, ``$$`` is a literal ``$``."""
-
-    def sub(m: re.Match[str]) -> str:
-        if m.group(0) == "$$":
-            return "$"
-        return env.get(m.group(1), m.group(0))
-
-    return _VAR_REF.sub(sub, value)
-
-
-def _local_env(
-    rendered: list[dict[str, Any]], service: str, replica: int, graph: str, k8s_ns: str
-) -> tuple[dict[str, str], list[str]]:
-    """Rendered env entries as plain values; downward-API fields get this machine's values."""
-    downward = {
-        "metadata.name": f"{graph}-{service.lower()}-{replica}",
-        "metadata.namespace": k8s_ns,
-        "metadata.uid": str(uuid.uuid4()),
-        "status.podIP": "127.0.0.1",
+    Deployments only: multinode services (LeaderWorkerSets, Grove cliques) are refused before
+    rendering, and every other runnable service renders as a Deployment.
+    """
+    return {
+        obj["spec"]["selector"]["matchLabels"][SELECTOR_LABEL]: obj["spec"]["template"]
+        for obj in objects
+        if obj.get("kind") == "Deployment"
     }
-    env: dict[str, str] = {}
-    problems: list[str] = []
-    for entry in rendered:
-        name = entry["name"]
-        if entry.get("value") is not None:
-            env[name] = expand_refs(str(entry["value"]), env)
-            continue
-        field_path = ((entry.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
-        if field_path in downward:
-            env[name] = downward[field_path]
-        else:
-            problems.append(
-                f"service {service}: env {name} takes its value from the cluster "
-                f"({entry.get('valueFrom')}), which `drivetrain up` cannot provide"
-            )
-    return env, problems
 
 
-def _argv(command: list[str], args: list[str]) -> list[str] | None:
-    """The local argv, or None when the command is not drivetrain's own."""
-    if command[:1] == ["drivetrain"]:
-        return [*DRIVETRAIN_ARGV, *command[1:], *args]
+def drivetrain_argv(words: list[str]) -> list[str] | None:
+    """The local argv of a drivetrain command, or None when the words run another program."""
+    if words[:1] == ["drivetrain"]:
+        return [*DRIVETRAIN_ARGV, *words[1:]]
     return None
+
+
+def _foreign_command(name: str, words: list[str], image: str | None) -> str:
+    needs = f" (it needs the image {image})" if image else ""
+    return (
+        f"service {name}: command `{' '.join(words)}` is not a drivetrain command{needs}; "
+        "`drivetrain up` runs drivetrain's own frontend and workers only"
+    )
+
+
+def _service_problems(graph: GraphDeployment) -> dict[str, str]:
+    """What rules a service out whatever it renders to: its type, multinode, another program."""
+    problems = {}
+    for name, svc in graph.spec.services.items():
+        if svc.componentType not in RUNNABLE_TYPES:
+            problems[name] = (
+                f"service {name}: componentType {svc.componentType!r} is not run by "
+                f"`drivetrain up` (only frontend and worker/prefill/decode services are)"
+            )
+        elif svc.multinode is not None:
+            problems[name] = (
+                f"service {name}: multinode services need a cluster; `drivetrain up` runs "
+                "single-process services only"
+            )
+        else:
+            command, args = main_command(graph, name)
+            if drivetrain_argv([*command, *args]) is None:
+                image = svc.main_container.get("image")
+                problems[name] = _foreign_command(name, [*command, *args], image)
+    return problems
+
+
+def _render(
+    graph: GraphDeployment, namespace: str, refused: dict[str, str]
+) -> list[dict[str, Any]]:
+    """The graph's objects. A graph that does not render because of a service ``up`` refuses
+    anyway (a Dynamo image named nowhere) reports the refusals, which say what to do."""
+    try:
+        return render_graph(graph, namespace=namespace)
+    except InvalidGraph:
+        if refused:
+            raise UnrunnableGraph(list(refused.values())) from None
+        raise
 
 
 def plan_graph(
@@ -145,74 +159,63 @@ def plan_graph(
     cwd: Path,
     host: str = "127.0.0.1",
     k8s_namespace: str | None = None,
+    env_file: Mapping[str, str] | None = None,
 ) -> list[ProcessSpec]:
     """Every process of ``graph``, frontends first; raises ``UnrunnableGraph`` listing all
-    problems (nothing has started when it does)."""
+    problems (nothing has started when it does), or ``InvalidGraph`` when it does not render.
+
+    ``env_file`` holds the values ``--env-file`` gives for what the kubelet would read from
+    Secrets and ConfigMaps.
+    """
     k8s_ns = k8s_namespace or graph.metadata.namespace or "default"
-    problems: list[str] = []
+    refused = _service_problems(graph)
+    objects = _render(graph, k8s_ns, refused)
+    templates = pod_templates(objects)
+    cluster = ClusterEnv.of(objects, env_file)
+    problems = list(refused.values())
     specs: list[ProcessSpec] = []
     frontends = 0
     services = sorted(
         graph.spec.services.items(), key=lambda kv: (kv[1].componentType != "frontend", kv[0])
     )
     for name, svc in services:
-        if svc.componentType not in RUNNABLE_TYPES:
-            problems.append(
-                f"service {name}: componentType {svc.componentType!r} is not run by "
-                f"`drivetrain up` (only frontend and worker/prefill/decode services are)"
-            )
+        if name in refused:
             continue
-        if svc.multinode is not None:
-            problems.append(
-                f"service {name}: multinode services need a cluster; `drivetrain up` runs "
-                "single-process services only"
-            )
-            continue
-        command, args = main_command(graph, name)
-        argv = _argv(command, args)
-        if argv is None:
-            image = svc.main_container.get("image")
-            needs = f" (it needs the image {image})" if image else ""
-            problems.append(
-                f"service {name}: command `{' '.join([*command, *args])}` is not a drivetrain "
-                f"command{needs}; `drivetrain up` runs drivetrain's own frontend and workers only"
-            )
-            continue
-        rendered = service_env(graph, name, k8s_ns)
-        extra = [e.model_dump(exclude_none=True) for e in (graph.spec.envs or [])]
-        extra += [e.model_dump(exclude_none=True) for e in (svc.envs or [])]
-        for replica in range(svc.replica_count):
-            env, env_problems = _local_env([*rendered, *extra], name, replica, graph.name, k8s_ns)
-            if env_problems:
-                problems += env_problems
-                break
-            # The embedded (or --discovery) store wins over spec.discovery, a cluster address.
-            env["DRIVETRAIN_DISCOVERY"] = discovery
-            if svc.componentType == "frontend":
-                replica_port = port + frontends
-                frontends += 1
-                local_argv = _replace_flag(argv, "--port", str(replica_port), add=True)
-                local_argv = _replace_flag(local_argv, "--host", host, add=True)
-                specs.append(
-                    ProcessSpec(
-                        name,
-                        replica,
-                        svc.componentType,
-                        local_argv,
-                        env,
-                        str(cwd),
-                        port=replica_port,
-                    )
+        template = templates[resource_name(graph, name)]
+        for container in local_containers(template["spec"]):
+            words = [*(container.get("command") or []), *(container.get("args") or [])]
+            if drivetrain_argv(words) is None:
+                problems.append(_foreign_command(name, words, container.get("image")))
+                continue
+            for replica in range(svc.replica_count):
+                pod = {
+                    "metadata.name": f"{graph.name}-{name.lower()}-{replica}",
+                    "metadata.namespace": k8s_ns,
+                    "metadata.uid": str(uuid.uuid4()),
+                    "status.podIP": "127.0.0.1",
+                }
+                env, env_problems = cluster.container_env(container, pod, graph, name)
+                if env_problems:
+                    problems += [f"service {name}: {p}" for p in env_problems]
+                    break
+                # The embedded (or --discovery) store wins over spec.discovery, a cluster address.
+                env["DRIVETRAIN_DISCOVERY"] = discovery
+                argv = drivetrain_argv(expand_argv(container, env))
+                assert argv is not None  # the words were checked before expansion
+                spec = ProcessSpec(
+                    name,
+                    replica,
+                    svc.componentType,
+                    argv,
+                    env,
+                    str(cwd),
+                    container=container["name"],
                 )
-            else:
-                env.update(LOCAL_WORKER_ENV)
-                local_argv = [*argv]
-                models = tuple(flag_values(local_argv, "--model-name"))
-                specs.append(
-                    ProcessSpec(
-                        name, replica, svc.componentType, local_argv, env, str(cwd), models=models
-                    )
-                )
+                if svc.componentType == "frontend":
+                    specs.append(_frontend(spec, port + frontends, host))
+                    frontends += 1
+                else:
+                    specs.append(_worker(spec))
     if problems:
         raise UnrunnableGraph(problems)
     if not specs:
@@ -220,3 +223,16 @@ def plan_graph(
     if frontends == 0:
         raise UnrunnableGraph([f"graph {graph.name}: no frontend service; nothing would serve"])
     return specs
+
+
+def _frontend(spec: ProcessSpec, port: int, host: str) -> ProcessSpec:
+    argv = replace_flag(spec.argv, "--port", str(port), add=True)
+    argv = replace_flag(argv, "--host", host, add=True)
+    return replace(spec, argv=argv, port=port)
+
+
+def _worker(spec: ProcessSpec) -> ProcessSpec:
+    model = flag_value(spec.argv, "--model-name")
+    return replace(
+        spec, env={**spec.env, **LOCAL_WORKER_ENV}, models=(model,) if model is not None else ()
+    )

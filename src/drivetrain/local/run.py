@@ -12,6 +12,7 @@ from pathlib import Path
 
 from drivetrain.api.loader import load_graphs
 from drivetrain.local.backoff import RestartPolicy
+from drivetrain.local.envfile import read_env_file
 from drivetrain.local.logs import LogSink
 from drivetrain.local.plan import ProcessSpec, plan_graph
 from drivetrain.local.status import expected_models, status_table, wait_until_serving
@@ -28,21 +29,30 @@ class UpOptions:
     host: str = "127.0.0.1"
     discovery: str | None = None
     grace: float = 5.0
+    #: values for what the kubelet would read from Secrets and ConfigMaps (docs/local.md)
+    env_file: Path | None = None
 
 
 def plan_file(opts: UpOptions, discovery: str) -> list[ProcessSpec]:
-    """Every process of every graph in the file; raises InvalidGraph / UnrunnableGraph.
+    """Every process of every graph in the file; raises InvalidGraph (the graph file or the
+    env file) / UnrunnableGraph.
 
     Processes run in the graph file's folder, so relative paths in a service's args (such
     as ``--model-path models/tiny``) are relative to the graph file.
     """
     graphs = load_graphs(opts.file)
+    supplied = read_env_file(opts.env_file) if opts.env_file is not None else None
     cwd = opts.file.resolve().parent
     specs: list[ProcessSpec] = []
     for graph in graphs:
         frontends = sum(1 for s in specs if s.port is not None)
         specs += plan_graph(
-            graph, port=opts.port + frontends, discovery=discovery, cwd=cwd, host=opts.host
+            graph,
+            port=opts.port + frontends,
+            discovery=discovery,
+            cwd=cwd,
+            host=opts.host,
+            env_file=supplied,
         )
     return specs
 

@@ -15,9 +15,12 @@ the tests walk every pod to check it.
 from __future__ import annotations
 
 import copy
+import shlex
 from typing import Any, Literal
 
+from drivetrain.cmdline import is_bare_script
 from drivetrain.distenv.shell import SCRIPT_NAME, script_text
+from drivetrain.render.engines.detect import is_shell_form
 from drivetrain.render.naming import GRAPH_LABEL, service_slug
 
 DISTENV_MOUNT_DIR = "/etc/drivetrain"
@@ -91,6 +94,21 @@ def _check(service_name: str, deployer: Deployer, node_count: int) -> None:
         )
 
 
+def _program(command: list[str], args: list[str]) -> str:
+    """The program a command line starts: argv[0], or the first command of a ``sh -c`` script
+    (after ``exec``); "" when the script does not split as a shell would."""
+    if not is_shell_form(command):
+        return command[0] if command else ""
+    scripts = command[2:3] or args[:1]
+    try:
+        words = shlex.split(scripts[0]) if scripts else []
+    except ValueError:
+        return ""
+    if words[:1] == ["exec"]:
+        words = words[1:]
+    return words[0] if words else ""
+
+
 def _wrap(container: dict[str, Any], service_name: str) -> None:
     command = list(container.get("command") or [])
     if tuple(command[: len(WRAPPER)]) == WRAPPER:
@@ -100,6 +118,16 @@ def _wrap(container: dict[str, Any], service_name: str) -> None:
             f"service {service_name}: a trainer's main container needs an explicit command "
             "(the image's entrypoint is unknown here, so it cannot be run through "
             f"{DISTENV_SCRIPT})"
+        )
+    args = [str(a) for a in container.get("args") or []]
+    program = _program(command, args)
+    if is_bare_script(program):
+        line = " ".join(shlex.quote(w) for w in [*command, *args])
+        raise TrainingEnvError(
+            f"service {service_name}: extraPodSpec.mainContainer runs `{line}`, whose program "
+            f"{program!r} is a Python script with no interpreter and no path: it is looked up "
+            f"on PATH and the pod fails with 'not found'; run it as `python3 {program}` "
+            f"(or as ./{program}, with a shebang)"
         )
     container["command"] = [*WRAPPER, *command]
 

@@ -9,18 +9,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from drivetrain.verify.controllers import Pod, enumerate_pods
-from drivetrain.verify.expansion import container_env, expand_argv, service_link_env
+from drivetrain.cmdline import expand_argv, int_flag, is_bare_script
+from drivetrain.verify.controllers import Pod, enumerate_pods, object_name, why_not_simulated
+from drivetrain.verify.expansion import container_env, service_link_env
 from drivetrain.verify.flags import (
     NNODES_FLAGS,
     RANK_FLAGS,
     UNEXPANDED,
-    int_flag,
     leader_addresses,
     mpirun_hosts,
     strip_port,
 )
-from drivetrain.verify.report import Problem, Process, VerifyReport
+from drivetrain.verify.report import Problem, Process, Skipped, VerifyReport
+from drivetrain.verify.shape import InvalidManifests, shape_errors
 from drivetrain.verify.shell import (
     SHELLS,
     TIMEOUT_S,
@@ -42,10 +43,35 @@ class _PodRun:
     init_processes: list[Process] = field(default_factory=list)  # init too: leader addresses
 
 
+def flatten_lists(manifests: Sequence[Any]) -> list[Any]:
+    """The objects of ``manifests`` with each ``kind: List`` (``kubectl get -o yaml``) replaced
+    by its items."""
+    out: list[Any] = []
+    for obj in manifests:
+        if isinstance(obj, Mapping) and obj.get("kind") == "List":
+            out += list(obj.get("items") or [])
+        else:
+            out.append(obj)
+    return out
+
+
 def verify_manifests(manifests: list[dict[str, Any]], timeout: float = TIMEOUT_S) -> VerifyReport:
-    """Build each pod's env as the kubelet would, run its shell scripts, and check final argv."""
+    """Build each pod's env as the kubelet would, run its shell scripts, and check final argv.
+
+    ``manifests`` are Kubernetes objects from any source (``render_graph``, Dynamo's operator,
+    ``kubectl get -o yaml``); the objects verify does not simulate are listed in
+    ``not_simulated``. Raises ``InvalidManifests`` naming every field it cannot read.
+    """
+    objects = flatten_lists(manifests)
+    errors = shape_errors(objects)
+    if errors:
+        raise InvalidManifests(errors)
     report = VerifyReport()
-    objects = [m for m in manifests if isinstance(m, dict)]
+    report.not_simulated = [
+        Skipped(object=object_name(obj), reason=reason)
+        for obj in objects
+        if (reason := why_not_simulated(obj)) is not None
+    ]
     configmaps = {
         str((m.get("metadata") or {}).get("name")): {
             str(k): str(v) for k, v in (m.get("data") or {}).items()
@@ -60,6 +86,7 @@ def verify_manifests(manifests: list[dict[str, Any]], timeout: float = TIMEOUT_S
     }
     service_env = service_link_env(services, ips)
     runs: list[_PodRun] = []
+    images_seen: set[tuple[str, str, str]] = set()
     with Toolbox() as toolbox:
         sim = _Simulation(configmaps, toolbox, report, timeout)
         for pod in enumerate_pods(objects):
@@ -69,9 +96,11 @@ def verify_manifests(manifests: list[dict[str, Any]], timeout: float = TIMEOUT_S
                 procs = _simulate(pod, container, init, links, sim)
                 report.processes.extend(procs)
                 (run.init_processes if init else run.processes).extend(procs)
+                report.problems.extend(_image(pod, container, images_seen))
             runs.append(run)
     for proc in report.processes:
         report.problems.extend(_unexpanded(proc))
+        report.problems.extend(_bare_script(proc))
     groups: dict[str, list[_PodRun]] = defaultdict(list)
     for run in runs:
         if run.pod.group is not None:
@@ -182,7 +211,7 @@ def _simulate(
 
 
 def _rank_of(argv: Sequence[str], default: int | None) -> int | None:
-    value = int_flag(argv, RANK_FLAGS)
+    value = int_flag(argv, *RANK_FLAGS)
     return value if isinstance(value, int) else default
 
 
@@ -193,7 +222,51 @@ def _problem(run: _PodRun, proc: Process | None, token: str, message: str) -> Pr
         container=proc.container if proc else "",
         token=token,
         message=message,
+        rank=proc.rank if proc else None,
     )
+
+
+def _image(
+    pod: Pod, container: Mapping[str, Any], seen: set[tuple[str, str, str]]
+) -> list[Problem]:
+    """A reference left in ``image``: the kubelet expands command, args and env, never the
+    image, so ``${IMAGE}`` is pulled as written and the pod never starts. Reported once per
+    template (every pod of it has the same image)."""
+    image = str(container.get("image") or "")
+    match = UNEXPANDED.search(image)
+    name = str(container.get("name", ""))
+    if match is None or (pod.workload, pod.role, name) in seen:
+        return []
+    seen.add((pod.workload, pod.role, name))
+    return [
+        Problem(
+            workload=pod.workload,
+            pod=pod.facts.hostname,
+            container=name,
+            token=image,
+            message=f"{match.group(0)!r} survives in the image: the kubelet never expands an "
+            "image reference (a template placeholder left unfilled?)",
+            rank=pod.member_index if pod.group is not None else None,
+        )
+    ]
+
+
+def _bare_script(proc: Process) -> list[Problem]:
+    """A process whose program is ``train.py``: no interpreter, no path (``cmdline``)."""
+    if not proc.argv or not is_bare_script(proc.argv[0]):
+        return []
+    return [
+        Problem(
+            workload=proc.workload,
+            pod=proc.pod,
+            container=proc.container,
+            token=proc.argv[0],
+            message="a Python script is the program, with no interpreter and no path: it is "
+            "looked up on PATH and the container fails with 'not found' (run it as "
+            "`python3 SCRIPT`, or `./SCRIPT` with a shebang)",
+            rank=proc.rank,
+        )
+    ]
 
 
 def _inner_scripts(argv: Sequence[str]) -> set[int]:
@@ -215,6 +288,7 @@ def _unexpanded(proc: Process) -> list[Problem]:
             container=proc.container,
             token=f"{name}={value}",
             message=f"the env of {proc.argv[0]!r} carries an unexpanded reference",
+            rank=proc.rank,
         )
         for name, value in proc.env.items()
         if UNEXPANDED.search(value)
@@ -233,6 +307,7 @@ def _unexpanded(proc: Process) -> list[Problem]:
                     "(the kubelet expands only $(VAR) and there is no shell to expand it)"
                     if proc.source == "exec"
                     else f"{match.group(0)!r} survives the shell into the argv of {proc.argv[0]!r}",
+                    rank=proc.rank,
                 )
             )
     return problems
@@ -242,12 +317,12 @@ def _pod_ranks(run: _PodRun) -> list[tuple[Process, str, int | str]]:
     """Every rank a pod's processes claim: ``(process, flag, value)``."""
     found: list[tuple[Process, str, int | str]] = []
     for proc in run.processes:
-        rank = int_flag(proc.argv, RANK_FLAGS)
+        rank = int_flag(proc.argv, *RANK_FLAGS)
         if rank is not None:
             found.append((proc, "--node-rank", rank))
             continue
-        start = int_flag(proc.argv, ("--data-parallel-start-rank",))
-        local = int_flag(proc.argv, ("--data-parallel-size-local",))
+        start = int_flag(proc.argv, "--data-parallel-start-rank")
+        local = int_flag(proc.argv, "--data-parallel-size-local")
         if start is None:
             continue
         if isinstance(start, int) and isinstance(local, int) and local > 0:
@@ -327,15 +402,15 @@ def check_ranks(members: list[_PodRun]) -> list[Problem]:
         )
     for run in members:
         for proc in run.processes:
-            nnodes = int_flag(proc.argv, NNODES_FLAGS)
+            nnodes = int_flag(proc.argv, *NNODES_FLAGS)
             if nnodes is not None and nnodes != size:
                 problems.append(
                     _problem(run, proc, f"--nnodes {nnodes}", f"the group has {size} pods")
                 )
             # Hybrid data parallel: every pod runs `local` ranks, so the total must be local * n,
             # or the engines wait for ranks that no pod starts.
-            total = int_flag(proc.argv, ("--data-parallel-size",))
-            local = int_flag(proc.argv, ("--data-parallel-size-local",))
+            total = int_flag(proc.argv, "--data-parallel-size")
+            local = int_flag(proc.argv, "--data-parallel-size-local")
             if isinstance(total, int) and isinstance(local, int) and total != local * size:
                 problems.append(
                     _problem(

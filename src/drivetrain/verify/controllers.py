@@ -21,7 +21,7 @@ Names, hostnames and injected env follow the controllers' sources:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,25 +102,155 @@ def _template(
     )
 
 
-def deployment_pods(obj: Mapping[str, Any], ips: _IPs) -> Iterator[Pod]:
+def replicated_pods(obj: Mapping[str, Any], ips: _IPs) -> Iterator[Pod]:
+    """Deployment, ReplicaSet, DaemonSet: one representative pod (every replica is the same)."""
     name, ns = _meta(obj)
     spec, labels, annotations = _template((obj.get("spec") or {}).get("template"))
-    pod_name = f"{name}-5d8f7c9b4-x7k2p"  # a ReplicaSet pod: hash and random suffix
-    facts = PodFacts(
-        name=pod_name,
-        namespace=ns,
-        ip=ips.take(),
-        hostname=pod_name,
-        labels=labels,
-        annotations=annotations,
-        service_account=str(spec.get("serviceAccountName") or "default"),
-    )
+    # A Deployment's pods are its ReplicaSet's: template hash, then a random suffix.
+    suffix = "5d8f7c9b4-x7k2p" if obj.get("kind") == "Deployment" else "x7k2p"
+    pod_name = f"{name}-{suffix}"
+    facts = _facts(pod_name, ns, ips, spec, labels, annotations)
     yield Pod(
-        workload=f"Deployment/{name}",
+        workload=f"{obj.get('kind')}/{name}",
         role=name,
         facts=facts,
         spec=spec,
         controller_env=ControllerEnv(),
+    )
+
+
+def statefulset_pods(obj: Mapping[str, Any], ips: _IPs) -> Iterator[Pod]:
+    """``<sts>-<ordinal>``, hostname = pod name, subdomain = ``serviceName`` (kubernetes
+    ``pkg/controller/statefulset/stateful_set_utils.go`` ``newStatefulSetPod``)."""
+    name, ns = _meta(obj)
+    spec = obj.get("spec") or {}
+    pod_spec, labels, annotations = _template(spec.get("template"))
+    replicas = 1 if spec.get("replicas") is None else int(spec["replicas"])
+    subdomain = str(spec.get("serviceName") or "") or None
+    for ordinal in range(min(replicas, MAX_REPLICAS_SIMULATED)):
+        pod_name = f"{name}-{ordinal}"
+        pod_labels = labels | {
+            "statefulset.kubernetes.io/pod-name": pod_name,
+            "apps.kubernetes.io/pod-index": str(ordinal),
+        }
+        yield Pod(
+            workload=f"StatefulSet/{name}",
+            role=name,
+            facts=_facts(pod_name, ns, ips, pod_spec, pod_labels, annotations),
+            spec=pod_spec,
+            controller_env=ControllerEnv(),
+            subdomain=subdomain,
+            member_index=ordinal,
+            dns_names=dns_names(pod_name, subdomain, ns),
+        )
+
+
+JOB_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+
+
+def job_pods(
+    obj: Mapping[str, Any], ips: _IPs, spec: Mapping[str, Any] | None = None
+) -> Iterator[Pod]:
+    """A Job's pods (``spec`` given: a CronJob's job template).
+
+    NonIndexed: one representative pod. Indexed (kubernetes ``pkg/controller/job``
+    ``indexed_job_utils.go``): pod ``<job>-<i>-<suffix>`` with hostname ``<job>-<i>``, the index
+    in an annotation and a label, and ``JOB_COMPLETION_INDEX`` (a fieldRef to that annotation)
+    appended to every container that does not set it itself.
+    """
+    name, ns = _meta(obj)
+    kind = str(obj.get("kind"))
+    spec = spec if spec is not None else obj.get("spec") or {}
+    pod_spec, labels, annotations = _template(spec.get("template"))
+    if spec.get("completionMode") != "Indexed":
+        pod_name = f"{name}-x7k2p"
+        yield Pod(
+            workload=f"{kind}/{name}",
+            role=name,
+            facts=_facts(pod_name, ns, ips, pod_spec, labels, annotations),
+            spec=pod_spec,
+            controller_env=ControllerEnv(),
+        )
+        return
+    completions = int(spec.get("completions") or 1)
+    subdomain = str(pod_spec.get("subdomain") or "") or None
+    index_env = {
+        "name": "JOB_COMPLETION_INDEX",
+        "valueFrom": {"fieldRef": {"fieldPath": f"metadata.annotations['{JOB_INDEX_ANNOTATION}']"}},
+    }
+    for index in range(min(completions, MAX_REPLICAS_SIMULATED)):
+        hostname = f"{name}-{index}"
+        facts = _facts(
+            f"{hostname}-x7k2p",
+            ns,
+            ips,
+            pod_spec,
+            labels | {JOB_INDEX_ANNOTATION: str(index)},
+            annotations | {JOB_INDEX_ANNOTATION: str(index)},
+            hostname=hostname,
+        )
+        yield Pod(
+            workload=f"{kind}/{name}",
+            role=f"{name} index {index}",
+            facts=facts,
+            spec=pod_spec,
+            controller_env=ControllerEnv(entries=(index_env,), placement="append", replace=False),
+            subdomain=subdomain,
+            member_index=index,
+            dns_names=dns_names(hostname, subdomain, ns),
+        )
+
+
+def cronjob_pods(obj: Mapping[str, Any], ips: _IPs) -> Iterator[Pod]:
+    """A CronJob: the pods of one Job made from its ``jobTemplate``."""
+    template = (obj.get("spec") or {}).get("jobTemplate") or {}
+    yield from job_pods(obj, ips, template.get("spec") or {})
+
+
+def bare_pods(obj: Mapping[str, Any], ips: _IPs) -> Iterator[Pod]:
+    """A Pod as written: hostname ``spec.hostname`` or its name, subdomain ``spec.subdomain``."""
+    name, ns = _meta(obj)
+    spec = obj.get("spec") or {}
+    meta = obj.get("metadata") or {}
+    hostname = str(spec.get("hostname") or name)
+    subdomain = str(spec.get("subdomain") or "") or None
+    facts = _facts(
+        name,
+        ns,
+        ips,
+        spec,
+        dict(meta.get("labels") or {}),
+        dict(meta.get("annotations") or {}),
+        hostname=hostname,
+    )
+    yield Pod(
+        workload=f"Pod/{name}",
+        role=name,
+        facts=facts,
+        spec=spec,
+        controller_env=ControllerEnv(),
+        subdomain=subdomain,
+        dns_names=dns_names(hostname, subdomain, ns),
+    )
+
+
+def _facts(
+    name: str,
+    namespace: str,
+    ips: _IPs,
+    spec: Mapping[str, Any],
+    labels: dict[str, str],
+    annotations: dict[str, str],
+    hostname: str | None = None,
+) -> PodFacts:
+    return PodFacts(
+        name=name,
+        namespace=namespace,
+        ip=ips.take(),
+        hostname=hostname or name,
+        labels=labels,
+        annotations=annotations,
+        service_account=str(spec.get("serviceAccountName") or "default"),
     )
 
 
@@ -155,15 +285,7 @@ def lws_pods(obj: Mapping[str, Any], ips: _IPs) -> Iterator[Pod]:
                 ),
                 placement="prepend",
             )
-            facts = PodFacts(
-                name=pod_name,
-                namespace=ns,
-                ip=ips.take(),
-                hostname=pod_name,
-                labels=labels,
-                annotations=annotations,
-                service_account=str(pod_spec.get("serviceAccountName") or "default"),
-            )
+            facts = _facts(pod_name, ns, ips, pod_spec, labels, annotations)
             yield Pod(
                 workload=f"LeaderWorkerSet/{name}",
                 role=f"{name} {'leader' if index == 0 else 'worker'}",
@@ -273,14 +395,8 @@ def _clique_pods(
         )
         if group is not None:
             entries = (*entries, {"name": "GROVE_PCSG_POD_INDEX", "value": str(offset + index)})
-        facts = PodFacts(
-            name=f"{pclq}-{_suffix(index)}",
-            namespace=ns,
-            ip=ips.take(),
-            hostname=hostname,
-            labels=labels,
-            annotations=annotations,
-            service_account=str(pod_spec.get("serviceAccountName") or "default"),
+        facts = _facts(
+            f"{pclq}-{_suffix(index)}", ns, ips, pod_spec, labels, annotations, hostname=hostname
         )
         role = str(cspec.get("roleName") or clique.get("name"))
         yield Pod(
@@ -302,15 +418,73 @@ def _suffix(index: int) -> str:
     return "abcde"[index % 5] + f"{index:04d}"
 
 
+Producer = Callable[[Mapping[str, Any], _IPs], Iterator[Pod]]
+
+#: Workload kinds verify simulates: ``(apiVersion it knows, or None for any, producer)``.
+SIMULATED: dict[str, tuple[str | None, Producer]] = {
+    "Deployment": (None, replicated_pods),
+    "ReplicaSet": (None, replicated_pods),
+    "DaemonSet": (None, replicated_pods),
+    "StatefulSet": (None, statefulset_pods),
+    "Job": (None, job_pods),
+    "CronJob": (None, cronjob_pods),
+    "Pod": (None, bare_pods),
+    "LeaderWorkerSet": (LWS_API, lws_pods),
+    "PodCliqueSet": (GROVE_API, grove_pods),
+}
+
+
+def object_name(obj: Mapping[str, Any]) -> str:
+    """``Kind/name``, as reports name objects."""
+    meta = obj.get("metadata")
+    return f"{obj.get('kind')}/{meta.get('name', '') if isinstance(meta, Mapping) else ''}"
+
+
+#: Kinds that create no pods: listed as not simulated, with this reason.
+_NO_PODS = frozenset(
+    {
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ConfigMap",
+        "CustomResourceDefinition",
+        "Endpoints",
+        "EndpointSlice",
+        "HorizontalPodAutoscaler",
+        "Ingress",
+        "LimitRange",
+        "Namespace",
+        "NetworkPolicy",
+        "PersistentVolume",
+        "PersistentVolumeClaim",
+        "PodDisruptionBudget",
+        "PriorityClass",
+        "ResourceQuota",
+        "Role",
+        "RoleBinding",
+        "Secret",
+        "Service",
+        "ServiceAccount",
+        "StorageClass",
+    }
+)
+
+
+def why_not_simulated(obj: Mapping[str, Any]) -> str | None:
+    """None for an object verify simulates; otherwise the reason it does not."""
+    kind = str(obj.get("kind"))
+    known = SIMULATED.get(kind)
+    if known is None:
+        return "no pods of its own" if kind in _NO_PODS else "a kind verify does not simulate"
+    api, _ = known
+    if api is not None and obj.get("apiVersion") != api:
+        return f"apiVersion {obj.get('apiVersion')} (verify simulates {api})"
+    return None
+
+
 def enumerate_pods(manifests: Sequence[Mapping[str, Any]]) -> Iterator[Pod]:
     """Every pod verify simulates, in manifest order."""
     ips = _IPs()
     for obj in manifests:
-        kind = obj.get("kind")
-        api = obj.get("apiVersion")
-        if kind == "Deployment":
-            yield from deployment_pods(obj, ips)
-        elif kind == "LeaderWorkerSet" and api == LWS_API:
-            yield from lws_pods(obj, ips)
-        elif kind == "PodCliqueSet" and api == GROVE_API:
-            yield from grove_pods(obj, ips)
+        if why_not_simulated(obj) is None:
+            _, produce = SIMULATED[str(obj.get("kind"))]
+            yield from produce(obj, ips)

@@ -1,8 +1,7 @@
-"""The kubelet's ``$(VAR)`` expansion and the environment it builds for one container.
+"""The environment the kubelet builds for one container (kubelet ``makeEnvironmentVariables``).
 
-Rules: kubernetes ``third_party/forked/golang/expansion/expand.go`` and kubelet
-``makeEnvironmentVariables`` (see ``shared/reference/k8s-testing.md`` §8). The kubelet is not a
-shell: only ``$(NAME)`` and ``$$`` mean anything; ``$NAME`` and ``${NAME}`` pass through.
+The ``$(VAR)`` expansion itself is ``drivetrain.cmdline.expand``, shared with the renderer and
+``drivetrain up``; ``expand`` and ``expand_argv`` are re-exported here for verify's callers.
 """
 
 from __future__ import annotations
@@ -11,52 +10,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from drivetrain.cmdline import expand, expand_argv
+
+__all__ = [
+    "ContainerEnv",
+    "ControllerEnv",
+    "PodFacts",
+    "container_env",
+    "expand",
+    "expand_argv",
+    "resolve_field_ref",
+    "service_link_env",
+]
+
 # Values the kubelet would read from a Secret or a ConfigMap that verify cannot see. The marker is
 # deliberately free of ``$`` so it never looks like an unexpanded reference.
 SECRET_MARKER = "<from-secret:{name}/{key}>"
 CONFIGMAP_MARKER = "<from-configmap:{name}/{key}>"
-
-
-def expand(text: str, mappings: Sequence[Mapping[str, str]]) -> str:
-    """Expand ``$(NAME)`` references in ``text`` in one left-to-right pass, as the kubelet does.
-
-    ``mappings`` are searched in order; the first holding the name wins. An undefined name keeps
-    the reference verbatim; values are never re-scanned.
-    """
-    out: list[str] = []
-    i = 0
-    n = len(text)
-    while i < n:
-        ch = text[i]
-        if ch != "$" or i + 1 >= n:  # a trailing '$' is literal
-            out.append(ch)
-            i += 1
-            continue
-        nxt = text[i + 1]
-        if nxt == "$":  # '$$' escapes one '$'
-            out.append("$")
-            i += 2
-        elif nxt == "(":
-            close = text.find(")", i + 2)
-            if close < 0:  # unterminated: emit '$(' and keep scanning after it
-                out.append("$(")
-                i += 2
-                continue
-            name = text[i + 2 : close]
-            out.append(_lookup(name, mappings))
-            i = close + 1
-        else:  # '$X' for any other X: both characters are copied
-            out.append(ch)
-            out.append(nxt)
-            i += 2
-    return "".join(out)
-
-
-def _lookup(name: str, mappings: Sequence[Mapping[str, str]]) -> str:
-    for mapping in mappings:
-        if name in mapping:
-            return mapping[name]
-    return f"$({name})"
 
 
 @dataclass(frozen=True)
@@ -81,16 +51,22 @@ class ControllerEnv:
 
     LeaderWorkerSet *prepends* its variables (``addEnvVarsIfNotExists`` in lws
     ``pkg/utils/pod/pod_utils.go``); Grove *appends* (``AddEnvVarsToContainers`` in grove
-    ``internal/utils``). Both drop a user entry of the same name.
+    ``internal/utils``). Both drop a user entry of the same name (``replace``). The Job
+    controller appends ``JOB_COMPLETION_INDEX`` only to a container that does not set it
+    (``replace=False``: the container's own entry wins).
     """
 
     entries: tuple[dict[str, Any], ...] = ()
     placement: Literal["prepend", "append"] = "append"
+    replace: bool = True
 
     def apply(self, env: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-        names = {e["name"] for e in self.entries}
-        kept = [e for e in env if e.get("name") not in names]
-        injected = list(self.entries)
+        if self.replace:
+            taken = {e["name"] for e in self.entries}
+            kept, injected = [e for e in env if e.get("name") not in taken], list(self.entries)
+        else:
+            present = {e.get("name") for e in env}
+            kept, injected = list(env), [e for e in self.entries if e["name"] not in present]
         return [*injected, *kept] if self.placement == "prepend" else [*kept, *injected]
 
 
@@ -195,12 +171,6 @@ def container_env(
             tmp[var] = ""
     final = {**service_env, **tmp}
     return ContainerEnv(values=final, opaque_sources=opaque)
-
-
-def expand_argv(container: Mapping[str, Any], env: Mapping[str, str]) -> list[str]:
-    """The container's command + args after the kubelet's expansion against the final env."""
-    words = [*(container.get("command") or []), *(container.get("args") or [])]
-    return [expand(str(word), [env]) for word in words]
 
 
 def service_link_env(

@@ -5,24 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from drivetrain.cmdline import flag_value
+
 # A reference that a shell or the kubelet should have replaced before the process started.
 UNEXPANDED = re.compile(r"\$\(|\$\{|\$[A-Za-z_]")
 
 RANK_FLAGS = ("--node-rank", "--node_rank")
 NNODES_FLAGS = ("--nnodes",)
 ADDRESS_FLAGS = ("--dist-init-addr", "--master-addr", "--master_addr", "--data-parallel-address")
-
-
-def flag_value(argv: Sequence[str], names: Sequence[str]) -> str | None:
-    """The value of the last occurrence of any of ``names`` (``--f v`` or ``--f=v``)."""
-    found: str | None = None
-    for i, word in enumerate(argv):
-        for name in names:
-            if word == name and i + 1 < len(argv):
-                found = argv[i + 1]
-            elif word.startswith(name + "="):
-                found = word[len(name) + 1 :]
-    return found
 
 
 def strip_port(address: str) -> str:
@@ -37,13 +27,13 @@ def strip_port(address: str) -> str:
 def leader_addresses(argv: Sequence[str]) -> list[tuple[str, str]]:
     """``(flag, host)`` for every place this argv names the group's leader."""
     out: list[tuple[str, str]] = []
-    value = flag_value(argv, ADDRESS_FLAGS)
+    value = flag_value(argv, *ADDRESS_FLAGS)
     if value is not None:
         flag = next(f for f in ADDRESS_FLAGS if any(w == f or w.startswith(f + "=") for w in argv))
         out.append((flag, strip_port(value)))
     program = argv[0] if argv else ""
     if program == "ray" and "start" in argv:
-        ray = flag_value(argv, ("--address",))
+        ray = flag_value(argv, "--address")
         if ray is not None:
             out.append(("ray start --address", strip_port(ray)))
     hosts = mpirun_hosts(argv)
@@ -56,18 +46,7 @@ def mpirun_hosts(argv: Sequence[str]) -> list[str]:
     """The hosts of ``mpirun -H a,b,c`` (slot counts ``a:2`` dropped)."""
     if not argv or argv[0] not in {"mpirun", "mpiexec", "orterun"}:
         return []
-    value = flag_value(argv, ("-H", "--host", "-host"))
+    value = flag_value(argv, "-H", "--host", "-host")
     if not value:
         return []
     return [strip_port(h) for h in value.split(",") if h]
-
-
-def int_flag(argv: Sequence[str], names: Sequence[str]) -> int | str | None:
-    """An integer flag's value; the raw string when it is not an integer."""
-    value = flag_value(argv, names)
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        return value

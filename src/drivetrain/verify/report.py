@@ -35,18 +35,32 @@ class Problem(BaseModel):
     container: str
     token: str
     message: str
+    rank: int | None = Field(default=None, description="the process's rank in its group")
 
     def __str__(self) -> str:
         where = f"{self.workload} pod {self.pod}"
+        if self.rank is not None:
+            where += f" (rank {self.rank})"
         if self.container:
             where += f" container {self.container}"
         return f"{where}: {self.message}: {self.token!r}"
+
+
+class Skipped(BaseModel):
+    """An object verify did not simulate, and why (a Service has no pods; an unknown kind)."""
+
+    object: str = Field(description="Kind/name")
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.object} ({self.reason})"
 
 
 class VerifyReport(BaseModel):
     processes: list[Process] = Field(default_factory=list)
     problems: list[Problem] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    not_simulated: list[Skipped] = Field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -67,5 +81,8 @@ class VerifyReport(BaseModel):
         console.print(table)
         for warning in self.warnings:
             console.print(Text("warning: ", style="yellow") + Text(warning))
+        if self.not_simulated:
+            skipped = ", ".join(str(s) for s in self.not_simulated)
+            console.print(Text("not simulated: ", style="dim") + Text(skipped))
         verdict = "[green]ok[/green]" if self.ok else f"[red]{len(self.problems)} problem(s)[/red]"
         console.print(f"verify: {len(self.processes)} process(es), {verdict}")

@@ -20,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from drivetrain.cmdline import is_bare_script
+
 SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh"})
 PYTHON = re.compile(r"^python(\d+(\.\d+)*)?$")
 TIMEOUT_S = 10.0
@@ -352,6 +354,10 @@ def rewrite_absolute_programs(script: str, toolbox: Toolbox) -> str:
 
     def swap(match: re.Match[str]) -> str:
         base = match.group(1)
+        if is_bare_script(base):
+            # `/app/train.py` is a file of the image, not a program on PATH: keeping the path
+            # keeps it apart from a bare `train.py`, which the checks report.
+            return match.group(0)
         if toolbox.known(base) or PYTHON.match(base) or base in SHELLS:
             return base
         return match.group(0)

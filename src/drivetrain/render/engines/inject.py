@@ -119,26 +119,6 @@ def arg_tokens(container: dict[str, Any]) -> list[str]:
     return tokens
 
 
-def flag_value(tokens: list[str], *names: str, default: int = 1) -> int:
-    for i, tok in enumerate(tokens):
-        for name in names:
-            if tok == name and i + 1 < len(tokens):
-                try:
-                    return int(tokens[i + 1])
-                except ValueError:
-                    return default
-            if tok.startswith(name + "="):
-                try:
-                    return int(tok.split("=", 1)[1])
-                except ValueError:
-                    return default
-    return default
-
-
-def has_flag(tokens: list[str], name: str) -> bool:
-    return any(t == name or t.startswith(name + "=") for t in tokens)
-
-
 def remove_probes(container: dict[str, Any], *kinds: str) -> dict[str, Any]:
     out = dict(container)
     for kind in kinds:

@@ -10,13 +10,12 @@ from __future__ import annotations
 import copy
 from typing import Any, Literal
 
+from drivetrain.cmdline import has_flag, int_flag
 from drivetrain.render.engines.base import MASTER_PORT, EngineContext
 from drivetrain.render.engines.inject import (
     append_env,
     arg_tokens,
-    flag_value,
     flags,
-    has_flag,
     inject_flags,
     original_script,
     remove_probes,
@@ -30,18 +29,31 @@ WAIT_VOLUME = "wait-leader-script"
 WAIT_SCRIPT = "wait-for-leader.py"
 WAIT_CONTAINER = "wait-for-leader-mp"
 
+# Every spelling vLLM reads: its FlexibleArgumentParser turns `_` into `-` in long options.
+TP_FLAGS = ("--tensor-parallel-size", "--tensor_parallel_size", "-tp")
+PP_FLAGS = ("--pipeline-parallel-size", "--pipeline_parallel_size", "-pp")
+DP_FLAGS = ("--data-parallel-size", "--data_parallel_size", "-dp")
+
 Mode = Literal["none", "tp", "dp"]
 Executor = Literal["mp", "ray"]
 EXECUTOR_ANNOTATION = "nvidia.com/vllm-distributed-executor-backend"
 
 
-def mode_of(container: dict[str, Any], ctx: EngineContext) -> Mode:
+def _size(tokens: list[str], names: tuple[str, ...]) -> int:
+    """A parallel size as vLLM reads it (the last one given); 1 when absent or not a number."""
+    value = int_flag(tokens, *names)
+    return value if isinstance(value, int) else 1
+
+
+def _parallel_sizes(container: dict[str, Any]) -> tuple[int, int]:
+    """``(tp × pp, dp)`` from the container's command line."""
     tokens = arg_tokens(container)
+    return _size(tokens, TP_FLAGS) * _size(tokens, PP_FLAGS), _size(tokens, DP_FLAGS)
+
+
+def mode_of(container: dict[str, Any], ctx: EngineContext) -> Mode:
+    world, dp = _parallel_sizes(container)
     gpus = ctx.gpus_limit
-    world = flag_value(tokens, "--tensor-parallel-size", "-tp") * flag_value(
-        tokens, "--pipeline-parallel-size", "-pp"
-    )
-    dp = flag_value(tokens, "--data-parallel-size", "-dp")
     if gpus and world > gpus:
         return "tp"
     if gpus and world * dp > gpus:
@@ -61,15 +73,11 @@ def _mp_flags(ctx: EngineContext) -> list[Word]:
 
 
 def _dp_flags(container: dict[str, Any], ctx: EngineContext) -> list[Word]:
-    tokens = arg_tokens(container)
-    world = flag_value(tokens, "--tensor-parallel-size", "-tp") * flag_value(
-        tokens, "--pipeline-parallel-size", "-pp"
-    )
-    dp = flag_value(tokens, "--data-parallel-size", "-dp")
+    world, dp = _parallel_sizes(container)
     local = ctx.gpus_limit // world
     total = dp if dp != 1 else local * ctx.node_count
     words = flags("--data-parallel-hybrid-lb")
-    if not (has_flag(tokens, "--data-parallel-size") or has_flag(tokens, "-dp")):
+    if not has_flag(arg_tokens(container), *DP_FLAGS):
         words += flags("--data-parallel-size", str(total))
     start = IntLit(0) if ctx.role == "leader" else IntLit(local) * ctx.deployer.node_rank()
     return words + flags(

@@ -1,0 +1,88 @@
+"""What ``drivetrain verify -f FILE`` reads: graphs and Kubernetes objects, per document.
+
+A ``GraphDeployment`` or ``DynamoGraphDeployment`` document is rendered first (as ``drivetrain
+render`` would); any other document is taken as Kubernetes objects as written: one object, a
+``kind: List`` (``kubectl get -o yaml``) or a list of objects (``drivetrain render -o json``).
+Every error of every document is reported together, each naming the file, the document and the
+field, before anything is simulated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from drivetrain.api.errors import FieldError, InvalidGraph
+from drivetrain.api.loader import GRAPH_KINDS, parse_yaml_documents
+from drivetrain.api.validate import parse_graph
+from drivetrain.cli.output import note
+from drivetrain.render import render_graph
+from drivetrain.verify import shape_errors
+from drivetrain.verify.checks import flatten_lists
+from drivetrain.verify.controllers import object_name
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidGraph([FieldError("", "file not found", file=str(path))]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidGraph([FieldError("", f"cannot be read: {exc}", file=str(path))]) from None
+
+
+def _members(doc: Any) -> Iterator[tuple[str, Any]]:
+    """``(path inside the document, object)`` for each object a manifest document holds."""
+    if isinstance(doc, list):
+        for i, item in enumerate(doc):
+            yield f"[{i}]", item
+    elif isinstance(doc, dict) and doc.get("kind") == "List":
+        for i, item in enumerate(flatten_lists([doc])):
+            yield f"items[{i}]", item
+    else:
+        yield "", doc
+
+
+def _joined(prefix: str, path: str) -> str:
+    if not prefix or not path:
+        return prefix or path
+    return f"{prefix}{path}" if path.startswith("[") else f"{prefix}.{path}"
+
+
+def read_objects(path: Path, namespace: str, multinode: str | None) -> list[dict[str, Any]]:
+    """Every object to verify in ``path``, graphs rendered; ``InvalidGraph`` with every error."""
+    file = str(path)
+    objects: list[dict[str, Any]] = []
+    where: list[tuple[int, str]] = []  # (document, path inside it) of each manifest object
+    errors: list[FieldError] = []
+    documents = parse_yaml_documents(_read(path), file)
+    for index, doc in enumerate(documents):
+        if doc is None:
+            continue
+        if isinstance(doc, dict) and doc.get("kind") in GRAPH_KINDS:
+            try:
+                graph = parse_graph(doc, file=file, document=index)
+                if not graph.spec.services:
+                    note(f"{file}: graph {graph.name} has no services; nothing to render")
+                made = render_graph(graph, namespace=namespace, multinode=multinode)
+            except InvalidGraph as exc:
+                errors += [e.located(file, index) for e in exc.errors]
+                continue
+            objects += made
+            where += [(index, "")] * len(made)
+            continue
+        for inner, obj in _members(doc):
+            objects.append(obj)
+            where.append((index, inner))
+    for error in shape_errors(objects):
+        document, inner = where[error.index]
+        message = error.message
+        if error.path and error.path != "metadata":
+            message = f"{object_name(objects[error.index])}: {message}"
+        errors.append(FieldError(_joined(inner, error.path), message, file=file, document=document))
+    if errors:
+        raise InvalidGraph(sorted(errors, key=lambda e: e.document or 0))
+    if all(doc is None for doc in documents):
+        raise InvalidGraph([FieldError("", "no graph and no Kubernetes object found", file=file)])
+    return objects
