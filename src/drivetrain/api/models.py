@@ -8,10 +8,11 @@ field path, not a silently ignored key.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+
+from drivetrain.api.enums import WORKER_TYPES, Backend, Deployer, Profile
 
 GROUP = "drivetrain.dev"
 VERSION = "v1alpha1"
@@ -37,34 +38,6 @@ Quantity = Annotated[str, BeforeValidator(_stringify), WithJsonSchema(INT_OR_STR
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class ComponentType(StrEnum):
-    frontend = "frontend"
-    worker = "worker"
-    prefill = "prefill"
-    decode = "decode"
-    planner = "planner"
-    trainer = "trainer"
-
-
-WORKER_TYPES = {"worker", "prefill", "decode"}
-
-
-class Backend(StrEnum):
-    vllm = "vllm"
-    sglang = "sglang"
-    trtllm = "trtllm"
-
-
-class Deployer(StrEnum):
-    lws = "lws"
-    grove = "grove"
-
-
-class Profile(StrEnum):
-    drivetrain = "drivetrain"
-    dynamo = "dynamo"
 
 
 class EnvVar(Strict):

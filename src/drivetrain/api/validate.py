@@ -12,14 +12,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from drivetrain.api import podspec
+from drivetrain.api.enums import ComponentType
 from drivetrain.api.errors import FieldError, InvalidGraph
-from drivetrain.api.k8s_fields import CONTAINER_FIELDS, POD_SPEC_FIELDS
 from drivetrain.api.models import (
     API_VERSION,
     DYNAMO_API_VERSION,
     DYNAMO_KIND,
     KIND,
-    ComponentType,
     GraphDeployment,
     Service,
 )
@@ -224,44 +224,25 @@ def _user_containers(svc: Service) -> list[dict[str, Any]]:
 
 
 def _pod_spec_fields(svc: Service, base: str) -> list[FieldError]:
-    errors: list[FieldError] = []
+    """``extraPodSpec`` as a partial PodSpec and ``mainContainer`` as a partial Container."""
     if svc.extraPodSpec is None:
-        return errors
+        return []
     eps = f"{base}.extraPodSpec"
-    for key in svc.extraPodSpec.model_extra or {}:
-        if key not in POD_SPEC_FIELDS:
-            errors.append(FieldError(f"{eps}.{key}", "unknown field (not a PodSpec field)"))
-    errors += _container_fields(svc.extraPodSpec.mainContainer or {}, f"{eps}.mainContainer")
     extra = svc.extraPodSpec.model_extra or {}
-    for key in ("containers", "initContainers"):
-        items = extra.get(key)
-        if items is None:
-            continue
-        if not isinstance(items, list):
-            errors.append(FieldError(f"{eps}.{key}", "must be a list of containers"))
-            continue
-        for i, c in enumerate(items):
-            if not isinstance(c, dict):
-                errors.append(FieldError(f"{eps}.{key}[{i}]", "must be a container mapping"))
-                continue
-            errors += _container_fields(c, f"{eps}.{key}[{i}]")
-            if key == "containers" and c.get("name") == "main":
-                errors.append(
-                    FieldError(
-                        f"{eps}.{key}[{i}].name",
-                        "'main' is the name of the workload container; rename this one",
-                    )
+    errors = podspec.check(extra, podspec.POD_SPEC, eps, partial=True)
+    errors += podspec.check(
+        svc.extraPodSpec.mainContainer or {},
+        podspec.CONTAINER,
+        f"{eps}.mainContainer",
+        partial=True,
+    )
+    containers = extra.get("containers")
+    for i, c in enumerate(containers if isinstance(containers, list) else []):
+        if isinstance(c, dict) and c.get("name") == "main":
+            errors.append(
+                FieldError(
+                    f"{eps}.containers[{i}].name",
+                    "'main' is the name of the workload container; rename this one",
                 )
-    return errors
-
-
-def _container_fields(container: dict[str, Any], path: str) -> list[FieldError]:
-    errors = []
-    for key, value in container.items():
-        if key not in CONTAINER_FIELDS:
-            errors.append(FieldError(f"{path}.{key}", "unknown field (not a Container field)"))
-        elif key in ("command", "args") and not (
-            isinstance(value, list) and all(isinstance(v, str) for v in value)
-        ):
-            errors.append(FieldError(f"{path}.{key}", "must be a list of strings"))
+            )
     return errors

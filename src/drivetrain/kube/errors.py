@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from drivetrain.errors import DrivetrainError
 
-class KubeError(Exception):
+
+class KubeError(DrivetrainError):
     """A cluster problem a person can act on; ``str()`` is the whole message."""
 
 

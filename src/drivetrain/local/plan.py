@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from drivetrain.api.models import WORKER_TYPES, GraphDeployment
+from drivetrain.errors import DrivetrainError
 from drivetrain.render.profiles import main_command, service_env
 
 #: How a drivetrain command is started: the interpreter running ``up`` and its package.
@@ -40,7 +41,7 @@ LOCAL_WORKER_ENV = {
 _VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
 
-class UnrunnableGraph(Exception):
+class UnrunnableGraph(DrivetrainError):
     """A graph (or a service of it) that ``drivetrain up`` cannot run on this machine."""
 
     def __init__(self, problems: list[str]) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from drivetrain.api.errors import FieldError, InvalidGraph
-from drivetrain.api.models import GraphDeployment, ResourceItem, Resources, Service
+from drivetrain.api.models import Deployer, GraphDeployment, ResourceItem, Resources, Service
 from drivetrain.api.validate import VLLM_EXECUTOR_ANNOTATION
 from drivetrain.render import engines, training
 from drivetrain.render.deployers import MultinodeDeployer
@@ -51,7 +51,7 @@ def service_engine(graph: GraphDeployment, service_name: str) -> str | None:
     command, args = main_command(graph, service_name)
     try:
         detected = engines.detect_engine(command, args)
-    except engines.EngineError as exc:
+    except engines.EngineChoiceError as exc:
         raise InvalidGraph([FieldError(f"{base}.extraPodSpec.mainContainer", str(exc))]) from None
     explicit = graph.spec.backendFramework.value if graph.spec.backendFramework else None
     if detected and explicit and detected != explicit:
@@ -390,13 +390,13 @@ def build_pod(
 
     # 13. Trainers start through the distributed-env script (MASTER_ADDR, NODE_RANK...).
     if svc.componentType == "trainer":
-        kind = deployer.kind if deployer is not None and svc.node_count > 1 else None
+        kind = Deployer(deployer.kind) if deployer is not None and svc.node_count > 1 else None
         try:
             spec, needed = training.apply_training_env(
                 spec,
                 graph_name=graph.name,
                 service_name=service_name,
-                deployer=kind,  # type: ignore[arg-type]
+                deployer=kind,
                 node_count=svc.node_count,
                 namespace=k8s_namespace,
             )

@@ -15,9 +15,11 @@ the tests walk every pod to check it.
 from __future__ import annotations
 
 import copy
-from typing import Any, Literal
+from typing import Any
 
+from drivetrain.api.enums import Deployer
 from drivetrain.distenv.shell import SCRIPT_NAME, script_text
+from drivetrain.errors import DrivetrainError
 from drivetrain.render.naming import GRAPH_LABEL, service_slug
 
 DISTENV_MOUNT_DIR = "/etc/drivetrain"
@@ -26,10 +28,8 @@ DISTENV_VOLUME = "drivetrain-distenv"
 WRAPPER = ("sh", DISTENV_SCRIPT, "--")
 MAIN_CONTAINER = "main"
 
-Deployer = Literal["lws", "grove"] | None
 
-
-class TrainingEnvError(ValueError):
+class TrainingEnvError(DrivetrainError, ValueError):
     """The pod cannot be wrapped; the message names the service and what is missing."""
 
 
@@ -56,12 +56,14 @@ def distenv_configmap(graph_name: str, namespace: str) -> dict[str, Any]:
     }
 
 
-def renderer_env(service_name: str, deployer: Deployer, node_count: int) -> list[dict[str, str]]:
+def renderer_env(
+    service_name: str, deployer: Deployer | None, node_count: int
+) -> list[dict[str, str]]:
     """What the renderer knows and the pod cannot find out: rank source and node count."""
     if deployer is None:
         return [{"name": "DRIVETRAIN_RANK_SOURCE", "value": "none"}]
     env = [
-        {"name": "DRIVETRAIN_RANK_SOURCE", "value": deployer},
+        {"name": "DRIVETRAIN_RANK_SOURCE", "value": str(deployer)},
         {"name": "DRIVETRAIN_NNODES", "value": str(node_count)},
     ]
     if deployer == "grove":
@@ -79,7 +81,7 @@ def runs_distenv(container: dict[str, Any]) -> bool:
     return any(DISTENV_MOUNT_DIR + "/" in str(word) for word in words)
 
 
-def _check(service_name: str, deployer: Deployer, node_count: int) -> None:
+def _check(service_name: str, deployer: Deployer | None, node_count: int) -> None:
     if deployer not in (None, "lws", "grove"):
         raise TrainingEnvError(
             f"service {service_name}: deployer {deployer!r} is not lws, grove or none"
@@ -124,7 +126,7 @@ def apply_training_env(
     *,
     graph_name: str,
     service_name: str,
-    deployer: Deployer,
+    deployer: Deployer | None,
     node_count: int,
     namespace: str,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:

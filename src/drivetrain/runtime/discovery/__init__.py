@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from urllib.parse import urlsplit
 
+from drivetrain.errors import DrivetrainError
 from drivetrain.runtime.discovery.base import (
     DiscoveryError,
     DiscoveryStore,
@@ -41,7 +42,7 @@ __all__ = [
 ]
 
 
-class DiscoveryURLError(ValueError):
+class DiscoveryURLError(DrivetrainError, ValueError):
     """A discovery URL that names no known backend or lacks a part it needs."""
 
 
