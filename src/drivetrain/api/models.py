@@ -12,14 +12,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
+from drivetrain.api import kinds
 from drivetrain.api.enums import WORKER_TYPES, Backend, Deployer, Profile
 
-GROUP = "drivetrain.dev"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-KIND = "GraphDeployment"
-DYNAMO_API_VERSION = "nvidia.com/v1alpha1"
-DYNAMO_KIND = "DynamoGraphDeployment"
+GROUP = kinds.GRAPH.group
+VERSION = kinds.GRAPH.version
+API_VERSION = kinds.GRAPH.api_version
+KIND = kinds.GRAPH.kind
+DYNAMO_API_VERSION = kinds.DYNAMO_GRAPH.api_version
+DYNAMO_KIND = kinds.DYNAMO_GRAPH.kind
 
 
 def _stringify(v: Any) -> Any:
