@@ -152,10 +152,7 @@ def test_extra_pod_spec_types_are_checked_with_field_paths(
     bad = GRAPH.replace("      extraPodSpec:\n", f"      extraPodSpec:\n        {field}: {value}\n")
     result = run("validate", "-f", "-", stdin=bad)
     assert result.returncode == 1
-    assert (
-        f"spec.services.decode.extraPodSpec.{message}" in result.stderr or message in result.stderr
-    )
-    assert "spec.services.decode.extraPodSpec." in result.stderr
+    assert f"spec.services.decode.extraPodSpec.{message}" in result.stderr
 
 
 def test_main_container_types_are_checked() -> None:
