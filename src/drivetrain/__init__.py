@@ -50,7 +50,27 @@ _API: dict[str, tuple[str, str]] = {
     "run_worker": ("drivetrain.runtime.serve", "run_worker"),
 }
 
-__all__ = ["__version__", *_API]
+# Spelled out (not derived from ``_API``) so that linters and editors see the public names;
+# tests/package/test_public_api.py checks the two agree.
+__all__ = [
+    "DistEnvError",
+    "DrivetrainError",
+    "FrontendConfig",
+    "GraphDeployment",
+    "InvalidGraph",
+    "UpOptions",
+    "VerifyReport",
+    "WorkerConfig",
+    "__version__",
+    "derive_env",
+    "load_graphs",
+    "make_engine",
+    "render_graph",
+    "run_frontend",
+    "run_local",
+    "run_worker",
+    "verify_manifests",
+]
 
 
 def __getattr__(name: str) -> Any:

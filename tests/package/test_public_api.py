@@ -18,6 +18,7 @@ def python(code: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_every_exported_name_resolves() -> None:
+    assert set(drivetrain.__all__) == {"__version__", *drivetrain._API}
     for name in drivetrain.__all__:
         assert getattr(drivetrain, name) is not None, name
     assert set(drivetrain.__all__) <= set(dir(drivetrain))
