@@ -2,7 +2,7 @@
 
 A profile says which runtime the images run: ``drivetrain`` (drivetrain's own frontend and
 workers) or ``dynamo`` (the defaults Dynamo's images expect: ``DYN_*`` env, the
-``dynamo.frontend`` entry point, the system port and probes, reference §3).  Pod assembly
+``dynamo.frontend`` entry point, the system port and probes; docs/rendering.md).  Pod assembly
 reads the table; there is no second code path per profile.
 """
 
