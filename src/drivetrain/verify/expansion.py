@@ -1,7 +1,7 @@
 """The kubelet's ``$(VAR)`` expansion and the environment it builds for one container.
 
 Rules: kubernetes ``third_party/forked/golang/expansion/expand.go`` and kubelet
-``makeEnvironmentVariables`` (see ``shared/reference/k8s-testing.md`` §8). The kubelet is not a
+``makeEnvironmentVariables`` (see docs/verify.md). The kubelet is not a
 shell: only ``$(NAME)`` and ``$$`` mean anything; ``$NAME`` and ``${NAME}`` pass through.
 """
 
