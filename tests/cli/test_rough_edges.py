@@ -3,8 +3,6 @@ stdin, silent graphs without a frontend, unchecked PodSpec types, ``globalDynamo
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +10,7 @@ import yaml
 
 from drivetrain.api.loader import load_text
 from drivetrain.render import render_graph
-from tests.paths import REPO
+from tests.cli.helpers import run
 
 GRAPH = """\
 apiVersion: drivetrain.dev/v1alpha1
@@ -27,17 +25,6 @@ spec:
         mainContainer:
           args: [worker, --engine, echo, --model-name, m]
 """
-
-
-def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "drivetrain.cli.main", *args],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        cwd=REPO,
-        timeout=120,
-    )
 
 
 def test_a_schema_error_does_not_hide_the_documents_other_errors() -> None:

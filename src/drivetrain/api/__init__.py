@@ -6,8 +6,9 @@ The names below load on first use (PEP 562), so that importing a light submodule
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from drivetrain.lazy import exports
 
 if TYPE_CHECKING:
     from drivetrain.api.errors import FieldError, InvalidGraph
@@ -22,20 +23,20 @@ if TYPE_CHECKING:
     )
     from drivetrain.api.validate import parse_graph
 
-_WHERE = {
-    "FieldError": "errors",
-    "InvalidGraph": "errors",
-    "LoadedFile": "loader",
-    "load_file": "loader",
-    "load_graphs": "loader",
-    "load_text": "loader",
-    "API_VERSION": "models",
-    "DYNAMO_API_VERSION": "models",
-    "DYNAMO_KIND": "models",
-    "KIND": "models",
-    "GraphDeployment": "models",
-    "Service": "models",
-    "parse_graph": "validate",
+_API: dict[str, tuple[str, str]] = {
+    "FieldError": ("drivetrain.api.errors", "FieldError"),
+    "InvalidGraph": ("drivetrain.api.errors", "InvalidGraph"),
+    "LoadedFile": ("drivetrain.api.loader", "LoadedFile"),
+    "load_file": ("drivetrain.api.loader", "load_file"),
+    "load_graphs": ("drivetrain.api.loader", "load_graphs"),
+    "load_text": ("drivetrain.api.loader", "load_text"),
+    "API_VERSION": ("drivetrain.api.models", "API_VERSION"),
+    "DYNAMO_API_VERSION": ("drivetrain.api.models", "DYNAMO_API_VERSION"),
+    "DYNAMO_KIND": ("drivetrain.api.models", "DYNAMO_KIND"),
+    "KIND": ("drivetrain.api.models", "KIND"),
+    "GraphDeployment": ("drivetrain.api.models", "GraphDeployment"),
+    "Service": ("drivetrain.api.models", "Service"),
+    "parse_graph": ("drivetrain.api.validate", "parse_graph"),
 }
 
 __all__ = [
@@ -55,8 +56,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__, __dir__ = exports(__name__, globals(), _API)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from drivetrain.runtime.engines.base import Engine
 from drivetrain.runtime.frontend.server import FrontendConfig, RunningFrontend
@@ -39,14 +40,20 @@ async def _wait(stop: asyncio.Event | None) -> None:
         await stop.wait()
 
 
-async def run_frontend(
-    config: FrontendConfig,
-    *,
-    stop: asyncio.Event | None = None,
-    on_ready: Callable[[RunningFrontend], None] | None = None,
+class _Running(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+R = TypeVar("R", bound=_Running)
+
+
+async def _serve(
+    running: R, stop: asyncio.Event | None, on_ready: Callable[[R], None] | None
 ) -> None:
-    """Serve the OpenAI-compatible frontend until ``stop`` is set (default: a signal)."""
-    running = RunningFrontend(config)
+    """Start ``running``, wait for ``stop`` (default: a signal), stop it; nothing is left
+    running when the start fails."""
     try:
         await running.start()
     except BaseException:
@@ -58,6 +65,16 @@ async def run_frontend(
         await _wait(stop)
     finally:
         await running.stop()
+
+
+async def run_frontend(
+    config: FrontendConfig,
+    *,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[RunningFrontend], None] | None = None,
+) -> None:
+    """Serve the OpenAI-compatible frontend until ``stop`` is set (default: a signal)."""
+    await _serve(RunningFrontend(config), stop, on_ready)
 
 
 async def run_worker(
@@ -68,15 +85,4 @@ async def run_worker(
     on_ready: Callable[[RunningWorker], None] | None = None,
 ) -> None:
     """Serve ``engine`` and keep it registered in discovery until ``stop`` is set."""
-    running = RunningWorker(config, engine)
-    try:
-        await running.start()
-    except BaseException:
-        await running.stop()
-        raise
-    try:
-        if on_ready is not None:
-            on_ready(running)
-        await _wait(stop)
-    finally:
-        await running.stop()
+    await _serve(RunningWorker(config, engine), stop, on_ready)
