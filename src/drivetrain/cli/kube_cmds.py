@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def apply(
-        file: Path = typer.Option(..., "-f", "--file", help="Graph file (YAML)."),
+        file: Path = typer.Option(..., "-f", "--file", help="Graph file (YAML; - reads stdin)."),
         namespace: str | None = NamespaceOpt,
     ) -> None:
         """Validate a graph file and server-side apply every graph in it."""

@@ -20,10 +20,10 @@ from drivetrain.cli.output import EXIT_USAGE, fail
 
 def default_discovery() -> str:
     """``DRIVETRAIN_DISCOVERY``, else a file store every process on this machine shares."""
-    value = os.environ.get(envnames.DISCOVERY, "").strip()
-    if value:
-        return value
-    return "file://" + os.path.join(tempfile.gettempdir(), f"drivetrain-discovery-{os.getuid()}")
+    from drivetrain.runtime.discovery import default_url
+
+    shared = os.path.join(tempfile.gettempdir(), f"drivetrain-discovery-{os.getuid()}")
+    return default_url() or f"file://{shared}"
 
 
 def _setup_logging(level: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from urllib.parse import urlsplit
 
+from drivetrain import envnames
 from drivetrain.errors import DrivetrainError
 from drivetrain.runtime.discovery.base import (
     DiscoveryError,
@@ -21,7 +22,7 @@ from drivetrain.runtime.discovery.base import (
     WatchEvent,
 )
 
-ENV_VAR = "DRIVETRAIN_DISCOVERY"
+ENV_VAR = envnames.DISCOVERY
 DEFAULT_ETCD_PORT = 2379
 SCHEMES = ("etcd", "file", "memory")
 
