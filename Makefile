@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-frameworks lint typecheck bench bench-render bench-frontend bench-operator bench-discovery clean
+.PHONY: install demo test test-frameworks lint typecheck imports image bench bench-render bench-frontend bench-operator bench-discovery clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -24,6 +24,7 @@ test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
 # distenv's full framework matrix: JAX and torch rendezvous for every source x group size x
@@ -39,6 +40,14 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+# The import contracts of docs/architecture.md (pyproject.toml, [tool.importlinter]).
+imports: $(STAMP)
+	$(BIN)/lint-imports
+
+# The image of the Dockerfile, with docker or podman where an engine runs; else says why not.
+image:
+	./scripts/build-image.sh
 
 bench: bench-render bench-operator bench-discovery bench-frontend
 

@@ -189,7 +189,7 @@ class System:
 
 class Dynamo(System):
     def _env(self) -> dict[str, str]:
-        # Exactly the commands of issue 3 §7; Dynamo's defaults otherwise (it logs one INFO
+        # Exactly the commands docs/performance.md gives; Dynamo's defaults otherwise (it logs one INFO
         # line per request, as it does out of the box).
         return {"DYN_FILE_KV": self.store}
 

@@ -4,13 +4,12 @@ nothing on stdout when the input is bad, never a traceback."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.cli.helpers import run
 from tests.paths import REPO
 
 GRAPH = """\
@@ -29,17 +28,6 @@ spec:
           command: [python3, -m, sglang.launch_server]
           args: [--model-path, Qwen/Qwen3-0.6B, --tp, "16"]
 """
-
-
-def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "drivetrain.cli.main", *args],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        cwd=REPO,
-        timeout=120,
-    )
 
 
 @pytest.fixture

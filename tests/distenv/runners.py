@@ -51,7 +51,7 @@ def sh_outcome(given: Mapping[str, str]) -> Outcome:
         timeout=30,
     )
     if proc.returncode != 0:
-        assert proc.returncode == 2, proc.stderr
+        assert proc.returncode == 1, proc.stderr
         assert proc.stdout == "", "nothing may run when the input is refused"
         lines = proc.stderr.splitlines()
         assert len(lines) == 1 and lines[0].startswith("distenv: "), proc.stderr

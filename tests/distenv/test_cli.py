@@ -67,9 +67,9 @@ def test_command_after_double_dash_runs_with_the_env_and_its_exit_code() -> None
     assert proc.stdout == "1|two words|--json\n"
 
 
-def test_malformed_input_exits_2_with_one_line_and_runs_nothing() -> None:
+def test_malformed_input_exits_1_with_one_line_and_runs_nothing() -> None:
     proc = drivetrain("--", "sh", "-c", "echo ran", env={**WORKER, "LWS_GROUP_SIZE": "3x"})
-    assert proc.returncode == 2
+    assert proc.returncode == 1
     assert proc.stdout == ""
     assert proc.stderr == "distenv: LWS_GROUP_SIZE='3x' is not a whole number (e.g. 2)\n"
 

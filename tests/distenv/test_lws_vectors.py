@@ -18,7 +18,7 @@ VERSIONS = {"python": python_outcome, "sh": sh_outcome}
 
 
 def pod_address(given: dict[str, str], worker: int) -> str:
-    """LWS pod naming (reference §3.6): leader <lws>-<g>, workers <lws>-<g>-<w>, under the
+    """LWS pod naming (docs/distenv.md): leader <lws>-<g>, workers <lws>-<g>-<w>, under the
     subdomain the policy picks, in the namespace."""
     name, group = given["lws_name"], given["group_index"]
     shared_policy = given["subdomainPolicy"] == "Shared"

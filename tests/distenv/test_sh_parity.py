@@ -1,5 +1,5 @@
 """The POSIX script and the Python package decide the same on every case: the same
-environment for the command, or both refuse (exit 2, one line naming the variable)."""
+environment for the command, or both refuse (exit 1, one line naming the variable)."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def test_print_output_is_byte_identical(case_id: str, given: dict[str, str]) -> 
     try:
         expected = export_lines(derive(given))
     except DistEnvError:
-        assert (proc.returncode, proc.stdout) == (2, "")
+        assert (proc.returncode, proc.stdout) == (1, "")
         return
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == expected

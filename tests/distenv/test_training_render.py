@@ -240,6 +240,6 @@ def test_a_rendered_lws_pod_whose_group_size_disagrees_does_not_start(tmp_path: 
         "PATH": os.environ["PATH"],
     }
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
-    assert proc.returncode == 2
+    assert proc.returncode == 1
     assert proc.stdout == ""
     assert "DRIVETRAIN_NNODES=3" in proc.stderr

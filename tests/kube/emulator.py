@@ -3,7 +3,7 @@
 Plain kmock 0.8 stores objects but gives them no server-side metadata, answers 200 on create,
 has no PUT, no server-side-apply create, ignores label selectors, replays every object on each
 watch, mixes spec and status, never garbage-collects and does not register CRDs
-(``../shared/reference/k8s-testing.md`` §2a).  This subclass keeps kmock's HTTP server, request
+(docs/operator.md, "Tests and what they cannot prove").  This subclass keeps kmock's HTTP server, request
 parsing and discovery, and serves every resource request itself from one store:
 
 * uid / creationTimestamp / resourceVersion (one cluster-wide counter) / generation (bumped when

@@ -30,13 +30,16 @@ spec:
 """
 
 
-def drivetrain(*args: str, kubeconfig: Path) -> subprocess.CompletedProcess[str]:
+def drivetrain(
+    *args: str, kubeconfig: Path, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "COLUMNS": "200"}
     env.pop("KUBERNETES_SERVICE_HOST", None)
     return subprocess.run(
         [sys.executable, "-m", "drivetrain.cli.main", *args],
         capture_output=True,
         text=True,
+        input=stdin,
         env=env,
         timeout=60,
     )
@@ -54,6 +57,14 @@ def test_apply_creates_the_graph_in_the_given_namespace(cluster: Cluster, graph_
     assert result.returncode == 0, result.stderr
     assert "GraphDeployment ml/chat applied" in result.stderr
     assert cluster.graph("chat")["spec"]["services"]["Frontend"]["componentType"] == "frontend"
+
+
+def test_apply_reads_the_graph_from_stdin(cluster: Cluster) -> None:
+    text = textwrap.dedent(GRAPH).replace("name: chat", "name: piped")
+    result = drivetrain("apply", "-f", "-", "-n", NS, kubeconfig=cluster.kubeconfig, stdin=text)
+    assert result.returncode == 0, result.stderr
+    assert "GraphDeployment ml/piped applied" in result.stderr
+    assert cluster.graph("piped")["metadata"]["name"] == "piped"
 
 
 def test_apply_twice_is_an_update_not_a_conflict(cluster: Cluster, graph_file: Path) -> None:

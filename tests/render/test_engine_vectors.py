@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from drivetrain.render import engines
-from drivetrain.render.engines import EngineError, detect, sglang, trtllm
+from drivetrain.render.engines import EngineChoiceError, detect, sglang, trtllm
 from drivetrain.render.engines.detect import is_shell_form
 from drivetrain.render.expr import Context, any_needs_shell, shell_quote
 from drivetrain.render.naming import GRAPH_LABEL
@@ -472,7 +472,7 @@ def _framework(result: str | None) -> str:
 def test_engine_detected_from_command_and_args() -> None:
     for (command, args), expected in table("table.detectBackendFrameworkFromArgs"):
         if expected == "ERROR":
-            with pytest.raises(EngineError, match="more than one engine"):
+            with pytest.raises(EngineChoiceError, match="more than one engine"):
                 engines.detect_engine(command, args)
         else:
             assert _framework(engines.detect_engine(command, args)) == expected, args
@@ -485,7 +485,7 @@ def test_engine_of_a_service_detected_first_then_explicit() -> None:
         kwargs = {"explicit": case.get("explicit"), "is_worker": is_worker}
         if expected.startswith("ERROR"):
             message = re.escape(expected.removeprefix("ERROR: "))
-            with pytest.raises(EngineError, match=message):
+            with pytest.raises(EngineChoiceError, match=message):
                 engines.resolve_engine(*call, **kwargs)
         else:
             assert _framework(engines.resolve_engine(*call, **kwargs)) == expected, case

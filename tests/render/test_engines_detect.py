@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from drivetrain.render.engines import EngineError, detect_engine, resolve_engine
+from drivetrain.render.engines import EngineChoiceError, detect_engine, resolve_engine
 
 
 @pytest.mark.parametrize(
@@ -50,7 +50,7 @@ def test_a_pipe_ends_the_launcher_so_a_later_token_is_not_its_module() -> None:
 
 
 def test_two_engines_in_one_command_are_an_error_naming_both() -> None:
-    with pytest.raises(EngineError, match=r"more than one engine \(vllm, sglang\)"):
+    with pytest.raises(EngineChoiceError, match=r"more than one engine \(vllm, sglang\)"):
         detect_engine(["sh", "-c"], ["python -m dynamo.vllm & python -m dynamo.sglang"])
 
 
@@ -59,7 +59,7 @@ def test_explicit_engine_applies_when_none_is_detected() -> None:
 
 
 def test_detected_engine_must_match_the_explicit_one() -> None:
-    with pytest.raises(EngineError, match='detected "vllm" from command but explicitly'):
+    with pytest.raises(EngineChoiceError, match='detected "vllm" from command but explicitly'):
         resolve_engine(["vllm"], ["serve", "m"], explicit="sglang", is_worker=True)
 
 

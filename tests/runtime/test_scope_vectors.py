@@ -1,7 +1,7 @@
 """Dynamo's namespace-filter behaviours (../shared/vectors/dynamo-runtime-vectors.json) hold here.
 
 One deliberate translation: Dynamo's global namespace is called ``dynamo``, drivetrain's is
-``global`` (issue 3 §3).  Every vector namespace spelled ``dynamo`` (any case) is read with
+``global`` (docs/discovery.md).  Every vector namespace spelled ``dynamo`` (any case) is read with
 ``global`` in the same case, so the case-sensitivity vectors keep their meaning.
 """
 

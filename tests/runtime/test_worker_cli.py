@@ -1,4 +1,5 @@
-"""``drivetrain worker`` / ``drivetrain frontend`` as commands: bad input is one line, exit 1."""
+"""``drivetrain worker`` / ``drivetrain frontend`` as commands: a bad option value is one line
+and exit 2 (usage); a model folder that is not there is invalid input, exit 1."""
 
 from __future__ import annotations
 
@@ -85,9 +86,9 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
         (["frontend", "--request-timeout", "0", "--discovery", "memory://"], "--request-timeout"),
     ],
 )
-def test_bad_flags_give_one_line_and_exit_1(args: list[str], needle: str) -> None:
+def test_bad_flags_give_one_line_and_exit_2(args: list[str], needle: str) -> None:
     result = run_cli(*args)
-    assert result.returncode == 1
+    assert result.returncode == (1 if needle == "--model-path" else 2)
     assert needle in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from drivetrain.api.kinds import GRAPH
 from drivetrain.api.models import GROUP, KIND, VERSION, GraphSpec
 
-PLURAL = "graphdeployments"
+PLURAL = GRAPH.plural
 SHORT_NAMES = ["gd"]
 _DROP = {"title", "default"}
 

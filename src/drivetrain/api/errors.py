@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from drivetrain.errors import DrivetrainError
+
 
 @dataclass(frozen=True)
 class FieldError:
@@ -37,7 +39,7 @@ class FieldError:
 
 
 @dataclass
-class InvalidGraph(Exception):
+class InvalidGraph(DrivetrainError):
     """One or more problems with the input; ``errors`` lists every one found."""
 
     errors: list[FieldError] = field(default_factory=list)

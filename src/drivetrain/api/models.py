@@ -8,17 +8,19 @@ field path, not a silently ignored key.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
-GROUP = "drivetrain.dev"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-KIND = "GraphDeployment"
-DYNAMO_API_VERSION = "nvidia.com/v1alpha1"
-DYNAMO_KIND = "DynamoGraphDeployment"
+from drivetrain.api import kinds
+from drivetrain.api.enums import WORKER_TYPES, Backend, Deployer, Profile
+
+GROUP = kinds.GRAPH.group
+VERSION = kinds.GRAPH.version
+API_VERSION = kinds.GRAPH.api_version
+KIND = kinds.GRAPH.kind
+DYNAMO_API_VERSION = kinds.DYNAMO_GRAPH.api_version
+DYNAMO_KIND = kinds.DYNAMO_GRAPH.kind
 
 
 def _stringify(v: Any) -> Any:
@@ -37,34 +39,6 @@ Quantity = Annotated[str, BeforeValidator(_stringify), WithJsonSchema(INT_OR_STR
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class ComponentType(StrEnum):
-    frontend = "frontend"
-    worker = "worker"
-    prefill = "prefill"
-    decode = "decode"
-    planner = "planner"
-    trainer = "trainer"
-
-
-WORKER_TYPES = {"worker", "prefill", "decode"}
-
-
-class Backend(StrEnum):
-    vllm = "vllm"
-    sglang = "sglang"
-    trtllm = "trtllm"
-
-
-class Deployer(StrEnum):
-    lws = "lws"
-    grove = "grove"
-
-
-class Profile(StrEnum):
-    drivetrain = "drivetrain"
-    dynamo = "dynamo"
 
 
 class EnvVar(Strict):

@@ -7,19 +7,20 @@ apply here, and drivetrain's own).  Every problem is a ``FieldError`` with a dot
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any
 
 from pydantic import ValidationError
 
+from drivetrain.api import podspec
+from drivetrain.api.enums import ComponentType
 from drivetrain.api.errors import FieldError, InvalidGraph
-from drivetrain.api.k8s_fields import CONTAINER_FIELDS, POD_SPEC_FIELDS
 from drivetrain.api.models import (
     API_VERSION,
     DYNAMO_API_VERSION,
     DYNAMO_KIND,
     KIND,
-    ComponentType,
     GraphDeployment,
     Service,
 )
@@ -55,11 +56,17 @@ def _path(loc: tuple[Any, ...]) -> str:
     return out
 
 
+def _locations(exc: ValidationError) -> list[tuple[Any, ...]]:
+    # Drop pydantic's union/tag bookkeeping from the path (e.g. "literal['a']").
+    return [
+        tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+        for err in exc.errors(include_url=False)
+    ]
+
+
 def _pydantic_errors(exc: ValidationError) -> list[FieldError]:
     errors = []
-    for err in exc.errors(include_url=False):
-        # Drop pydantic's union/tag bookkeeping from the path (e.g. "literal['a']").
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+    for err, loc in zip(exc.errors(include_url=False), _locations(exc), strict=True):
         kind = err["type"]
         if kind == "extra_forbidden":
             msg = "unknown field"
@@ -76,23 +83,99 @@ def _pydantic_errors(exc: ValidationError) -> list[FieldError]:
     return errors
 
 
+def _drop(doc: Any, loc: tuple[Any, ...]) -> None:
+    """Remove the field at ``loc`` from ``doc`` (nothing when the path does not lead there)."""
+    for part in loc[:-1]:
+        if not isinstance(doc, dict) or part not in doc:
+            return
+        doc = doc[part]
+    if isinstance(doc, dict):
+        doc.pop(loc[-1], None)
+
+
+def _valid_part(doc: dict[str, Any], exc: ValidationError) -> GraphDeployment | None:
+    """The document without the fields pydantic refused, so that the rules can still check
+    the rest (a schema error must not hide the document's other errors).
+
+    First only the refused field of a service or of the spec goes; if that is not enough (a
+    required field is missing), the services with errors go whole.  An invalid ``metadata``
+    gives up: the rules need the graph's name.
+    """
+    locations = _locations(exc)
+    if any(loc[:1] != ("spec",) or len(loc) < 2 for loc in locations):
+        return None
+    for depth_of_service in (4, 3):
+        part = copy.deepcopy(doc)
+        for loc in locations:
+            depth = depth_of_service if loc[:2] == ("spec", "services") else 2
+            _drop(part, loc[:depth])
+        try:
+            return GraphDeployment.model_validate(part)
+        except ValidationError:
+            continue
+    return None
+
+
+def check_document(
+    obj: Any, *, file: str | None = None, document: int | None = None
+) -> tuple[GraphDeployment | None, list[FieldError]]:
+    """Every problem of one document, and the graph (or the part of it that is valid).
+
+    The graph is None when not even a part of it could be read; when there are errors, it is
+    only good for finding more errors (``drivetrain validate`` renders it to that end).
+    """
+    errors = _check_header(obj)
+    graph: GraphDeployment | None = None
+    if not errors:
+        pruned = prune_nulls(obj)
+        try:
+            graph = GraphDeployment.model_validate(pruned)
+        except ValidationError as exc:
+            errors = _pydantic_errors(exc)
+            graph = _valid_part(pruned, exc)
+        if graph is not None:
+            errors += check_rules(graph)
+    return graph, [e.located(file, document) for e in errors]
+
+
 def parse_graph(
     obj: Any, *, file: str | None = None, document: int | None = None
 ) -> GraphDeployment:
     """Validate one document; raise ``InvalidGraph`` listing every problem found."""
-    errors = _check_header(obj)
-    graph: GraphDeployment | None = None
-    if not errors:
-        try:
-            graph = GraphDeployment.model_validate(prune_nulls(obj))
-        except ValidationError as exc:
-            errors = _pydantic_errors(exc)
-    if graph is not None:
-        errors = check_rules(graph)
+    graph, errors = check_document(obj, file=file, document=document)
     if errors:
-        raise InvalidGraph([e.located(file, document) for e in errors])
+        raise InvalidGraph(errors)
     assert graph is not None
     return graph
+
+
+def graph_warnings(graph: GraphDeployment) -> list[FieldError]:
+    """What is allowed but almost certainly not meant (``--strict`` makes these errors)."""
+    warnings: list[FieldError] = []
+    services = graph.spec.services
+    serving = [n for n, s in services.items() if s.componentType == ComponentType.frontend]
+    sidecars = [n for n, s in services.items() if s.frontendSidecar is not None]
+    workers = [n for n, s in services.items() if s.is_worker]
+    if workers and not serving and not sidecars:
+        warnings.append(
+            FieldError(
+                "spec.services",
+                "no frontend (a service with componentType: frontend, or a frontendSidecar): "
+                f"nothing serves the models of {', '.join(workers)}",
+            )
+        )
+    for name in serving:
+        nodes = services[name].node_count
+        if nodes > 1:
+            warnings.append(
+                FieldError(
+                    f"spec.services.{name}.multinode",
+                    f"a multinode frontend ({nodes} pods per group): only each group's leader is "
+                    f"behind the Service; the other {nodes - 1} pod(s) run frontends nothing "
+                    "routes to",
+                )
+            )
+    return warnings
 
 
 def _check_header(obj: Any) -> list[FieldError]:
@@ -224,44 +307,25 @@ def _user_containers(svc: Service) -> list[dict[str, Any]]:
 
 
 def _pod_spec_fields(svc: Service, base: str) -> list[FieldError]:
-    errors: list[FieldError] = []
+    """``extraPodSpec`` as a partial PodSpec and ``mainContainer`` as a partial Container."""
     if svc.extraPodSpec is None:
-        return errors
+        return []
     eps = f"{base}.extraPodSpec"
-    for key in svc.extraPodSpec.model_extra or {}:
-        if key not in POD_SPEC_FIELDS:
-            errors.append(FieldError(f"{eps}.{key}", "unknown field (not a PodSpec field)"))
-    errors += _container_fields(svc.extraPodSpec.mainContainer or {}, f"{eps}.mainContainer")
     extra = svc.extraPodSpec.model_extra or {}
-    for key in ("containers", "initContainers"):
-        items = extra.get(key)
-        if items is None:
-            continue
-        if not isinstance(items, list):
-            errors.append(FieldError(f"{eps}.{key}", "must be a list of containers"))
-            continue
-        for i, c in enumerate(items):
-            if not isinstance(c, dict):
-                errors.append(FieldError(f"{eps}.{key}[{i}]", "must be a container mapping"))
-                continue
-            errors += _container_fields(c, f"{eps}.{key}[{i}]")
-            if key == "containers" and c.get("name") == "main":
-                errors.append(
-                    FieldError(
-                        f"{eps}.{key}[{i}].name",
-                        "'main' is the name of the workload container; rename this one",
-                    )
+    errors = podspec.check(extra, podspec.POD_SPEC, eps, partial=True)
+    errors += podspec.check(
+        svc.extraPodSpec.mainContainer or {},
+        podspec.CONTAINER,
+        f"{eps}.mainContainer",
+        partial=True,
+    )
+    containers = extra.get("containers")
+    for i, c in enumerate(containers if isinstance(containers, list) else []):
+        if isinstance(c, dict) and c.get("name") == "main":
+            errors.append(
+                FieldError(
+                    f"{eps}.containers[{i}].name",
+                    "'main' is the name of the workload container; rename this one",
                 )
-    return errors
-
-
-def _container_fields(container: dict[str, Any], path: str) -> list[FieldError]:
-    errors = []
-    for key, value in container.items():
-        if key not in CONTAINER_FIELDS:
-            errors.append(FieldError(f"{path}.{key}", "unknown field (not a Container field)"))
-        elif key in ("command", "args") and not (
-            isinstance(value, list) and all(isinstance(v, str) for v in value)
-        ):
-            errors.append(FieldError(f"{path}.{key}", "must be a list of strings"))
+            )
     return errors

@@ -1,1 +1,1 @@
-
+"""The ``drivetrain`` command line (typer): ``main`` and one module per topic."""

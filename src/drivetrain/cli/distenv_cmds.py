@@ -3,6 +3,9 @@
 drivetrain distenv --json            the derived variables as one JSON object
 drivetrain distenv --print           `export NAME='value'` lines for sh's eval
 drivetrain distenv -- CMD ARGS...    exec CMD with them (its exit code is ours)
+
+Exit codes: 1 when the cluster variables are malformed (nothing runs), 2 for usage, 127 when
+CMD is not found and 126 when it cannot be run (as sh), else CMD's own.
 """
 
 from __future__ import annotations
@@ -10,20 +13,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import NoReturn
 
 import typer
 
-#: Malformed cluster variables: the same status the POSIX script uses.
-EXIT_BAD_ENV = 2
-#: The command after ``--`` could not be run (as sh reports it).
-EXIT_NOT_FOUND = 127
-EXIT_NOT_EXECUTABLE = 126
+from drivetrain.cli.output import EXIT_CANNOT_RUN, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_USAGE, fail
 
-
-def _fail(message: str, code: int) -> NoReturn:
-    sys.stderr.write(f"distenv: {message}\n")
-    raise typer.Exit(code)
+#: "distenv: ..." as the POSIX script prints it, so the two say the same.
+LABEL = "distenv"
 
 
 def distenv(
@@ -43,12 +39,12 @@ def distenv(
 
     modes = sum([as_json, as_print, bool(command)])
     if modes != 1:
-        _fail("give exactly one of --json, --print or -- CMD ARGS...", EXIT_BAD_ENV)
+        fail("give exactly one of --json, --print or -- CMD ARGS...", EXIT_USAGE, LABEL)
     env = dict(os.environ)
     try:
         derived = derive(env)
     except DistEnvError as exc:
-        _fail(str(exc), EXIT_BAD_ENV)
+        fail(str(exc), EXIT_INVALID, LABEL)
     if as_json:
         write_stdout(json.dumps(derived, indent=2) + "\n")
         return
@@ -60,11 +56,11 @@ def distenv(
     try:
         os.execvpe(command[0], command, {**env, **derived})
     except FileNotFoundError:
-        _fail(f"{command[0]}: command not found", EXIT_NOT_FOUND)
+        fail(f"{command[0]}: command not found", EXIT_NOT_FOUND, LABEL)
     except PermissionError:
-        _fail(f"{command[0]}: permission denied", EXIT_NOT_EXECUTABLE)
+        fail(f"{command[0]}: permission denied", EXIT_CANNOT_RUN, LABEL)
     except OSError as exc:
-        _fail(f"{command[0]}: {exc.strerror}", EXIT_NOT_EXECUTABLE)
+        fail(f"{command[0]}: {exc.strerror}", EXIT_CANNOT_RUN, LABEL)
 
 
 def register(app: typer.Typer) -> None:

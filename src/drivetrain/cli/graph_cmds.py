@@ -6,20 +6,31 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.markup import escape
 
+from drivetrain.api.enums import Deployer
 from drivetrain.api.errors import FieldError, InvalidGraph
-from drivetrain.cli.output import EXIT_INVALID, err_console, fail_invalid, note, write_stdout
+from drivetrain.cli.output import (
+    EXIT_INVALID,
+    StrictOption,
+    err_console,
+    error_line,
+    fail_invalid,
+    note,
+    warn,
+    write_stdout,
+)
 
-FileOption = typer.Option(..., "-f", "--file", help="Graph file (YAML, several documents allowed).")
+if TYPE_CHECKING:
+    from drivetrain.api.loader import LoadedFile
+
+FileOption = typer.Option(
+    ..., "-f", "--file", help="Graph file (YAML, several documents allowed; - reads stdin)."
+)
 NamespaceOption = typer.Option("default", "-n", "--namespace", help="Kubernetes namespace.")
-
-
-class MultinodeChoice(StrEnum):
-    lws = "lws"
-    grove = "grove"
 
 
 class OutputFormat(StrEnum):
@@ -35,25 +46,38 @@ MultinodeOption = typer.Option(
 )
 
 
-def render_file(path: Path, namespace: str, multinode: str | None) -> list[dict[str, Any]]:
-    """Load every graph in ``path`` and render them all, or raise with every error."""
+def load_and_render(
+    path: Path, namespace: str, multinode: str | None
+) -> tuple[LoadedFile, list[dict[str, Any]]]:
+    """Load every graph in ``path`` and render them all, or raise with every error: those of
+    every document, a schema error beside the rules and engine errors of the same graph."""
     from drivetrain.api.loader import load_file
     from drivetrain.render import render_graph
 
-    loaded = load_file(path)
+    loaded = load_file(path, keep_going=True)
     for skipped in loaded.skipped:
-        note(f"{path}: {skipped} is not a graph; passed over")
+        note(f"{loaded.path}: {skipped} is not a graph; passed over")
     objects: list[dict[str, Any]] = []
-    errors: list[FieldError] = []
+    errors: list[FieldError] = list(loaded.errors)
     for graph, doc in zip(loaded.graphs, loaded.documents, strict=True):
         if not graph.spec.services:
-            note(f"{path}: graph {graph.name} has no services; nothing to render")
+            note(f"{loaded.path}: graph {graph.name} has no services; nothing to render")
         try:
             objects += render_graph(graph, namespace=namespace, multinode=multinode)
         except InvalidGraph as exc:
-            errors += [e.located(str(path), doc) for e in exc.errors]
+            errors += [e.located(loaded.path, doc) for e in exc.errors]
     if errors:
-        raise InvalidGraph(errors)
+        raise InvalidGraph(list(dict.fromkeys(errors)))
+    return loaded, objects
+
+
+def render_file(
+    path: Path, namespace: str, multinode: str | None, *, strict: bool = False
+) -> list[dict[str, Any]]:
+    """The objects of every graph in ``path``; raises with every error, reports the warnings
+    (``strict``: exits 1 on any)."""
+    loaded, objects = load_and_render(path, namespace, multinode)
+    warn(loaded.warnings, strict)
     return objects
 
 
@@ -71,14 +95,15 @@ def register(app: typer.Typer) -> None:
     def render(
         file: Path = FileOption,
         namespace: str = NamespaceOption,
-        multinode: MultinodeChoice | None = MultinodeOption,
+        multinode: Deployer | None = MultinodeOption,
         output: OutputFormat = typer.Option(
             OutputFormat.yaml, "-o", "--output", help="yaml or json."
         ),
+        strict: bool = StrictOption,
     ) -> None:
         """Render a graph into Kubernetes objects (YAML stream or a JSON array)."""
         try:
-            objects = render_file(file, namespace, multinode.value if multinode else None)
+            objects = render_file(file, namespace, multinode, strict=strict)
         except InvalidGraph as exc:
             fail_invalid(exc)
         if output is OutputFormat.json:
@@ -87,18 +112,17 @@ def register(app: typer.Typer) -> None:
             write_stdout(dump_yaml_stream(objects))
 
     @app.command()
-    def validate(file: Path = FileOption) -> None:
+    def validate(file: Path = FileOption, strict: bool = StrictOption) -> None:
         """Check a graph file; list every error with its file, document and field path."""
-        from drivetrain.api.loader import load_file
-
         try:
-            loaded = load_file(file)
-            render_file(file, "default", None)
+            loaded, _ = load_and_render(file, "default", None)
         except InvalidGraph as exc:
             fail_invalid(exc)
+        warn(loaded.warnings, strict)
         names = ", ".join(g.name for g in loaded.graphs)
         err_console.print(
-            f"[green]ok[/green]: {file}: {len(loaded.graphs)} graph(s) valid ({names})"
+            f"[green]ok[/green]: {escape(loaded.path)}: {len(loaded.graphs)} graph(s) valid "
+            f"({escape(names)})"
         )
 
     @app.command()
@@ -108,31 +132,32 @@ def register(app: typer.Typer) -> None:
             "-f",
             "--file",
             help="Graphs (rendered first) and/or Kubernetes objects: Deployment, StatefulSet, Job, "
-            "Pod, LeaderWorkerSet, PodCliqueSet... from any source; several documents allowed.",
+            "Pod, LeaderWorkerSet, PodCliqueSet... from any source; several documents allowed; "
+            "- reads stdin.",
         ),
         namespace: str = typer.Option(
             "default", "-n", "--namespace", help="Kubernetes namespace graphs render into."
         ),
-        multinode: MultinodeChoice | None = MultinodeOption,
+        multinode: Deployer | None = MultinodeOption,
+        strict: bool = StrictOption,
     ) -> None:
         """Simulate the kubelet and the shell for every pod and rank; check the final argv."""
         from rich.console import Console
-        from rich.markup import escape
 
         from drivetrain.cli.verify_input import read_objects
         from drivetrain.verify import verify_manifests
 
         try:
-            objects = read_objects(file, namespace, multinode.value if multinode else None)
+            objects, warnings = read_objects(file, namespace, multinode)
         except InvalidGraph as exc:
             fail_invalid(exc)
+        warn(warnings, strict)
         report = verify_manifests(objects)
         # A pipe gets the whole argv rather than a table squeezed to 80 columns.
         report.render_table(Console(width=None if sys.stdout.isatty() else 250))
         if not report.ok:
             for problem in report.problems:
-                # escape: a token such as [[ -f x ]] or env[name] would read as rich markup
-                err_console.print(f"[red]verify[/red]: {escape(str(problem))}")
+                error_line(str(problem), "verify")
             raise typer.Exit(EXIT_INVALID)
 
     @app.command()

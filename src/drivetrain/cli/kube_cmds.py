@@ -11,7 +11,8 @@ from typing import Any
 import typer
 
 from drivetrain.api.errors import InvalidGraph
-from drivetrain.cli.output import EXIT_INVALID, err_console, fail_invalid
+from drivetrain.api.kinds import DYNAMO_GRAPH, GRAPH
+from drivetrain.cli.output import err_console, fail, fail_invalid
 
 NamespaceOpt = typer.Option(
     None, "-n", "--namespace", help="Namespace (default: the kubeconfig context's)."
@@ -21,13 +22,8 @@ DynamoOpt = typer.Option(
 )
 
 
-def _fail(message: str) -> None:
-    err_console.print(f"[red]error[/red]: {message}", markup=True, highlight=False)
-    raise typer.Exit(EXIT_INVALID)
-
-
 def _kind(dynamo: bool) -> str:
-    return "DynamoGraphDeployment" if dynamo else "GraphDeployment"
+    return DYNAMO_GRAPH.kind if dynamo else GRAPH.kind
 
 
 def service_rows(status: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
@@ -70,17 +66,17 @@ def register(app: typer.Typer) -> None:
         try:
             asyncio.run(run(list(namespace), claim_dynamo, liveness))
         except KubeError as exc:
-            _fail(str(exc))
+            fail(str(exc))
         except KeyboardInterrupt:
             pass
 
     @app.command()
     def apply(
-        file: Path = typer.Option(..., "-f", "--file", help="Graph file (YAML)."),
+        file: Path = typer.Option(..., "-f", "--file", help="Graph file (YAML; - reads stdin)."),
         namespace: str | None = NamespaceOpt,
     ) -> None:
         """Validate a graph file and server-side apply every graph in it."""
-        from drivetrain.api.loader import load_file, parse_yaml_documents
+        from drivetrain.api.loader import load_file
         from drivetrain.kube.errors import KubeError
         from drivetrain.kube.graphs import apply_graph, client_for
 
@@ -88,18 +84,16 @@ def register(app: typer.Typer) -> None:
             loaded = load_file(file)
         except InvalidGraph as exc:
             fail_invalid(exc)
-        docs = parse_yaml_documents(file.read_text(encoding="utf-8"), str(file))
         try:
             client = client_for(namespace)
-            for index in loaded.documents:
-                applied = apply_graph(client, docs[index], namespace)
+            for source in loaded.sources:
+                applied = apply_graph(client, source, namespace)
                 meta = applied["metadata"]
                 err_console.print(
-                    f"{applied['kind']} {meta['namespace']}/{meta['name']} applied",
-                    highlight=False,
+                    f"{applied['kind']} {meta['namespace']}/{meta['name']} applied", markup=False
                 )
         except KubeError as exc:
-            _fail(str(exc))
+            fail(str(exc))
 
     @app.command()
     def status(
@@ -117,7 +111,7 @@ def register(app: typer.Typer) -> None:
         try:
             graph = get_graph(client_for(namespace), name, namespace, _kind(dynamo))
         except KubeError as exc:
-            _fail(str(exc))
+            fail(str(exc))
         st = graph.get("status") or {}
         console = Console(highlight=False, soft_wrap=True)
         cond: dict[str, Any] = next(
@@ -127,10 +121,14 @@ def register(app: typer.Typer) -> None:
         state = st.get("state", "not reconciled yet")
         console.print(
             f"{graph['kind']} {graph['metadata']['namespace']}/{name}: {state}"
-            + (" (status is for an older generation)" if stale and st else "")
+            + (" (status is for an older generation)" if stale and st else ""),
+            markup=False,
         )
         if cond:
-            console.print(f"Ready={cond.get('status')} {cond.get('reason')}: {cond.get('message')}")
+            console.print(
+                f"Ready={cond.get('status')} {cond.get('reason')}: {cond.get('message')}",
+                markup=False,
+            )
         table = Table("SERVICE", "KIND", "NAME", "READY/UPDATED/DESIRED", "MESSAGE")
         for row in service_rows(st):
             table.add_row(*row)
@@ -150,5 +148,5 @@ def register(app: typer.Typer) -> None:
         try:
             delete_graph(client_for(namespace), name, namespace, _kind(dynamo))
         except KubeError as exc:
-            _fail(str(exc))
-        err_console.print(f"{_kind(dynamo)} {name} deleted", highlight=False)
+            fail(str(exc))
+        err_console.print(f"{_kind(dynamo)} {name} deleted", markup=False)

@@ -11,28 +11,19 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Coroutine
-from typing import NoReturn
 
 import typer
 
-from drivetrain.cli.output import EXIT_INVALID, err_console
-
-ENV_DISCOVERY = "DRIVETRAIN_DISCOVERY"
-ENV_NAMESPACE = "DRIVETRAIN_NAMESPACE"
-ENV_COMPONENT = "DRIVETRAIN_COMPONENT"
+from drivetrain import envnames
+from drivetrain.cli.output import EXIT_USAGE, fail
 
 
 def default_discovery() -> str:
     """``DRIVETRAIN_DISCOVERY``, else a file store every process on this machine shares."""
-    value = os.environ.get(ENV_DISCOVERY, "").strip()
-    if value:
-        return value
-    return "file://" + os.path.join(tempfile.gettempdir(), f"drivetrain-discovery-{os.getuid()}")
+    from drivetrain.runtime.discovery import default_url
 
-
-def _fail(message: str) -> NoReturn:
-    err_console.print(f"[red]error[/red]: {message}", markup=True, highlight=False)
-    raise typer.Exit(EXIT_INVALID)
+    shared = os.path.join(tempfile.gettempdir(), f"drivetrain-discovery-{os.getuid()}")
+    return default_url() or f"file://{shared}"
 
 
 def _setup_logging(level: str) -> None:
@@ -83,7 +74,7 @@ def _discovery_url(given: str | None) -> str:
     try:
         validate_url(url)
     except ValueError as exc:
-        _fail(f"--discovery: {exc}")
+        fail(f"--discovery: {exc}", EXIT_USAGE)
     return url
 
 
@@ -98,13 +89,13 @@ def frontend(
     namespace: str | None = typer.Option(
         None,
         "--namespace",
-        envvar=ENV_NAMESPACE,
+        envvar=envnames.NAMESPACE,
         help="Serve this namespace only (none, '' or 'global': all).",
     ),
     namespace_prefix: str | None = typer.Option(
         None,
         "--namespace-prefix",
-        envvar="DRIVETRAIN_NAMESPACE_PREFIX",
+        envvar=envnames.NAMESPACE_PREFIX,
         help="Serve namespaces starting with this (wins over --namespace).",
     ),
     namespace_prefix_strict: bool = typer.Option(
@@ -120,38 +111,41 @@ def frontend(
     from drivetrain.runtime.frontend.router import ROUTER_MODES
     from drivetrain.runtime.frontend.server import FrontendConfig, RunningFrontend
     from drivetrain.runtime.scope import NamespaceScope, parse_strict_flag
-    from drivetrain.runtime.worker import serve_until_signal
+    from drivetrain.runtime.serve import run_frontend
 
     _setup_logging(log_level)
     url = _discovery_url(discovery)
     if router not in ROUTER_MODES:
-        _fail(f"--router: expected one of {', '.join(ROUTER_MODES)}, got {router!r}")
+        fail(f"--router: expected one of {', '.join(ROUTER_MODES)}, got {router!r}", EXIT_USAGE)
     if not 0 <= port <= 65535:
-        _fail(f"--port: expected 0..65535, got {port}")
+        fail(f"--port: expected 0..65535, got {port}", EXIT_USAGE)
     if request_timeout <= 0:
-        _fail(f"--request-timeout: expected seconds > 0, got {request_timeout}")
+        fail(f"--request-timeout: expected seconds > 0, got {request_timeout}", EXIT_USAGE)
     strict = namespace_prefix_strict or parse_strict_flag(
-        os.environ.get("DRIVETRAIN_NAMESPACE_PREFIX_STRICT")
+        os.environ.get(envnames.NAMESPACE_PREFIX_STRICT)
     )
     scope = NamespaceScope.from_args(namespace, namespace_prefix, strict)
     config = FrontendConfig(host, port, url, scope, router, request_timeout)
 
-    async def main() -> None:
-        running = RunningFrontend(config)
-        try:
-            await running.start()
-        except _known_errors() as exc:
-            _fail(f"frontend could not start: {exc}")
+    started = False
+
+    def ready(running: RunningFrontend) -> None:
+        nonlocal started
+        started = True
         _tune_gc()
         print(
             f"drivetrain frontend listening on {running.url} "
             f"(discovery {url}, {scope.describe()}, router {router})",
             flush=True,
         )
+
+    async def main() -> None:
         try:
-            await serve_until_signal()
-        finally:
-            await running.stop()
+            await run_frontend(config, on_ready=ready)
+        except _known_errors() as exc:
+            if started:
+                raise
+            fail(f"frontend could not start: {exc}")
 
     _run(main)
 
@@ -193,16 +187,16 @@ def worker(
     rpc_host: str = typer.Option(
         "127.0.0.1",
         "--rpc-host",
-        envvar="DRIVETRAIN_RPC_HOST",
+        envvar=envnames.RPC_HOST,
         help="Request-plane listen address.",
     ),
     rpc_port: int = typer.Option(
-        0, "--rpc-port", envvar="DRIVETRAIN_RPC_PORT", help="Request-plane port (0: any free port)."
+        0, "--rpc-port", envvar=envnames.RPC_PORT, help="Request-plane port (0: any free port)."
     ),
     advertise_host: str | None = typer.Option(
         None,
         "--advertise-host",
-        envvar="DRIVETRAIN_ADVERTISE_HOST",
+        envvar=envnames.ADVERTISE_HOST,
         help="Host frontends should dial (default: --rpc-host; the hostname when that is 0.0.0.0).",
     ),
     log_level: str = typer.Option("info", "--log-level"),
@@ -210,7 +204,8 @@ def worker(
     """Run a worker: serve an engine and register it in discovery."""
     from drivetrain.runtime.engines import make_engine
     from drivetrain.runtime.records import MODEL_TYPES
-    from drivetrain.runtime.worker import RunningWorker, WorkerConfig, serve_until_signal
+    from drivetrain.runtime.serve import run_worker
+    from drivetrain.runtime.worker import RunningWorker, WorkerConfig
 
     _setup_logging(log_level)
     url = _discovery_url(discovery)
@@ -219,18 +214,20 @@ def worker(
         parsed = tuple(t.strip() for t in model_types.split(",") if t.strip())
         bad = [t for t in parsed if t not in MODEL_TYPES]
         if bad or not parsed:
-            _fail(
-                f"--model-types: expected a comma list of {', '.join(MODEL_TYPES)}, got {model_types!r}"
+            fail(
+                f"--model-types: expected a comma list of {', '.join(MODEL_TYPES)}, "
+                f"got {model_types!r}",
+                EXIT_USAGE,
             )
         types = parsed
     if not 0 <= rpc_port <= 65535:
-        _fail(f"--rpc-port: expected 0..65535, got {rpc_port}")
+        fail(f"--rpc-port: expected 0..65535, got {rpc_port}", EXIT_USAGE)
     if lease_ttl < 1:
-        _fail(f"--lease-ttl: expected at least 1 second, got {lease_ttl}")
+        fail(f"--lease-ttl: expected at least 1 second, got {lease_ttl}", EXIT_USAGE)
     if not model_name.strip():
-        _fail("--model-name: must not be empty")
+        fail("--model-name: must not be empty", EXIT_USAGE)
     if model_path is not None and not os.path.isfile(os.path.join(model_path, "tokenizer.json")):
-        _fail(f"--model-path: {model_path}: expected a folder with a tokenizer.json")
+        fail(f"--model-path: {model_path}: expected a folder with a tokenizer.json")
     try:
         built = make_engine(
             engine,
@@ -241,12 +238,16 @@ def worker(
             upstream_model=upstream_model,
             model_types=types,  # type: ignore[arg-type]
         )
-    except (ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
+    except FileNotFoundError as exc:
+        fail(str(exc))
+    except ValueError as exc:
+        fail(str(exc), EXIT_USAGE)
     config = WorkerConfig(
         model_name=model_name,
-        namespace=namespace if namespace is not None else os.environ.get(ENV_NAMESPACE) or "global",
-        component=component or os.environ.get(ENV_COMPONENT) or "backend",
+        namespace=namespace
+        if namespace is not None
+        else os.environ.get(envnames.NAMESPACE) or "global",
+        component=component or os.environ.get(envnames.COMPONENT) or "backend",
         discovery=url,
         lease_ttl=lease_ttl,
         host=rpc_host,
@@ -254,23 +255,25 @@ def worker(
         advertise_host=advertise_host,
     )
 
-    async def main() -> None:
-        running = RunningWorker(config, built)
-        try:
-            await running.start()
-        except _known_errors() as exc:
-            await running.stop()
-            _fail(f"worker could not start: {exc}")
+    started = False
+
+    def ready(running: RunningWorker) -> None:
+        nonlocal started
+        started = True
         _tune_gc()
         print(
             f"drivetrain worker ready: model {model_name!r} ({engine}) at {running.address}, "
             f"namespace {config.namespace!r}, discovery {url}",
             flush=True,
         )
+
+    async def main() -> None:
         try:
-            await serve_until_signal()
-        finally:
-            await running.stop()
+            await run_worker(config, built, on_ready=ready)
+        except _known_errors() as exc:
+            if started:
+                raise
+            fail(f"worker could not start: {exc}")
 
     _run(main)
 

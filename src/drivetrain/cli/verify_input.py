@@ -14,22 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from drivetrain.api.errors import FieldError, InvalidGraph
-from drivetrain.api.loader import GRAPH_KINDS, parse_yaml_documents
-from drivetrain.api.validate import parse_graph
+from drivetrain.api.loader import GRAPH_KINDS, parse_yaml_documents, read_text
+from drivetrain.api.validate import check_document, graph_warnings
 from drivetrain.cli.output import note
 from drivetrain.render import render_graph
 from drivetrain.verify import shape_errors
 from drivetrain.verify.checks import flatten_lists
 from drivetrain.verify.controllers import object_name
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InvalidGraph([FieldError("", "file not found", file=str(path))]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidGraph([FieldError("", f"cannot be read: {exc}", file=str(path))]) from None
 
 
 def _members(doc: Any) -> Iterator[tuple[str, Any]]:
@@ -50,21 +41,29 @@ def _joined(prefix: str, path: str) -> str:
     return f"{prefix}{path}" if path.startswith("[") else f"{prefix}.{path}"
 
 
-def read_objects(path: Path, namespace: str, multinode: str | None) -> list[dict[str, Any]]:
-    """Every object to verify in ``path``, graphs rendered; ``InvalidGraph`` with every error."""
-    file = str(path)
+def read_objects(
+    path: Path, namespace: str, multinode: str | None
+) -> tuple[list[dict[str, Any]], list[FieldError]]:
+    """Every object to verify in ``path`` (``-``: stdin), graphs rendered, and the graphs'
+    warnings; ``InvalidGraph`` with every error."""
+    text, file = read_text(path)
     objects: list[dict[str, Any]] = []
     where: list[tuple[int, str]] = []  # (document, path inside it) of each manifest object
     errors: list[FieldError] = []
-    documents = parse_yaml_documents(_read(path), file)
+    warnings: list[FieldError] = []
+    documents = parse_yaml_documents(text, file)
     for index, doc in enumerate(documents):
         if doc is None:
             continue
         if isinstance(doc, dict) and doc.get("kind") in GRAPH_KINDS:
+            graph, found = check_document(doc, file=file, document=index)
+            if graph is None or found:
+                errors += found
+                continue
+            warnings += [w.located(file, index) for w in graph_warnings(graph)]
+            if not graph.spec.services:
+                note(f"{file}: graph {graph.name} has no services; nothing to render")
             try:
-                graph = parse_graph(doc, file=file, document=index)
-                if not graph.spec.services:
-                    note(f"{file}: graph {graph.name} has no services; nothing to render")
                 made = render_graph(graph, namespace=namespace, multinode=multinode)
             except InvalidGraph as exc:
                 errors += [e.located(file, index) for e in exc.errors]
@@ -85,4 +84,4 @@ def read_objects(path: Path, namespace: str, multinode: str | None) -> list[dict
         raise InvalidGraph(sorted(errors, key=lambda e: e.document or 0))
     if all(doc is None for doc in documents):
         raise InvalidGraph([FieldError("", "no graph and no Kubernetes object found", file=file)])
-    return objects
+    return objects, warnings

@@ -11,15 +11,17 @@
 #
 # Same rules as the Python package drivetrain.distenv (its tests run both on every case):
 # a non-empty value the user set is kept, one node derives nothing, malformed input prints
-# "distenv: ..." on stderr and exits 2 without running CMD. Sourced, it takes no arguments,
+# "distenv: ..." on stderr and exits 1 without running CMD (2 for a usage error; CMD not
+# found: 127, as sh reports it; otherwise CMD's own status). Sourced, it takes no arguments,
 # never exits the caller (a refusal *returns* that status) and leaves no _dt_* helper
 # variable or function behind. The second line of this file is how it tells the two apart.
 
 _dt_alnum=abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789
 
+# _dt_fail MESSAGE [STATUS]: 1 for refused input, 2 for usage (the README's exit-code table).
 _dt_fail() {
     printf 'distenv: %s\n' "$1" >&2
-    exit 2
+    exit "${2:-1}"
 }
 
 # True for canonical decimal: "0" or no leading zero, at most 9 digits (no octal surprises,
@@ -419,10 +421,10 @@ case ${1-} in
     --print) _dt_mode=print ;;
     --)
         shift
-        [ $# -gt 0 ] || _dt_fail "no command after --"
+        [ $# -gt 0 ] || _dt_fail "no command after --" 2
         _dt_mode=exec
         ;;
-    *) _dt_fail "usage: sh distenv.sh --print | sh distenv.sh -- CMD [ARGS...] | . distenv.sh" ;;
+    *) _dt_fail "usage: sh distenv.sh --print | sh distenv.sh -- CMD [ARGS...] | . distenv.sh" 2 ;;
 esac
 
 _dt_derive

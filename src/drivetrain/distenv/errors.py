@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from drivetrain.errors import DrivetrainError
 
-class DistEnvError(ValueError):
+
+class DistEnvError(DrivetrainError, ValueError):
     """A cluster variable is malformed or the variables contradict each other.
 
     The message names the variable, its value and what was expected, so the CLI and the

@@ -12,7 +12,7 @@ import datetime
 from dataclasses import dataclass
 from typing import Any
 
-from drivetrain.api.models import GraphDeployment
+from drivetrain.api.models import Deployer, GraphDeployment
 from drivetrain.render.naming import resource_name
 
 READY = "Ready"
@@ -29,11 +29,11 @@ class ChildStatus:
     reason: str  # what is missing, "" when ready
 
 
-def service_children(graph: GraphDeployment, deployer: str) -> dict[str, tuple[str, str]]:
+def service_children(graph: GraphDeployment, deployer: Deployer) -> dict[str, tuple[str, str]]:
     """service → (kind, name) of the workload that runs it."""
     out = {}
     for name, svc in graph.spec.services.items():
-        if deployer == "grove":
+        if deployer is Deployer.grove:
             out[name] = ("PodCliqueSet", graph.name)
         elif svc.node_count > 1:
             out[name] = ("LeaderWorkerSet", resource_name(graph, name))

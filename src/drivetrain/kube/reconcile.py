@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lightkube import AsyncClient, codecs
-from lightkube.core.exceptions import ApiError
 from lightkube.types import PatchType
 
 from drivetrain.api import InvalidGraph, parse_graph
 from drivetrain.kube import multinode, readiness
 from drivetrain.kube.children import Plan, child_key, owned, plan
 from drivetrain.kube.client import FIELD_MANAGER
+from drivetrain.kube.lightkube_adapter import ApiError
 from drivetrain.kube.resources import CHILD_KINDS, graph_resource
 from drivetrain.render import render_graph
 from drivetrain.render.naming import GRAPH_LABEL
@@ -33,18 +33,6 @@ class Outcome:
     status: dict[str, Any]
     plan: Plan = field(default_factory=Plan)
     status_written: bool = False
-
-
-async def api_groups(client: AsyncClient) -> set[str]:
-    """API discovery: the groups the server serves (``GET /apis``).
-
-    lightkube has no discovery call, so this goes through its configured HTTP client
-    (same server, same credentials).
-    """
-    http = client._client._client  # lightkube.GenericAsyncClient → httpx.AsyncClient
-    response = await http.get("/apis")
-    response.raise_for_status()
-    return {g["name"] for g in response.json().get("groups", [])}
 
 
 def _as_dict(obj: Any) -> dict[str, Any]:

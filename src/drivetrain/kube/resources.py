@@ -5,23 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import ConfigMap, PersistentVolumeClaim, Service
 
-GraphDeploymentResource = create_namespaced_resource(
-    "drivetrain.dev", "v1alpha1", "GraphDeployment", "graphdeployments"
-)
-DynamoGraphDeploymentResource = create_namespaced_resource(
-    "nvidia.com", "v1alpha1", "DynamoGraphDeployment", "dynamographdeployments"
-)
-LeaderWorkerSet = create_namespaced_resource(
-    "leaderworkerset.x-k8s.io", "v1", "LeaderWorkerSet", "leaderworkersets"
-)
-PodCliqueSet = create_namespaced_resource("grove.io", "v1alpha1", "PodCliqueSet", "podcliquesets")
+from drivetrain.api import kinds
+from drivetrain.kube.lightkube_adapter import custom_resource
 
-LWS_GROUP = "leaderworkerset.x-k8s.io"
-GROVE_GROUP = "grove.io"
+GraphDeploymentResource = custom_resource(kinds.GRAPH)
+DynamoGraphDeploymentResource = custom_resource(kinds.DYNAMO_GRAPH)
+LeaderWorkerSet = custom_resource(kinds.LEADER_WORKER_SET)
+PodCliqueSet = custom_resource(kinds.POD_CLIQUE_SET)
+
+LWS_GROUP = kinds.LEADER_WORKER_SET.group
+GROVE_GROUP = kinds.POD_CLIQUE_SET.group
 
 
 @dataclass(frozen=True)
@@ -53,6 +49,6 @@ CHILD_KINDS: dict[str, ChildKind] = {
 def graph_resource(kind: str) -> Any:
     return (
         DynamoGraphDeploymentResource
-        if kind == "DynamoGraphDeployment"
+        if kind == kinds.DYNAMO_GRAPH.kind
         else GraphDeploymentResource
     )

@@ -1,1 +1,1 @@
-
+"""``drivetrain up``: a graph's services as supervised processes on this machine."""

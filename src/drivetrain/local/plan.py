@@ -32,6 +32,7 @@ from typing import Any
 from drivetrain.api.errors import InvalidGraph
 from drivetrain.api.models import WORKER_TYPES, GraphDeployment
 from drivetrain.cmdline import expand_argv, flag_value, replace_flag
+from drivetrain.errors import DrivetrainError
 from drivetrain.local.podenv import ClusterEnv
 from drivetrain.render import render_graph
 from drivetrain.render.naming import SELECTOR_LABEL, resource_name
@@ -50,7 +51,7 @@ LOCAL_WORKER_ENV = {
 }
 
 
-class UnrunnableGraph(Exception):
+class UnrunnableGraph(DrivetrainError):
     """A graph (or a service of it) that ``drivetrain up`` cannot run on this machine."""
 
     def __init__(self, problems: list[str]) -> None:

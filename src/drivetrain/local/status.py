@@ -1,4 +1,8 @@
-"""Is the graph serving yet, and the status table shown once it is."""
+"""Is the graph serving yet, and the status table shown once it is.
+
+The poll uses aiohttp, a runtime dependency already (the frontend is built on it), so that
+``drivetrain up`` needs nothing a plain install lacks.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterable, Sequence
 
-import httpx
+import aiohttp
 from rich.table import Table
 
 from drivetrain.local.plan import ProcessSpec
@@ -24,11 +28,13 @@ def serves_all(listed: set[str], expected: set[str]) -> bool:
     return expected <= listed if expected else bool(listed)
 
 
-async def listed_models(client: httpx.AsyncClient, url: str) -> set[str]:
+async def listed_models(session: aiohttp.ClientSession, url: str) -> set[str]:
     try:
-        resp = await client.get(f"{url}/v1/models", timeout=2.0)
-        data = resp.json().get("data") or [] if resp.status_code == 200 else []
-    except (httpx.HTTPError, ValueError, AttributeError):
+        timeout = aiohttp.ClientTimeout(total=2.0)
+        async with session.get(f"{url}/v1/models", timeout=timeout) as resp:
+            body = await resp.json(content_type=None) if resp.status == 200 else {}
+        data = body.get("data") or []
+    except (aiohttp.ClientError, TimeoutError, ValueError, AttributeError):
         return set()
     return {m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)}
 
@@ -37,9 +43,9 @@ async def wait_until_serving(
     url: str, expected: set[str], stopping: asyncio.Event, interval: float = 0.25
 ) -> set[str] | None:
     """Poll ``url``/v1/models until it serves ``expected``; None if ``stopping`` is set first."""
-    async with httpx.AsyncClient() as client:
+    async with aiohttp.ClientSession() as session:
         while not stopping.is_set():
-            listed = await listed_models(client, url)
+            listed = await listed_models(session, url)
             if serves_all(listed, expected):
                 return listed
             with contextlib.suppress(TimeoutError):

@@ -25,25 +25,18 @@ from typing import Any
 
 import kopf
 from lightkube import AsyncClient
-from lightkube.core.exceptions import ApiError
 
+from drivetrain.api import kinds
 from drivetrain.kube.client import async_client
-from drivetrain.kube.errors import CrdMissing
-from drivetrain.kube.graphs import cluster_errors
-from drivetrain.kube.reconcile import api_groups, reconcile
+from drivetrain.kube.errors import cluster_errors, crd_missing
+from drivetrain.kube.lightkube_adapter import ApiError, api_groups
+from drivetrain.kube.reconcile import reconcile
 from drivetrain.kube.resources import graph_resource
 from drivetrain.render.naming import GRAPH_LABEL
 
 log = logging.getLogger("drivetrain.operator")
 
-GRAPH = ("drivetrain.dev", "v1alpha1", "graphdeployments")
-DYNAMO_GRAPH = ("nvidia.com", "v1alpha1", "dynamographdeployments")
-CHILD_WORKLOADS = (
-    ("apps", "v1", "deployments"),
-    ("leaderworkerset.x-k8s.io", "v1", "leaderworkersets"),
-    ("grove.io", "v1alpha1", "podcliquesets"),
-)
-OWNER_KINDS = {"GraphDeployment", "DynamoGraphDeployment"}
+OWNER_KINDS = set(kinds.GRAPH_KINDS)
 #: How long the set of installed API groups is trusted (LWS or Grove may be installed later).
 DISCOVERY_TTL_S = 30.0
 #: Child events wait this long before reconciling their graph, so that the events of all of a
@@ -157,7 +150,7 @@ def register(registry: kopf.OperatorRegistry, state: OperatorState) -> None:
             state.applied_generations.pop(meta.get("uid", ""), None)
         for ref in meta.get("ownerReferences") or []:
             if ref.get("controller") and ref.get("kind") in OWNER_KINDS:
-                if ref["kind"] == "DynamoGraphDeployment" and not state.claim_dynamo:
+                if ref["kind"] == kinds.DYNAMO_GRAPH.kind and not state.claim_dynamo:
                     return
                 await reconcile_graph(
                     state, ref["kind"], meta["namespace"], ref["name"], delay=CHILD_DEBOUNCE_S
@@ -168,21 +161,22 @@ def register(registry: kopf.OperatorRegistry, state: OperatorState) -> None:
         return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
     kopf.on.login(registry=registry)(login)
-    kopf.on.event(*GRAPH, registry=registry)(on_graph)
+
+    def watch(rt: kinds.ResourceType, handler: Any, **filters: Any) -> None:
+        kopf.on.event(rt.group, rt.version, rt.plural, registry=registry, **filters)(handler)
+
+    watch(kinds.GRAPH, on_graph)
     if state.claim_dynamo:
-        kopf.on.event(*DYNAMO_GRAPH, registry=registry)(on_graph)
-    for child in CHILD_WORKLOADS:
-        kopf.on.event(*child, labels={GRAPH_LABEL: kopf.PRESENT}, registry=registry)(on_child)
+        watch(kinds.DYNAMO_GRAPH, on_graph)
+    for child in kinds.WORKLOADS:
+        watch(child, on_child, labels={GRAPH_LABEL: kopf.PRESENT})
 
 
 async def preflight(state: OperatorState) -> None:
     with cluster_errors():
         groups = await state.groups()
-    if "drivetrain.dev" not in groups:
-        raise CrdMissing(
-            "the cluster does not serve GraphDeployment (CRD graphdeployments.drivetrain.dev "
-            "is not installed; install it with `kubectl apply -k deploy/`)"
-        )
+    if kinds.GRAPH.group not in groups:
+        raise crd_missing(kinds.GRAPH.kind)
 
 
 def settings(post_events: bool = True) -> kopf.OperatorSettings:

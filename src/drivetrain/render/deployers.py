@@ -13,10 +13,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from drivetrain.api.enums import Deployer
 from drivetrain.render.expr import Env, IntExpr, IntLit, IntVar, Lit, ShellOnly, Word
 
 
 class MultinodeDeployer:
+    #: a ``Deployer`` for the real APIs; other strings for test doubles.
     kind: str = ""
     #: True when workers may start before the leader's DNS name resolves (LWS).
     needs_dns_wait: bool = False
@@ -35,7 +37,7 @@ class MultinodeDeployer:
 class LWSDeployer(MultinodeDeployer):
     """LeaderWorkerSet: the controller injects ``LWS_LEADER_ADDRESS`` and ``LWS_WORKER_INDEX``."""
 
-    kind: str = "lws"
+    kind: str = Deployer.lws
     needs_dns_wait: bool = True
 
     def leader_host(self, service: str) -> Word:
@@ -60,7 +62,7 @@ class LWSDeployer(MultinodeDeployer):
 class GroveDeployer(MultinodeDeployer):
     """Grove PodCliqueSet: leader clique ``<svc>-ldr``, worker clique ``<svc>-wkr``."""
 
-    kind: str = "grove"
+    kind: str = Deployer.grove
     needs_dns_wait: bool = False
 
     def _host(self, service: str, clique: str) -> Word:
@@ -129,11 +131,3 @@ def parse_kubelet_refs(text: str) -> Word:
     if pos < len(text):
         parts.append(Lit(text[pos:]))
     return Word(tuple(parts))
-
-
-def deployer_for(kind: str) -> MultinodeDeployer:
-    if kind == "lws":
-        return LWSDeployer()
-    if kind == "grove":
-        return GroveDeployer()
-    raise ValueError(f"unknown multinode deployer {kind!r} (expected lws or grove)")

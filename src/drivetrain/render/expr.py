@@ -21,13 +21,15 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
+from drivetrain.errors import DrivetrainError
+
 
 class Context(Enum):
     KUBELET = "kubelet"
     SHELL = "shell"
 
 
-class NeedsShellError(ValueError):
+class NeedsShellError(DrivetrainError, ValueError):
     """Raised when a shell-only value is rendered where no shell runs."""
 
 

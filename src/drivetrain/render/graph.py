@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from drivetrain.api.errors import FieldError, InvalidGraph
-from drivetrain.api.models import GraphDeployment
+from drivetrain.api.models import Deployer, GraphDeployment
 from drivetrain.render import workloads
 
-DeployerName = Literal["lws", "grove"]
 
-
-def spec_deployer(graph: GraphDeployment) -> DeployerName | None:
+def spec_deployer(graph: GraphDeployment) -> Deployer | None:
     """The multinode deployer the spec names, if any (validation makes them agree)."""
     for svc in graph.spec.services.values():
         if svc.multinode and svc.multinode.deployer:
-            return svc.multinode.deployer.value  # type: ignore[return-value]
+            return svc.multinode.deployer
     return None
 
 
@@ -23,14 +21,16 @@ def graph_needs_multinode(graph: GraphDeployment) -> bool:
     return any(svc.node_count > 1 for svc in graph.spec.services.values())
 
 
-def choose_deployer(graph: GraphDeployment, requested: str | None) -> DeployerName:
+def choose_deployer(graph: GraphDeployment, requested: str | None) -> Deployer:
     """The caller's explicit choice wins, then the spec's, then LeaderWorkerSet."""
-    choice = requested or spec_deployer(graph) or "lws"
-    if choice not in ("lws", "grove"):
+    choice = requested or spec_deployer(graph) or Deployer.lws
+    try:
+        return Deployer(choice)
+    except ValueError:
+        expected = " or ".join(Deployer)
         raise InvalidGraph(
-            [FieldError("", f"unknown multinode deployer {choice!r} (expected lws or grove)")]
-        )
-    return choice  # type: ignore[return-value]
+            [FieldError("", f"unknown multinode deployer {choice!r} (expected {expected})")]
+        ) from None
 
 
 def _pvcs(graph: GraphDeployment, namespace: str) -> list[dict[str, Any]]:
@@ -79,7 +79,7 @@ def render_graph(
             errors.extend(exc.errors)
             return None
 
-    if deployer == "grove" and graph.spec.services:
+    if deployer is Deployer.grove and graph.spec.services:
         pcs = attempt(workloads.pod_clique_set, graph, namespace)
         if pcs:
             objects += pcs

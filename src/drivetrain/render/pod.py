@@ -1,9 +1,14 @@
 """Pod assembly: one service, one role, one pod template (pure).
 
-The order follows Dynamo's ``GenerateBasePodSpec`` (reference §3) where it matters to users,
-with two deliberate differences: injected env comes first and the user's env keeps its
-written order after it (Dynamo sorts by name, which can break ``$(VAR)`` references), and
+The order follows Dynamo's ``GenerateBasePodSpec`` (see docs/rendering.md) where it matters
+to users, with two deliberate differences: injected env comes first and the user's env keeps
+its written order after it (Dynamo sorts by name, which can break ``$(VAR)`` references), and
 the vLLM multinode executor defaults to ``mp``.
+
+``build_pod`` resolves the service once (``ServiceView``: profile, role defaults, command and
+args, engine) and runs the numbered steps below over it, each a function of its own.  The
+order of the steps is also the order of the keys in the output, which the podspec vectors and
+the example corpus pin.
 """
 
 from __future__ import annotations
@@ -13,12 +18,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from drivetrain.api.errors import FieldError, InvalidGraph
-from drivetrain.api.models import GraphDeployment, ResourceItem, Resources, Service
+from drivetrain.api.models import Deployer, GraphDeployment, ResourceItem, Resources, Service
 from drivetrain.api.validate import VLLM_EXECUTOR_ANNOTATION
 from drivetrain.render import engines, training
 from drivetrain.render.deployers import MultinodeDeployer
 from drivetrain.render.naming import GRAPH_LABEL, ROLE_LABEL, SELECTOR_LABEL, resource_name
 from drivetrain.render.profiles import (
+    ProfileTable,
     RoleDefaults,
     _annotations,
     main_command,
@@ -42,16 +48,40 @@ class PodTemplate:
         return {"metadata": self.metadata, "spec": self.spec}
 
 
-def service_engine(graph: GraphDeployment, service_name: str) -> str | None:
+@dataclass(frozen=True)
+class ServiceView:
+    """One service as every step of pod assembly sees it, resolved once."""
+
+    graph: GraphDeployment
+    name: str
+    svc: Service
+    k8s_namespace: str
+    table: ProfileTable
+    role_defaults: RoleDefaults
+    #: the user's mainContainer (a copy)
+    user_main: dict[str, Any]
+    #: the main container's command and args after the mainContainer merge
+    command: list[str]
+    args: list[str]
+    engine: str | None
+
+    @property
+    def base(self) -> str:
+        """The field path of the service, for errors."""
+        return f"spec.services.{self.name}"
+
+
+def _engine_of(
+    graph: GraphDeployment, service_name: str, command: list[str], args: list[str]
+) -> str | None:
     """The engine of a worker service: detected from its command, else backendFramework."""
     svc = graph.spec.services[service_name]
     if not svc.is_worker:
         return None
     base = f"spec.services.{service_name}"
-    command, args = main_command(graph, service_name)
     try:
         detected = engines.detect_engine(command, args)
-    except engines.EngineError as exc:
+    except engines.EngineChoiceError as exc:
         raise InvalidGraph([FieldError(f"{base}.extraPodSpec.mainContainer", str(exc))]) from None
     explicit = graph.spec.backendFramework.value if graph.spec.backendFramework else None
     if detected and explicit and detected != explicit:
@@ -78,6 +108,30 @@ def service_engine(graph: GraphDeployment, service_name: str) -> str | None:
             ]
         )
     return engine
+
+
+def resolve_service(graph: GraphDeployment, service_name: str, k8s_namespace: str) -> ServiceView:
+    svc = graph.spec.services[service_name]
+    table = profile_of(graph)
+    command, args = main_command(graph, service_name)
+    return ServiceView(
+        graph=graph,
+        name=service_name,
+        svc=svc,
+        k8s_namespace=k8s_namespace,
+        table=table,
+        role_defaults=table.role(svc.componentType),
+        user_main=svc.main_container,
+        command=command,
+        args=args,
+        engine=_engine_of(graph, service_name, command, args),
+    )
+
+
+def service_engine(graph: GraphDeployment, service_name: str) -> str | None:
+    """The engine of a worker service: detected from its command, else backendFramework."""
+    command, args = main_command(graph, service_name)
+    return _engine_of(graph, service_name, command, args)
 
 
 def _quantity_int(value: str | None) -> int:
@@ -202,9 +256,9 @@ def _merge_main(base: dict[str, Any], user: dict[str, Any]) -> dict[str, Any]:
 
 
 def _engine_context(
-    graph: GraphDeployment, service_name: str, role: Role, deployer: MultinodeDeployer | None
+    view: ServiceView, role: Role, deployer: MultinodeDeployer | None
 ) -> engines.EngineContext:
-    svc = graph.spec.services[service_name]
+    graph, service_name, svc = view.graph, view.name, view.svc
     res = svc.resources
     limits = res.limits if res else None
     requests = res.requests if res else None
@@ -247,25 +301,10 @@ class _SingleNode(MultinodeDeployer):
 _NO_DEPLOYER = _SingleNode()
 
 
-def build_pod(
-    graph: GraphDeployment,
-    service_name: str,
-    *,
-    k8s_namespace: str,
-    role: Role = "main",
-    deployer: MultinodeDeployer | None = None,
-) -> PodTemplate:
-    """The pod template of one role of one service."""
-    svc: Service = graph.spec.services[service_name]
-    base = f"spec.services.{service_name}"
-    table = profile_of(graph)
-    role_defaults = table.role(svc.componentType)
-    engine = service_engine(graph, service_name)
-    user_main = svc.main_container
-
-    # 1-2. Base container, the user's mainContainer over it, command and args resolved.
-    container = _merge_main(_base_container(role_defaults), user_main)
-    command, args = main_command(graph, service_name)
+def _main_container(view: ServiceView) -> dict[str, Any]:
+    """1-2. The profile's container, the user's mainContainer over it, command, args, image."""
+    container = _merge_main(_base_container(view.role_defaults), view.user_main)
+    command, args = view.command, view.args
     if command in (["/bin/sh", "-c"], ["sh", "-c"]) and not args:
         # A shell with no script fails at start; with nothing to run, the image's own
         # entrypoint is what the user meant (EPP and other images with an entrypoint).
@@ -278,64 +317,75 @@ def build_pod(
         container["args"] = args
     else:
         container.pop("args", None)
-
     if not container.get("image"):
-        if table.default_image is None:
+        if view.table.default_image is None:
             raise InvalidGraph(
                 [
                     FieldError(
-                        f"{base}.extraPodSpec.mainContainer.image",
-                        f"required: the {table.name} profile has no default image",
+                        f"{view.base}.extraPodSpec.mainContainer.image",
+                        f"required: the {view.table.name} profile has no default image",
                     )
                 ]
             )
-        container["image"] = table.default_image
+        container["image"] = view.table.default_image
+    return container
 
-    # 3. Env: injected first, then the user's in written order (graph < main < service).
-    container["env"] = merge_env(
-        service_env(graph, service_name, k8s_namespace),
-        _env_dicts(user_main.get("env")),
-        _env_dicts(graph.spec.envs),
-        _env_dicts(svc.envs),
+
+def _env(view: ServiceView) -> list[dict[str, Any]]:
+    """3. Env: injected first, then the user's in written order (graph < main < service)."""
+    return merge_env(
+        service_env(view.graph, view.name, view.k8s_namespace),
+        _env_dicts(view.user_main.get("env")),
+        _env_dicts(view.graph.spec.envs),
+        _env_dicts(view.svc.envs),
     )
 
-    # 4. Probes given on the service replace the defaults whole.
-    if svc.livenessProbe:
-        container["livenessProbe"] = copy.deepcopy(svc.livenessProbe)
-    if svc.readinessProbe:
-        container["readinessProbe"] = copy.deepcopy(svc.readinessProbe)
 
-    # 5. Resources, key by key over what the mainContainer set.
-    res = k8s_resources(svc.resources)
-    if res:
-        merged = dict(container.get("resources", {}))
-        for side in ("requests", "limits"):
-            if side in res:
-                merged[side] = {**merged.get(side, {}), **res[side]}
-        if "claims" in res:
-            merged["claims"] = merged.get("claims", []) + res["claims"]
-        container["resources"] = merged
+def _set_probes(view: ServiceView, container: dict[str, Any]) -> None:
+    """4. Probes given on the service replace the defaults whole."""
+    if view.svc.livenessProbe:
+        container["livenessProbe"] = copy.deepcopy(view.svc.livenessProbe)
+    if view.svc.readinessProbe:
+        container["readinessProbe"] = copy.deepcopy(view.svc.readinessProbe)
 
-    # 6. envFromSecret.
-    if svc.envFromSecret:
+
+def _set_resources(view: ServiceView, container: dict[str, Any]) -> None:
+    """5. Resources, key by key over what the mainContainer set."""
+    res = k8s_resources(view.svc.resources)
+    if not res:
+        return
+    merged = dict(container.get("resources", {}))
+    for side in ("requests", "limits"):
+        if side in res:
+            merged[side] = {**merged.get(side, {}), **res[side]}
+    if "claims" in res:
+        merged["claims"] = merged.get("claims", []) + res["claims"]
+    container["resources"] = merged
+
+
+def _set_env_from(view: ServiceView, container: dict[str, Any]) -> None:
+    """6. envFromSecret."""
+    if view.svc.envFromSecret:
         container["envFrom"] = [
             *container.get("envFrom", []),
-            {"secretRef": {"name": svc.envFromSecret}},
+            {"secretRef": {"name": view.svc.envFromSecret}},
         ]
 
-    # 7. PVC mounts.
+
+def _mount_pvcs(view: ServiceView, container: dict[str, Any]) -> list[dict[str, Any]]:
+    """7. PVC mounts into the container; the pod volumes they need are returned."""
     volumes: list[dict[str, Any]] = []
     mounts = list(container.get("volumeMounts", []))
-    for i, vm in enumerate(svc.volumeMounts or []):
+    for i, vm in enumerate(view.svc.volumeMounts or []):
         mount_point = vm.mountPoint
         if not mount_point and vm.useAsCompilationCache:
-            if engine != "vllm":
+            if view.engine != "vllm":
                 raise InvalidGraph(
                     [
                         FieldError(
-                            f"{base}.volumeMounts[{i}].mountPoint",
+                            f"{view.base}.volumeMounts[{i}].mountPoint",
                             "useAsCompilationCache needs an explicit mountPoint for engine "
-                            f"{engine or 'unknown'} (only vLLM has a default)",
+                            f"{view.engine or 'unknown'} (only vLLM has a default)",
                         )
                     ]
                 )
@@ -344,13 +394,12 @@ def build_pod(
         mounts.append({"name": vm.name, "mountPath": mount_point})
     if mounts:
         container["volumeMounts"] = mounts
+    return volumes
 
-    # 8. The engine's flags and container changes for this role.
-    ctx = _engine_context(graph, service_name, role, deployer)
-    if engine:
-        container = engines.update_container(engine, container, ctx)
 
-    # 9. Pod spec: defaults, then the user's extraPodSpec over them.
+def _pod_spec(view: ServiceView) -> dict[str, Any]:
+    """9. Pod spec: defaults, then the user's extraPodSpec over them."""
+    svc = view.svc
     user_pod = dict(svc.extraPodSpec.model_extra or {}) if svc.extraPodSpec else {}
     spec: dict[str, Any] = {"terminationGracePeriodSeconds": 60, "restartPolicy": "Always"}
     for key, value in copy.deepcopy(user_pod).items():
@@ -359,12 +408,20 @@ def build_pod(
         spec[key] = value
     if "securityContext" not in user_pod:
         spec["securityContext"] = {"fsGroup": 1000}
+    return spec
 
-    # 10. PVC volumes and shared memory.
+
+def _add_volumes(
+    view: ServiceView,
+    spec: dict[str, Any],
+    container: dict[str, Any],
+    pvc_volumes: list[dict[str, Any]],
+) -> None:
+    """10. PVC volumes and shared memory."""
     spec_volumes = list(spec.get("volumes", []))
     names = {v.get("name") for v in spec_volumes}
-    spec_volumes += [v for v in volumes if v["name"] not in names]
-    shm = svc.sharedMemory
+    spec_volumes += [v for v in pvc_volumes if v["name"] not in names]
+    shm = view.svc.sharedMemory
     if shm is None or not shm.disabled:
         size = (shm.size if shm else None) or DEFAULT_SHM
         spec_volumes = [v for v in spec_volumes if v.get("name") != "shared-memory"]
@@ -377,44 +434,80 @@ def build_pod(
     if spec_volumes:
         spec["volumes"] = spec_volumes
 
-    # 11. The workload container goes after the user's containers.
-    spec["containers"] = [*spec.get("containers", []), container]
 
-    # 12. Pod-level engine changes (init containers, secret volumes).
-    extra_objects: list[dict[str, Any]] = []
-    if engine:
-        spec, needed = engines.update_pod_spec(engine, spec, ctx)
-        for obj in needed:
-            obj["metadata"]["namespace"] = k8s_namespace
-            extra_objects.append(obj)
+def _engine_pod_changes(
+    view: ServiceView, spec: dict[str, Any], ctx: engines.EngineContext
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """12. Pod-level engine changes (init containers, secret volumes) and their objects."""
+    if not view.engine:
+        return spec, []
+    spec, needed = engines.update_pod_spec(view.engine, spec, ctx)
+    for obj in needed:
+        obj["metadata"]["namespace"] = view.k8s_namespace
+    return spec, needed
 
-    # 13. Trainers start through the distributed-env script (MASTER_ADDR, NODE_RANK...).
-    if svc.componentType == "trainer":
-        kind = deployer.kind if deployer is not None and svc.node_count > 1 else None
-        try:
-            spec, needed = training.apply_training_env(
-                spec,
-                graph_name=graph.name,
-                service_name=service_name,
-                deployer=kind,  # type: ignore[arg-type]
-                node_count=svc.node_count,
-                namespace=k8s_namespace,
-            )
-        except training.TrainingEnvError as exc:
-            raise InvalidGraph([FieldError(base, str(exc))]) from None
-        extra_objects += needed
 
-    # 14. Frontend sidecar.
-    if svc.frontendSidecar is not None:
-        spec["containers"].append(_frontend_sidecar(graph, service_name, k8s_namespace))
+def _training(
+    view: ServiceView, spec: dict[str, Any], deployer: MultinodeDeployer | None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """13. Trainers start through the distributed-env script (MASTER_ADDR, NODE_RANK...)."""
+    if view.svc.componentType != "trainer":
+        return spec, []
+    nodes = view.svc.node_count
+    kind = Deployer(deployer.kind) if deployer is not None and nodes > 1 else None
+    try:
+        return training.apply_training_env(
+            spec,
+            graph_name=view.graph.name,
+            service_name=view.name,
+            deployer=kind,
+            node_count=nodes,
+            namespace=view.k8s_namespace,
+        )
+    except training.TrainingEnvError as exc:
+        raise InvalidGraph([FieldError(view.base, str(exc))]) from None
 
-    metadata: dict[str, Any] = {"labels": _pod_labels(graph, service_name, k8s_namespace)}
+
+def _pod_metadata(view: ServiceView, role: Role) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"labels": _pod_labels(view.graph, view.name, view.k8s_namespace)}
     if role != "main":
         metadata["labels"][ROLE_LABEL] = role
-    annotations = _pod_annotations(graph, service_name)
+    annotations = _pod_annotations(view.graph, view.name)
     if annotations:
         metadata["annotations"] = annotations
-    return PodTemplate(metadata=metadata, spec=spec, extra_objects=extra_objects)
+    return metadata
+
+
+def build_pod(
+    graph: GraphDeployment,
+    service_name: str,
+    *,
+    k8s_namespace: str,
+    role: Role = "main",
+    deployer: MultinodeDeployer | None = None,
+) -> PodTemplate:
+    """The pod template of one role of one service."""
+    view = resolve_service(graph, service_name, k8s_namespace)
+    container = _main_container(view)  # 1-2
+    container["env"] = _env(view)  # 3
+    _set_probes(view, container)  # 4
+    _set_resources(view, container)  # 5
+    _set_env_from(view, container)  # 6
+    pvc_volumes = _mount_pvcs(view, container)  # 7
+    # 8. The engine's flags and container changes for this role.
+    ctx = _engine_context(view, role, deployer)
+    if view.engine:
+        container = engines.update_container(view.engine, container, ctx)
+    spec = _pod_spec(view)  # 9
+    _add_volumes(view, spec, container, pvc_volumes)  # 10
+    # 11. The workload container goes after the user's containers.
+    spec["containers"] = [*spec.get("containers", []), container]
+    spec, extra_objects = _engine_pod_changes(view, spec, ctx)  # 12
+    spec, needed = _training(view, spec, deployer)  # 13
+    extra_objects += needed
+    if view.svc.frontendSidecar is not None:  # 14
+        spec["containers"].append(_frontend_sidecar(graph, service_name, k8s_namespace))
+    return PodTemplate(metadata=_pod_metadata(view, role), spec=spec, extra_objects=extra_objects)
 
 
 def _frontend_sidecar(

@@ -2,7 +2,7 @@
 
 A profile says which runtime the images run: ``drivetrain`` (drivetrain's own frontend and
 workers) or ``dynamo`` (the defaults Dynamo's images expect: ``DYN_*`` env, the
-``dynamo.frontend`` entry point, the system port and probes, reference §3).  Pod assembly
+``dynamo.frontend`` entry point, the system port and probes; docs/rendering.md).  Pod assembly
 reads the table; there is no second code path per profile.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from drivetrain import __version__
+from drivetrain import __version__, envnames
 from drivetrain.api.models import WORKER_TYPES, GraphDeployment, Profile
 
 
@@ -43,6 +43,10 @@ class ProfileTable:
     roles: dict[str, RoleDefaults]
     #: the runtime namespace a graph's services register in.
     namespace_format: str
+    #: the runtime namespace of a service with ``globalDynamoNamespace: true``: the one its
+    #: runtime treats as global (Dynamo's ``dynamo``; drivetrain's frontend serves ``global``
+    #: to everyone, see docs/runtime.md).
+    global_namespace: str
     #: the image a main container gets when the user names none (None: the user must).
     default_image: str | None = None
 
@@ -66,18 +70,18 @@ _SYSTEM_PROBES: dict[str, Any] = {
 }
 
 _DOWNWARD = [
-    ("POD_NAME", "metadata.name"),
-    ("POD_NAMESPACE", "metadata.namespace"),
-    ("POD_UID", "metadata.uid"),
+    (envnames.POD_NAME, "metadata.name"),
+    (envnames.POD_NAMESPACE, "metadata.namespace"),
+    (envnames.POD_UID, "metadata.uid"),
 ]
 
 DYNAMO = ProfileTable(
     name="dynamo",
     common_env=[
-        ("DYN_NAMESPACE", "{namespace}"),
-        ("DYN_COMPONENT", "{component_type}"),
-        ("DYN_PARENT_DGD_K8S_NAME", "{graph}"),
-        ("DYN_PARENT_DGD_K8S_NAMESPACE", "{k8s_namespace}"),
+        (envnames.DYN_NAMESPACE, "{namespace}"),
+        (envnames.DYN_COMPONENT, "{component_type}"),
+        (envnames.DYN_PARENT_DGD_K8S_NAME, "{graph}"),
+        (envnames.DYN_PARENT_DGD_K8S_NAMESPACE, "{k8s_namespace}"),
     ],
     field_env=_DOWNWARD,
     label_keys={
@@ -94,8 +98,8 @@ DYNAMO = ProfileTable(
             ports=[{"name": "http", "containerPort": 8000, "protocol": "TCP"}],
             env=[
                 ("DYNAMO_PORT", "8000"),
-                ("DYN_HTTP_PORT", "8000"),
-                ("DYN_NAMESPACE_PREFIX", "{namespace}"),
+                (envnames.DYN_HTTP_PORT, "8000"),
+                (envnames.DYN_NAMESPACE_PREFIX, "{namespace}"),
             ],
             liveness=_http_probe(
                 "/live",
@@ -121,10 +125,10 @@ DYNAMO = ProfileTable(
                 {"name": "nixl", "containerPort": 19090, "protocol": "TCP"},
             ],
             env=[
-                ("DYN_SYSTEM_ENABLED", "true"),
-                ("DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS", '["generate"]'),
-                ("DYN_SYSTEM_PORT", "9090"),
-                ("DYN_HEALTH_CHECK_ENABLED", "false"),
+                (envnames.DYN_SYSTEM_ENABLED, "true"),
+                (envnames.DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS, '["generate"]'),
+                (envnames.DYN_SYSTEM_PORT, "9090"),
+                (envnames.DYN_HEALTH_CHECK_ENABLED, "false"),
                 ("NIXL_TELEMETRY_ENABLE", "n"),
                 ("NIXL_TELEMETRY_EXPORTER", "prometheus"),
                 ("NIXL_TELEMETRY_PROMETHEUS_PORT", "19090"),
@@ -137,7 +141,7 @@ DYNAMO = ProfileTable(
                 {"name": "metrics", "containerPort": 9085, "protocol": "TCP"},
                 {"name": "system", "containerPort": 9090, "protocol": "TCP"},
             ],
-            env=[("PLANNER_PROMETHEUS_PORT", "9085"), ("DYN_SYSTEM_PORT", "9090")],
+            env=[("PLANNER_PROMETHEUS_PORT", "9085"), (envnames.DYN_SYSTEM_PORT, "9090")],
             **_SYSTEM_PROBES,
         ),
         "epp": RoleDefaults(
@@ -147,17 +151,18 @@ DYNAMO = ProfileTable(
         "default": RoleDefaults(command=["/bin/sh", "-c"]),
     },
     namespace_format="{k8s_namespace}-{graph_dashed}",
+    global_namespace="dynamo",
 )
 
 DRIVETRAIN = ProfileTable(
     name="drivetrain",
     common_env=[
-        ("DRIVETRAIN_NAMESPACE", "{namespace}"),
-        ("DRIVETRAIN_COMPONENT", "{service}"),
-        ("DRIVETRAIN_COMPONENT_TYPE", "{component_type}"),
-        ("DRIVETRAIN_GRAPH", "{graph}"),
+        (envnames.NAMESPACE, "{namespace}"),
+        (envnames.COMPONENT, "{service}"),
+        (envnames.COMPONENT_TYPE, "{component_type}"),
+        (envnames.GRAPH, "{graph}"),
     ],
-    field_env=[*_DOWNWARD, ("POD_IP", "status.podIP")],
+    field_env=[*_DOWNWARD, (envnames.POD_IP, "status.podIP")],
     label_keys={
         "graph": "drivetrain.dev/graph",
         "service": "drivetrain.dev/service",
@@ -193,9 +198,9 @@ DRIVETRAIN = ProfileTable(
             ports=[{"name": "rpc", "containerPort": 9090, "protocol": "TCP"}],
             # In env, not args, so a user's own args cannot drop them.
             env=[
-                ("DRIVETRAIN_RPC_HOST", "0.0.0.0"),
-                ("DRIVETRAIN_RPC_PORT", "9090"),
-                ("DRIVETRAIN_ADVERTISE_HOST", "$(POD_IP)"),
+                (envnames.RPC_HOST, "0.0.0.0"),
+                (envnames.RPC_PORT, "9090"),
+                (envnames.ADVERTISE_HOST, f"$({envnames.POD_IP})"),
             ],
             readiness={"tcpSocket": {"port": "rpc"}, "periodSeconds": 10, "timeoutSeconds": 3},
         ),
@@ -203,6 +208,7 @@ DRIVETRAIN = ProfileTable(
         "default": RoleDefaults(command=["/bin/sh", "-c"]),
     },
     namespace_format="{k8s_namespace}-{graph_dashed}",
+    global_namespace="global",
     # The image the Dockerfile builds: drivetrain's CLI, runtime and operator.
     default_image=f"drivetrain:{__version__}",
 )
@@ -220,13 +226,15 @@ def profile_of(graph: GraphDeployment) -> ProfileTable:
 def runtime_namespace(graph: GraphDeployment, service_name: str, k8s_namespace: str) -> str:
     """The runtime (discovery) namespace a service registers in.
 
-    Dynamo: ``<k8s-namespace>-<graph>`` (dots in the graph name become ``-``), or ``dynamo``
-    for a service with ``globalDynamoNamespace``.
+    ``<k8s-namespace>-<graph>`` (dots in the graph name become ``-``), or the profile's global
+    namespace for a service with ``globalDynamoNamespace`` (``dynamo`` under the dynamo
+    profile, as Dynamo does; ``global`` under drivetrain's).
     """
     svc = graph.spec.services[service_name]
+    table = profile_of(graph)
     if svc.globalDynamoNamespace:
-        return "dynamo"
-    return profile_of(graph).namespace_format.format(
+        return table.global_namespace
+    return table.namespace_format.format(
         k8s_namespace=k8s_namespace, graph_dashed=graph.name.replace(".", "-")
     )
 
@@ -264,18 +272,18 @@ def service_env(
     if table is DYNAMO:
         backend = _annotations(graph, service_name).get("nvidia.com/dynamo-discovery-backend")
         if backend != "etcd":
-            env.append({"name": "DYN_DISCOVERY_BACKEND", "value": "kubernetes"})
+            env.append({"name": envnames.DYN_DISCOVERY_BACKEND, "value": "kubernetes"})
         if (
             _annotations(graph, service_name).get("nvidia.com/dynamo-kube-discovery-mode")
             == "container"
         ):
             env.append({"name": "CONTAINER_NAME", "value": "main"})
-            env.append({"name": "DYN_KUBE_DISCOVERY_MODE", "value": "container"})
+            env.append({"name": envnames.DYN_KUBE_DISCOVERY_MODE, "value": "container"})
     else:
         # Every pod of a graph must share one store; without spec.discovery that is the etcd
         # Service named `etcd` in the graph's namespace (the convention, as Dynamo's platform).
         url = graph.spec.discovery or DEFAULT_CLUSTER_DISCOVERY
-        env.append({"name": "DRIVETRAIN_DISCOVERY", "value": url})
+        env.append({"name": envnames.DISCOVERY, "value": url})
     env += [{"name": n, "value": v.format(**values)} for n, v in table.role(role).env]
     return env
 

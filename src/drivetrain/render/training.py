@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import copy
 import shlex
-from typing import Any, Literal
+from typing import Any
 
+from drivetrain.api.enums import Deployer
 from drivetrain.cmdline import is_bare_script
 from drivetrain.distenv.shell import SCRIPT_NAME, script_text
+from drivetrain.errors import DrivetrainError
 from drivetrain.render.engines.detect import is_shell_form
 from drivetrain.render.naming import GRAPH_LABEL, service_slug
 
@@ -29,10 +31,8 @@ DISTENV_VOLUME = "drivetrain-distenv"
 WRAPPER = ("sh", DISTENV_SCRIPT, "--")
 MAIN_CONTAINER = "main"
 
-Deployer = Literal["lws", "grove"] | None
 
-
-class TrainingEnvError(ValueError):
+class TrainingEnvError(DrivetrainError, ValueError):
     """The pod cannot be wrapped; the message names the service and what is missing."""
 
 
@@ -59,12 +59,14 @@ def distenv_configmap(graph_name: str, namespace: str) -> dict[str, Any]:
     }
 
 
-def renderer_env(service_name: str, deployer: Deployer, node_count: int) -> list[dict[str, str]]:
+def renderer_env(
+    service_name: str, deployer: Deployer | None, node_count: int
+) -> list[dict[str, str]]:
     """What the renderer knows and the pod cannot find out: rank source and node count."""
     if deployer is None:
         return [{"name": "DRIVETRAIN_RANK_SOURCE", "value": "none"}]
     env = [
-        {"name": "DRIVETRAIN_RANK_SOURCE", "value": deployer},
+        {"name": "DRIVETRAIN_RANK_SOURCE", "value": str(deployer)},
         {"name": "DRIVETRAIN_NNODES", "value": str(node_count)},
     ]
     if deployer == "grove":
@@ -82,7 +84,7 @@ def runs_distenv(container: dict[str, Any]) -> bool:
     return any(DISTENV_MOUNT_DIR + "/" in str(word) for word in words)
 
 
-def _check(service_name: str, deployer: Deployer, node_count: int) -> None:
+def _check(service_name: str, deployer: Deployer | None, node_count: int) -> None:
     if deployer not in (None, "lws", "grove"):
         raise TrainingEnvError(
             f"service {service_name}: deployer {deployer!r} is not lws, grove or none"
@@ -152,7 +154,7 @@ def apply_training_env(
     *,
     graph_name: str,
     service_name: str,
-    deployer: Deployer,
+    deployer: Deployer | None,
     node_count: int,
     namespace: str,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drivetrain.api.kinds import DEPLOYMENT, LEADER_WORKER_SET, POD_CLIQUE_SET
 from drivetrain.api.models import GraphDeployment
 from drivetrain.render.deployers import GroveDeployer, LWSDeployer
 from drivetrain.render.naming import GRAPH_LABEL, SELECTOR_LABEL, resource_name, service_slug
@@ -31,7 +32,7 @@ def deployment(graph: GraphDeployment, service_name: str, namespace: str) -> lis
     name = resource_name(graph, service_name)
     pod = build_pod(graph, service_name, k8s_namespace=namespace)
     obj = {
-        "apiVersion": "apps/v1",
+        "apiVersion": DEPLOYMENT.api_version,
         "kind": "Deployment",
         "metadata": object_meta(graph, name, namespace, service_name),
         "spec": {
@@ -60,7 +61,7 @@ def leader_worker_set(
         graph, service_name, k8s_namespace=namespace, role="worker", deployer=deployer
     )
     obj = {
-        "apiVersion": "leaderworkerset.x-k8s.io/v1",
+        "apiVersion": LEADER_WORKER_SET.api_version,
         "kind": "LeaderWorkerSet",
         "metadata": object_meta(graph, name, namespace, service_name),
         "spec": {
@@ -123,7 +124,7 @@ def pod_clique_set(graph: GraphDeployment, namespace: str) -> list[dict[str, Any
     if groups:
         template["podCliqueScalingGroups"] = groups
     obj = {
-        "apiVersion": "grove.io/v1alpha1",
+        "apiVersion": POD_CLIQUE_SET.api_version,
         "kind": "PodCliqueSet",
         "metadata": object_meta(graph, graph.name, namespace),
         "spec": {"replicas": 1, "template": template},

@@ -1,1 +1,1 @@
-
+"""drivetrain's runtime: discovery, the frontend, workers and engines (no graph API)."""

@@ -2,7 +2,7 @@
 
 Updates are plain dict/list arithmetic on the event loop thread, cheap enough for every request
 and every token.  Names use the ``drivetrain_frontend_`` prefix and mirror Dynamo's
-``dynamo_frontend_*`` families (reference §3.5) where one exists.
+``dynamo_frontend_*`` families (docs/runtime.md) where one exists.
 """
 
 from __future__ import annotations

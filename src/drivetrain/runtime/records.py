@@ -26,6 +26,8 @@ from urllib.parse import quote, unquote
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from drivetrain.errors import DrivetrainError
+
 ROOT = "drivetrain/v1/"
 INSTANCES_PREFIX = ROOT + "instances/"
 MODELS_PREFIX = ROOT + "models/"
@@ -35,7 +37,7 @@ ModelType = Literal["chat", "completions", "embeddings"]
 MODEL_TYPES: tuple[ModelType, ...] = ("chat", "completions", "embeddings")
 
 
-class RecordError(ValueError):
+class RecordError(DrivetrainError, ValueError):
     """A key or value in the store that is not a drivetrain record."""
 
 

@@ -1,4 +1,4 @@
-"""Which worker namespaces a frontend serves (issue 3 §3).
+"""Which worker namespaces a frontend serves (docs/discovery.md).
 
 Four scopes, built from the frontend's ``--namespace`` / ``--namespace-prefix`` /
 ``--namespace-prefix-strict``:

@@ -7,7 +7,6 @@ revoked *before* the server stops, so frontends stop routing first.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import socket
@@ -107,14 +106,3 @@ class RunningWorker:
         if self._own_store and self.store is not None:
             with contextlib.suppress(Exception):
                 await self.store.close()
-
-
-async def serve_until_signal() -> None:
-    """Block until SIGTERM or SIGINT."""
-    import signal
-
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()

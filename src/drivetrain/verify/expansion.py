@@ -2,6 +2,7 @@
 
 The ``$(VAR)`` expansion itself is ``drivetrain.cmdline.expand``, shared with the renderer and
 ``drivetrain up``; ``expand`` and ``expand_argv`` are re-exported here for verify's callers.
+Rules: kubelet ``makeEnvironmentVariables`` (see docs/verify.md).
 """
 
 from __future__ import annotations

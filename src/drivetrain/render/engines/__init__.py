@@ -10,7 +10,7 @@ from types import ModuleType
 from typing import Any
 
 from drivetrain.render.engines import sglang, trtllm, vllm
-from drivetrain.render.engines.base import EngineContext, EngineError, parse_gpu_count
+from drivetrain.render.engines.base import EngineChoiceError, EngineContext, parse_gpu_count
 from drivetrain.render.engines.detect import detect_engine, is_shell_form, resolve_engine
 from drivetrain.render.engines.vllm import executor_for
 
@@ -21,7 +21,9 @@ def _module(engine: str) -> ModuleType:
     try:
         return _ENGINES[engine]
     except KeyError:
-        raise EngineError(f"unknown engine {engine!r} (expected vllm, sglang or trtllm)") from None
+        raise EngineChoiceError(
+            f"unknown engine {engine!r} (expected vllm, sglang or trtllm)"
+        ) from None
 
 
 def update_container(engine: str, container: dict[str, Any], ctx: EngineContext) -> dict[str, Any]:
@@ -46,8 +48,8 @@ def wait_leader_configmap(graph_name: str, namespace: str) -> dict[str, Any] | N
 
 
 __all__ = [
+    "EngineChoiceError",
     "EngineContext",
-    "EngineError",
     "detect_engine",
     "executor_for",
     "is_shell_form",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from drivetrain.errors import DrivetrainError
 from drivetrain.render.deployers import MultinodeDeployer
 from drivetrain.render.expr import IntExpr, IntLit, Word
 
@@ -12,8 +13,11 @@ from drivetrain.render.expr import IntExpr, IntLit, Word
 MASTER_PORT = 29500
 
 
-class EngineError(ValueError):
-    """An engine cannot be determined or the command runs more than one."""
+class EngineChoiceError(DrivetrainError, ValueError):
+    """An engine cannot be determined or the command runs more than one.
+
+    (Not the runtime's ``EngineError``, which is an HTTP failure of a running engine.)
+    """
 
 
 def parse_gpu_count(quantity: str | int | None) -> int:

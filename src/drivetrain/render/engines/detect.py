@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from drivetrain.render.engines.base import EngineError
+from drivetrain.render.engines.base import EngineChoiceError
 
 ENGINES = ("vllm", "sglang", "trtllm")
 
@@ -66,10 +66,10 @@ def engines_in(text: str) -> list[str]:
 
 
 def detect_engine(command: list[str], args: list[str]) -> str | None:
-    """The one engine the command runs, None if none; EngineError if several."""
+    """The one engine the command runs, None if none; EngineChoiceError if several."""
     found = engines_in(" ".join([*command, *args]))
     if len(found) > 1:
-        raise EngineError(
+        raise EngineChoiceError(
             f"the command starts more than one engine ({', '.join(found)}); "
             "run one engine per service"
         )
@@ -88,7 +88,7 @@ def resolve_engine(
         return None
     detected = detect_engine(command, args)
     if detected and explicit and detected != explicit:
-        raise EngineError(
+        raise EngineChoiceError(
             f'backend framework mismatch: detected "{detected}" from command but '
             f'explicitly configured as "{explicit}"'
         )

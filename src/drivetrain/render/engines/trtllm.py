@@ -1,6 +1,6 @@
 """TRT-LLM multinode: the leader runs ``mpirun`` over SSH into every worker's sshd.
 
-The strings follow Dynamo's operator (reference §5.3) so that images built for it work
+The strings follow Dynamo's operator (docs/engines.md) so that images built for it work
 unchanged; host names and env references inside the scripts are rendered for the shell.
 """
 

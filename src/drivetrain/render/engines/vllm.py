@@ -1,6 +1,6 @@
 """vLLM multinode: tensor/pipeline parallelism over mp (default) or Ray, or hybrid data parallelism.
 
-Which path applies follows Dynamo (reference §5.2): with ``g`` GPUs per pod (``limits.gpu``),
+Which path applies follows Dynamo (docs/engines.md): with ``g`` GPUs per pod (``limits.gpu``),
 ``world = tp × pp``; ``world > g`` needs distributed TP/PP; else ``world × dp > g`` needs
 data-parallel ranks across pods; else each pod is independent and nothing is injected.
 """

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from urllib.parse import urlsplit
 
+from drivetrain import envnames
+from drivetrain.errors import DrivetrainError
 from drivetrain.runtime.discovery.base import (
     DiscoveryError,
     DiscoveryStore,
@@ -20,7 +22,7 @@ from drivetrain.runtime.discovery.base import (
     WatchEvent,
 )
 
-ENV_VAR = "DRIVETRAIN_DISCOVERY"
+ENV_VAR = envnames.DISCOVERY
 DEFAULT_ETCD_PORT = 2379
 SCHEMES = ("etcd", "file", "memory")
 
@@ -41,7 +43,7 @@ __all__ = [
 ]
 
 
-class DiscoveryURLError(ValueError):
+class DiscoveryURLError(DrivetrainError, ValueError):
     """A discovery URL that names no known backend or lacks a part it needs."""
 
 

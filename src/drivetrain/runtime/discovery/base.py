@@ -18,8 +18,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
 
+from drivetrain.errors import DrivetrainError
 
-class DiscoveryError(Exception):
+
+class DiscoveryError(DrivetrainError):
     """Base class of the store errors below."""
 
 

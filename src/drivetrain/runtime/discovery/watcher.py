@@ -11,7 +11,7 @@ A model is listed while at least one card for it exists; an instance serves it o
 and its instance record are present (``ModelEntry.instances`` may be empty for a moment: the
 frontend answers 503 then).  Listeners and ``wait_for`` learn about every change.
 
-Deliberate differences from Dynamo's watcher (reference §1.3, §1.5): the namespace scope is a
+Deliberate differences from Dynamo's watcher (see docs/discovery.md): the namespace scope is a
 prefix watch, so the store sends few or no out-of-scope keys; a put outside the scope (possible
 with a literal or generation prefix) is skipped at DEBUG; a delete for a key never accepted is
 logged at DEBUG and changes nothing (Dynamo logged an error, later a warning, for every worker

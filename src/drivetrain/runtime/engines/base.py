@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from drivetrain.errors import DrivetrainError
+
 ModelType = Literal["chat", "completions", "embeddings"]
 Op = Literal["chat", "completions"]
 
@@ -37,7 +39,7 @@ class Embeddings:
     prompt_tokens: int
 
 
-class EngineError(Exception):
+class EngineError(DrivetrainError):
     """A failure the client should see with this HTTP status (4xx: its fault, 5xx: ours)."""
 
     def __init__(self, status: int, message: str) -> None:

@@ -1,6 +1,6 @@
 """``mocker`` engine: simulated prefill and decode timing, real token counts.
 
-Timing follows Dynamo's default polynomial perf model (reference §4.2), per request:
+Timing follows Dynamo's default polynomial perf model (docs/runtime.md), per request:
 prefill_ms = 4.209989e-07·T² + 1.518344e-02·T + 16.50142 with T = prompt tokens, and per output
 token decode_ms = max(1, −25.74·u² + 54.01·u + 5.74) with u = active KV tokens / KV capacity
 across this worker's running requests; both divided by ``speedup_ratio``.  Sleeps shorter than

@@ -5,6 +5,8 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
+from drivetrain.errors import DrivetrainError
+
 _TYPES = {
     400: "invalid_request_error",
     404: "invalid_request_error",
@@ -17,7 +19,7 @@ _TYPES = {
 }
 
 
-class ApiError(Exception):
+class ApiError(DrivetrainError):
     """Raised anywhere in a handler; turned into one JSON error response."""
 
     def __init__(

@@ -7,12 +7,13 @@ import collections
 import itertools
 from typing import Any
 
+from drivetrain.errors import DrivetrainError
 from drivetrain.runtime.transport import frames
 
 _TERMINAL = (frames.FINISH, frames.RESULT, frames.ERROR)
 
 
-class StreamFailed(Exception):
+class StreamFailed(DrivetrainError):
     """The worker could not be reached or dropped the stream.
 
     ``before_first`` is True when nothing had been received yet, so the request may be retried

@@ -15,6 +15,8 @@ from typing import Any
 
 import orjson
 
+from drivetrain.errors import DrivetrainError
+
 HEADER = struct.Struct(">I")
 # Twice the frontend's 32 MiB body limit, so that no accepted request can make a frame the
 # worker refuses (a refused frame drops the whole connection, and every request on it).
@@ -28,7 +30,7 @@ RESULT = "r"
 ERROR = "x"
 
 
-class FrameError(ValueError):
+class FrameError(DrivetrainError, ValueError):
     """The peer sent something that is not a frame; the connection must be dropped."""
 
 

@@ -1,0 +1,88 @@
+"""Running a frontend or a worker until told to stop: the CLI's and the Python API's entry.
+
+``run_frontend`` and ``run_worker`` start the server, call ``on_ready`` once it listens (and, for
+a worker, is registered), wait for ``stop`` (default: SIGTERM or SIGINT), and stop it in the
+order docs/runtime.md describes.  A failure to start raises before ``on_ready``, with nothing
+left running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from typing import Protocol, TypeVar
+
+from drivetrain.runtime.engines.base import Engine
+from drivetrain.runtime.frontend.server import FrontendConfig, RunningFrontend
+from drivetrain.runtime.worker import RunningWorker, WorkerConfig
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+async def serve_until_signal() -> None:
+    """Block until SIGTERM or SIGINT."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
+
+
+async def _wait(stop: asyncio.Event | None) -> None:
+    if stop is None:
+        await serve_until_signal()
+    else:
+        await stop.wait()
+
+
+class _Running(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+R = TypeVar("R", bound=_Running)
+
+
+async def _serve(
+    running: R, stop: asyncio.Event | None, on_ready: Callable[[R], None] | None
+) -> None:
+    """Start ``running``, wait for ``stop`` (default: a signal), stop it; nothing is left
+    running when the start fails."""
+    try:
+        await running.start()
+    except BaseException:
+        await running.stop()
+        raise
+    try:
+        if on_ready is not None:
+            on_ready(running)
+        await _wait(stop)
+    finally:
+        await running.stop()
+
+
+async def run_frontend(
+    config: FrontendConfig,
+    *,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[RunningFrontend], None] | None = None,
+) -> None:
+    """Serve the OpenAI-compatible frontend until ``stop`` is set (default: a signal)."""
+    await _serve(RunningFrontend(config), stop, on_ready)
+
+
+async def run_worker(
+    config: WorkerConfig,
+    engine: Engine,
+    *,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[RunningWorker], None] | None = None,
+) -> None:
+    """Serve ``engine`` and keep it registered in discovery until ``stop`` is set."""
+    await _serve(RunningWorker(config, engine), stop, on_ready)
