@@ -20,26 +20,6 @@ from drivetrain.runtime.worker import RunningWorker, WorkerConfig
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-async def serve_until_signal() -> None:
-    """Block until SIGTERM or SIGINT."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in STOP_SIGNALS:
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for sig in STOP_SIGNALS:
-            loop.remove_signal_handler(sig)
-
-
-async def _wait(stop: asyncio.Event | None) -> None:
-    if stop is None:
-        await serve_until_signal()
-    else:
-        await stop.wait()
-
-
 class _Running(Protocol):
     async def start(self) -> None: ...
 
@@ -53,18 +33,34 @@ async def _serve(
     running: R, stop: asyncio.Event | None, on_ready: Callable[[R], None] | None
 ) -> None:
     """Start ``running``, wait for ``stop`` (default: a signal), stop it; nothing is left
-    running when the start fails."""
+    running when the start fails.
+
+    The signal handlers go in before the start: a SIGTERM that arrives between "ready" and the
+    wait (a supervisor reacting to the ready line) must stop the server gracefully, not kill
+    the process with the default action.
+    """
+    loop = asyncio.get_running_loop()
+    own_signals = stop is None
+    if stop is None:
+        stop = asyncio.Event()
+        for sig in STOP_SIGNALS:
+            loop.add_signal_handler(sig, stop.set)
     try:
-        await running.start()
-    except BaseException:
-        await running.stop()
-        raise
-    try:
-        if on_ready is not None:
-            on_ready(running)
-        await _wait(stop)
+        try:
+            await running.start()
+        except BaseException:
+            await running.stop()
+            raise
+        try:
+            if on_ready is not None:
+                on_ready(running)
+            await stop.wait()
+        finally:
+            await running.stop()
     finally:
-        await running.stop()
+        if own_signals:
+            for sig in STOP_SIGNALS:
+                loop.remove_signal_handler(sig)
 
 
 async def run_frontend(
