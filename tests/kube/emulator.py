@@ -902,12 +902,18 @@ class ClusterEmulator(ExtendedEmulator):
         who = self._authenticate(raw)
         res = request.resource
         if res is None or not res.plural:  # discovery: open to every authenticated user
+            user, pod = (who.name, who.pod) if who else ("", None)
+            verb = raw.method.lower()  # a non-resource request's verb is its method
             if who is None:
                 self.audit.append(
-                    AuditEvent("", None, "", raw.method, path, "", "", None, None, 401)
+                    AuditEvent(user, pod, verb, raw.method, path, "", "", None, None, 401)
                 )
                 return self._status(401, "Unauthorized", "Unauthorized")
-            return await super()._handle(request)
+            response = await super()._handle(request)
+            self.audit.append(
+                AuditEvent(user, pod, verb, raw.method, path, "", "", None, None, response.status)
+            )
+            return response
         watch = request.params.get("watch") in ("true", "True", "1")
         attributes = Attributes(
             verb=request_verb(raw.method, request.name is not None, watch),

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from lightkube import ApiError, Client, KubeConfig, codecs
@@ -296,3 +297,17 @@ def test_publish_not_ready_addresses_marks_every_endpoint_ready(api: Api) -> Non
     (slice_,) = slices(api)
     assert slice_["endpoints"][0]["conditions"]["ready"] is True
     assert slice_["ports"] == [{"name": "", "port": 80, "protocol": "TCP"}]
+
+
+def test_discovery_is_open_to_authenticated_users_only_and_audited(api: Api) -> None:
+    api.create(sa("d"))
+    token = api.emulator.service_account_token(NS, "d", pod="p")  # type: ignore[attr-defined]
+    ok = httpx.get(f"{api.running.url}/apis", headers={"Authorization": f"Bearer {token}"})
+    anonymous = httpx.get(f"{api.running.url}/apis")
+    assert (ok.status_code, anonymous.status_code) == (200, 401)
+    assert anonymous.json()["reason"] == "Unauthorized"
+    audited = [(e.user, e.pod, e.path, e.code) for e in api.emulator.audit if e.path == "/apis"]  # type: ignore[attr-defined]
+    assert audited == [
+        ("system:serviceaccount:team:d", "p", "/apis", 200),
+        ("", None, "/apis", 401),
+    ]
