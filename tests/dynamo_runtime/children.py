@@ -35,6 +35,7 @@ NAMESPACE_LABEL = "nvidia.com/dynamo-namespace"
 GRAPH_NAME_LABEL = "nvidia.com/dynamo-graph-deployment-name"
 SELECTOR_LABEL = "nvidia.com/selector"
 METRICS_LABEL = "nvidia.com/metrics-enabled"
+DISCOVERY_MODE_ANNOTATION = "nvidia.com/dynamo-kube-discovery-mode"
 
 FRONTEND_PORT = 8000  # DynamoServicePort, port name "http"
 SYSTEM_PORT = 9090  # DynamoSystemPort, port name "system"
@@ -160,7 +161,9 @@ def _field(name: str, path: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
 
 
-def _main_container(dgd: str, namespace: str, component: Component) -> dict[str, Any]:
+def _main_container(
+    dgd: str, namespace: str, component: Component, mode: str = "pod"
+) -> dict[str, Any]:
     dyn_ns = dynamo_namespace(namespace, dgd)
     frontend = component.type == "frontend"
     env: list[dict[str, Any]] = [
@@ -173,6 +176,11 @@ def _main_container(dgd: str, namespace: str, component: Component) -> dict[str,
         _field("POD_UID", "metadata.uid"),
         {"name": "DYN_DISCOVERY_BACKEND", "value": "kubernetes"},
     ]
+    if mode == "container":
+        env += [
+            {"name": "CONTAINER_NAME", "value": "main"},
+            {"name": "DYN_KUBE_DISCOVERY_MODE", "value": "container"},
+        ]
     if frontend:
         env += [
             {"name": "DYNAMO_PORT", "value": str(FRONTEND_PORT)},
@@ -204,7 +212,9 @@ def _main_container(dgd: str, namespace: str, component: Component) -> dict[str,
     }
 
 
-def component_deployment(dgd: str, namespace: str, component: Component) -> dict[str, Any]:
+def component_deployment(
+    dgd: str, namespace: str, component: Component, mode: str = "pod"
+) -> dict[str, Any]:
     name = resource_name(dgd, component.name)
     labels = {
         SELECTOR_LABEL: name,
@@ -224,10 +234,14 @@ def component_deployment(dgd: str, namespace: str, component: Component) -> dict
             "replicas": 1,
             "selector": {"matchLabels": {SELECTOR_LABEL: name}},
             "template": {
-                "metadata": {"labels": labels},
+                "metadata": {
+                    "labels": labels,
+                    # Propagated from the DGD only when the user sets it (pod is the default).
+                    **({"annotations": {DISCOVERY_MODE_ANNOTATION: mode}} if mode != "pod" else {}),
+                },
                 "spec": {
                     "serviceAccountName": service_account_name(dgd),
-                    "containers": [_main_container(dgd, namespace, component)],
+                    "containers": [_main_container(dgd, namespace, component, mode)],
                 },
             },
         },
@@ -239,10 +253,15 @@ def dynamo_children(
     namespace: str,
     components: Sequence[Component],
     rules: Sequence[dict[str, Any]] = OPERATOR_DISCOVERY_RULES,
+    mode: str = "pod",
 ) -> list[dict[str, Any]]:
-    """Every object Dynamo's operator creates for the DGD's K8s discovery, plus its Deployments."""
+    """Every object Dynamo's operator creates for the DGD's K8s discovery, plus its Deployments.
+
+    ``mode`` is the DGD's ``nvidia.com/dynamo-kube-discovery-mode`` annotation (``pod`` or
+    ``container``), which the operator propagates to the pods and turns into env.
+    """
     out = discovery_rbac(dgd, namespace, rules)
     for component in components:
         out.append(component_service(dgd, namespace, component))
-        out.append(component_deployment(dgd, namespace, component))
+        out.append(component_deployment(dgd, namespace, component, mode))
     return out

@@ -10,9 +10,10 @@ would create (``drivetrain.verify.controllers.enumerate_pods``: Deployment, LWS,
   (``drivetrain.verify.expansion.container_env``: downward-API ``POD_NAME``/``POD_NAMESPACE``/
   ``POD_UID`` resolved from the created Pod, ``$(VAR)`` expanded) and a kubeconfig holding a token
   of the pod's ServiceAccount (where a real kubelet projects the token and the in-cluster
-  config); writes ``status`` (``Running``, ``podIP`` 127.0.0.1); runs the readiness probe
-  (``httpGet``) and writes the ``Ready`` condition when it changes; marks the pod ``Failed``
-  when its process exits (no restarts: a crash loop would hide the first failure).
+  config); writes ``status`` (``Running``, ``podIP`` 127.0.0.1, the container's status); runs
+  the readiness probe (``httpGet``) and writes the ``Ready`` condition and the container's
+  readiness when they change; marks the pod ``Failed`` when its process exits (no restarts: a
+  crash loop would hide the first failure).  Only the ``main`` container runs.
 
 What runs is the node's, not the image's: ``programs`` maps each
 ``nvidia.com/dynamo-component-type`` to an argv (Dynamo's frontend and mocker from its venv).
@@ -50,6 +51,7 @@ from tests.dynamo_runtime.children import COMPONENT_TYPE_LABEL
 from tests.kube.emulator import ClusterEmulator, RunningCluster, token_kubeconfig
 
 POD_IP = "127.0.0.1"
+START_TIME = "2026-01-01T00:00:00Z"
 NODE_NAME = "local-node"
 # The parent's own Dynamo/pod settings must not leak into a pod: it gets only what its spec says.
 _PRIVATE_ENV = ("DYN_", "POD_", "KUBERNETES_", "KUBECONFIG", "ETCD_", "NATS_")
@@ -76,6 +78,8 @@ def free_port() -> int:
 @dataclasses.dataclass
 class RunningPod:
     name: str
+    container: str  # the one container the node runs ("main")
+    image: str
     component_type: str
     service_account: str
     ports: dict[str, int]  # container port name -> local port
@@ -193,6 +197,8 @@ class LocalNode:
             )
         self.pods[name] = RunningPod(
             name=name,
+            container=str(container.get("name", "main")),
+            image=str(container.get("image", "")),
             component_type=component_type,
             service_account=account,
             ports=ports,
@@ -204,6 +210,16 @@ class LocalNode:
 
     def _write_status(self, pod: RunningPod) -> None:
         failed = pod.exit_code is not None
+        state = (
+            {
+                "terminated": {
+                    "exitCode": pod.exit_code,
+                    "reason": "Completed" if pod.exit_code == 0 else "Error",
+                }
+            }
+            if failed
+            else {"running": {"startedAt": START_TIME}}
+        )
         status = {
             "phase": "Failed" if failed else "Running",
             "podIP": POD_IP,
@@ -214,6 +230,18 @@ class LocalNode:
                 {"type": "Initialized", "status": "True"},
                 {"type": "ContainersReady", "status": str(pod.ready)},
                 {"type": "Ready", "status": str(pod.ready)},
+            ],
+            # Container-mode discovery reads readiness per container from here.
+            "containerStatuses": [
+                {
+                    "name": pod.container,
+                    "image": pod.image,
+                    "imageID": "",
+                    "ready": pod.ready,
+                    "started": not failed,
+                    "restartCount": 0,
+                    "state": state,
+                }
             ],
         }
         self.client.patch(Pod.Status, pod.name, {"status": status}, patch_type=PatchType.MERGE)

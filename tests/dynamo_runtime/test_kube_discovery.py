@@ -319,3 +319,59 @@ def test_a_worker_service_without_the_enabled_label_hides_the_worker(node: Local
     assert slice_labels and all(DISCOVERY_BACKEND_LABEL in labels for labels in slice_labels)
     assert_not_served(node, frontend)
     assert all(e.code < 400 for e in runtime_requests(node))
+
+
+# --------------------------------------------------------------------------------------------- container mode
+
+#: Container mode (``DYN_KUBE_DISCOVERY_MODE=container``): Pods instead of EndpointSlices, and
+#: every process first deletes a stale CR of its own name, so ``delete`` is needed too.
+CONTAINER_RULES = {
+    ("", "pods", "list"),
+    ("", "pods", "watch"),
+    *((*DWM, verb) for verb in ("list", "watch", "patch", "create", "delete")),
+}
+
+
+def test_container_mode_watches_labelled_pods_and_needs_delete(node: LocalNode) -> None:
+    frontend, worker = start(node, dynamo_children(GRAPH, NS, COMPONENTS, mode="container"))
+    serve_chat(node, frontend)
+    node.stop()
+    calls = runtime_requests(node)
+    # A stale-CR delete of a CR that does not exist is answered 404; nothing else fails.
+    assert all(e.code < 400 or (e.verb, e.code) == ("delete", 404) for e in calls)
+    assert {(e.pod, e.name) for e in calls if e.verb == "delete"} == {
+        (frontend.name, frontend.name),
+        (worker.name, worker.name),
+    }
+    assert set().union(*(e.rules for e in calls)) == CONTAINER_RULES
+    selectors = {
+        urllib.parse.parse_qs(urllib.parse.urlsplit(e.path).query).get("labelSelector", [""])[0]
+        for e in calls
+        if e.resource == "pods"
+    }
+    assert selectors == {SLICE_SELECTOR}  # the same single label, on the Pods this time
+    assert cr(node, worker) is not None  # "main" keeps the pod's name for its CR
+
+
+def test_container_mode_without_delete_cannot_start(node: LocalNode) -> None:
+    frontend, worker = start(
+        node,
+        dynamo_children(
+            GRAPH,
+            NS,
+            COMPONENTS,
+            rules=without("dynamoworkermetadatas", "delete"),
+            mode="container",
+        ),
+    )
+    wait_until(
+        lambda: worker.process.poll() is not None and frontend.process.poll() is not None,
+        30,
+        "both processes exit",
+        node,
+    )
+    assert (worker.process.returncode, frontend.process.returncode) == (1, 1)
+    assert "cannot start with stale discovery state" in worker.log.read_text(errors="replace")
+    assert {
+        (e.verb, e.code) for e in runtime_requests(node) if e.resource == "dynamoworkermetadatas"
+    } >= {("delete", 403)}
