@@ -12,7 +12,7 @@ on the DCD path (one Deployment per single-node component):
   ``system`` 9090 for the others;
 * per component a Deployment whose pod template carries what the runtime reads: the labels of
   ``generateLabels`` (discovery labels included), ``serviceAccountName`` (``GenerateBasePodSpec``
-  step 14), the env of ``component_common.go`` / ``component_worker.go`` /
+  sets it on pods without one), the env of ``component_common.go`` / ``component_worker.go`` /
   ``component_frontend.go``, the ports and the readiness probe.  Image and command are the
   user's in a real DGD; the proof replaces the command anyway (tests/dynamo_runtime/node.py).
 

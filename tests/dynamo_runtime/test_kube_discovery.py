@@ -164,7 +164,7 @@ def drivetrain_render() -> tuple[str, list[dict[str, Any]]]:
                 strict=True,
                 raises=AssertionError,
                 reason="drivetrain render does not emit the discovery ServiceAccount, Role, "
-                "RoleBinding, per-component Services and labels yet (issue 10 item 1): the pods "
+                "RoleBinding, per-component Services and labels yet (docs/dynamo-on-kubernetes.md): the pods "
                 "run as 'default' and are refused",
             ),
         ),
@@ -282,7 +282,8 @@ def test_without_one_rule_the_runtime_is_forbidden_and_nothing_is_served(
 
 
 def test_pods_without_the_discovery_service_account_are_forbidden(node: LocalNode) -> None:
-    """Without step 14 (``serviceAccountName``) the pods run as "default", which may do nothing."""
+    """Without the operator's ``serviceAccountName`` the pods run as "default", which may do
+    nothing."""
     manifests = edit(
         dynamo_children(GRAPH, NS, COMPONENTS),
         "Deployment",
