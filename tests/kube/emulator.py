@@ -22,6 +22,10 @@ parsing and discovery, and serves every resource request itself from one store:
 
 Not emulated (see docs/operator.md): SSA field ownership and conflicts, strategic-merge list
 semantics, defaulting, admission, RBAC, pagination, BOOKMARK events, 410 Gone and controllers.
+
+``ClusterEmulator`` (at the end of this file) adds bearer-token authentication, RBAC, an audit
+log and the EndpointSlice controller, for proofs that run a real runtime against the API
+(docs/dynamo-on-kubernetes.md).
 """
 
 from __future__ import annotations
