@@ -6,7 +6,8 @@
 # ai-dynamo declares `aisimulate`, whose wheel stub downloads from outside PyPI and fails here,
 # so ai-dynamo is installed with --no-deps and its Requires-Dist (read from the wheel METADATA)
 # is installed minus aisimulate, plus `packaging` (imported but undeclared).
-# Idempotent: a stamp file marks a finished install.
+# Idempotent: a stamp file marks a finished install; a lock file makes concurrent callers (several
+# clones running `make test` at once) wait for one install instead of racing in one venv.
 set -euo pipefail
 VENV="${DYNAMO_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/drivetrain/dynamo-1.6.1}"
 WORK="$VENV.work"
@@ -17,6 +18,11 @@ if [[ -f "$STAMP" ]]; then
   exit 0
 fi
 mkdir -p "$WORK" "$(dirname "$VENV")"
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$VENV.lock"
+  flock 9
+  [[ -f "$STAMP" ]] && exit 0  # another caller finished it while this one waited
+fi
 test -x "$VENV/bin/python" || "$PY" -m venv "$VENV"
 "$VENV/bin/pip" install -q --upgrade pip
 "$VENV/bin/pip" install -q "ai-dynamo-runtime==1.6.1"

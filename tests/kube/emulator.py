@@ -22,6 +22,10 @@ parsing and discovery, and serves every resource request itself from one store:
 
 Not emulated (see docs/operator.md): SSA field ownership and conflicts, strategic-merge list
 semantics, defaulting, admission, RBAC, pagination, BOOKMARK events, 410 Gone and controllers.
+
+``ClusterEmulator`` (at the end of this file) adds bearer-token authentication, RBAC, an audit
+log and the EndpointSlice controller, for proofs that run a real runtime against the API
+(docs/dynamo-on-kubernetes.md).
 """
 
 from __future__ import annotations
@@ -550,3 +554,489 @@ class RunningCluster:
             ],
             "current-context": "emu",
         }
+
+
+# =================================================================================================
+# What a cluster adds around a pod's own API calls: authentication, RBAC, an audit log and the
+# EndpointSlice controller.  Proofs that run a real runtime against the emulator (for example
+# Dynamo's own, tests/dynamo_runtime/) need all four: the runtime authenticates with its
+# ServiceAccount's token, may do only what its Role grants, and finds its peers through the
+# EndpointSlices the controller derives from Services and Pods.
+# =================================================================================================
+
+#: Resources a runtime proof needs beyond BUILTIN (declared by ClusterEmulator only).
+CLUSTER_BUILTIN: dict[str, dict[str, Any]] = {
+    "v1/serviceaccounts": {"kind": "ServiceAccount", "namespaced": True},
+    "v1/endpoints": {"kind": "Endpoints", "namespaced": True},
+    "discovery.k8s.io/v1/endpointslices": {"kind": "EndpointSlice", "namespaced": True},
+    "rbac.authorization.k8s.io/v1/roles": {"kind": "Role", "namespaced": True},
+    "rbac.authorization.k8s.io/v1/rolebindings": {"kind": "RoleBinding", "namespaced": True},
+    "rbac.authorization.k8s.io/v1/clusterroles": {"kind": "ClusterRole", "namespaced": False},
+    "rbac.authorization.k8s.io/v1/clusterrolebindings": {
+        "kind": "ClusterRoleBinding",
+        "namespaced": False,
+    },
+}
+
+#: The token of the emulator's own kubeconfig (RunningCluster.kubeconfig): a cluster admin.
+ADMIN_TOKEN = "emulator"
+ADMIN_USER = "kubernetes-admin"
+#: The EndpointSlice controller's own labels (kube-controller-manager's endpointslice controller).
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
+MANAGED_BY = "endpointslice-controller.k8s.io"
+
+
+@attrs.frozen
+class Identity:
+    """An authenticated user, as the API server's authenticators produce it."""
+
+    name: str
+    groups: tuple[str, ...] = ()
+    #: The pod a bound ServiceAccount token was issued for (the user's ``extra`` field
+    #: ``authentication.kubernetes.io/pod-name`` on a real API server).
+    pod: str | None = None
+
+    @classmethod
+    def service_account(cls, namespace: str, name: str, pod: str | None = None) -> Identity:
+        groups = ("system:serviceaccounts", f"system:serviceaccounts:{namespace}")
+        return cls(
+            f"system:serviceaccount:{namespace}:{name}", (*groups, "system:authenticated"), pod
+        )
+
+
+@attrs.frozen
+class Attributes:
+    """What one request asks to do, in the authorizer's terms (verb × resource × namespace)."""
+
+    verb: str
+    group: str
+    resource: str
+    subresource: str | None
+    namespace: str | None
+    name: str | None
+
+    def describe(self, user: str) -> str:
+        """The API server's message for a denied request, word for word."""
+        resource = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
+        qualified = f"{self.resource}.{self.group}" if self.group else self.resource
+        subject = f'{qualified} "{self.name}"' if self.name else qualified
+        where = f'in the namespace "{self.namespace}"' if self.namespace else "at the cluster scope"
+        return (
+            f'{subject} is forbidden: User "{user}" cannot {self.verb} resource "{resource}" '
+            f'in API group "{self.group}" {where}'
+        )
+
+
+@attrs.frozen
+class AuditEvent:
+    """One request as the API server's audit log records it (the response code included)."""
+
+    user: str
+    pod: str | None
+    verb: str
+    method: str
+    path: str
+    group: str
+    resource: str
+    namespace: str | None
+    name: str | None
+    code: int
+
+    @property
+    def rules(self) -> set[tuple[str, str, str]]:
+        """(API group, resource, verb) of each RBAC rule this request needed: a server-side
+        apply that created its object (PATCH answered 201) needed ``create`` too."""
+        needed = {(self.group, self.resource, self.verb)}
+        if self.method == "PATCH" and self.code == 201:
+            needed.add((self.group, self.resource, "create"))
+        return needed
+
+
+def request_verb(method: str, named: bool, watch: bool) -> str:
+    """The authorizer's verb for an HTTP method (Kubernetes' RequestInfoFactory)."""
+    if watch:
+        return "watch"
+    return {
+        "GET": "get" if named else "list",
+        "HEAD": "get" if named else "list",
+        "POST": "create",
+        "PUT": "update",
+        "PATCH": "patch",
+        "DELETE": "delete" if named else "deletecollection",
+    }.get(method, method.lower())
+
+
+def rule_allows(rule: dict[str, Any], attrs_: Attributes) -> bool:
+    """One PolicyRule against a resource request (RBAC's RuleAllows)."""
+
+    def has(values: list[str] | None, wanted: str) -> bool:
+        return bool(values) and ("*" in values or wanted in values)  # type: ignore[operator]
+
+    resources = rule.get("resources") or []
+    if attrs_.subresource:
+        wanted = f"{attrs_.resource}/{attrs_.subresource}"
+        resource_ok = (
+            "*" in resources or wanted in resources or f"*/{attrs_.subresource}" in resources
+        )
+    else:
+        resource_ok = has(resources, attrs_.resource)
+    names = rule.get("resourceNames") or []
+    return (
+        has(rule.get("verbs"), attrs_.verb)
+        and has(rule.get("apiGroups"), attrs_.group)
+        and resource_ok
+        and (not names or (attrs_.name is not None and attrs_.name in names))
+    )
+
+
+def subject_matches(subject: dict[str, Any], binding_ns: str | None, who: Identity) -> bool:
+    kind = subject.get("kind")
+    if kind == "ServiceAccount":
+        # A ServiceAccount subject without a namespace means the binding's own (RBAC's appliesTo).
+        ns = subject.get("namespace") or binding_ns
+        return who.name == f"system:serviceaccount:{ns}:{subject.get('name')}"
+    if kind == "User":
+        return who.name == subject.get("name")
+    if kind == "Group":
+        return subject.get("name") in who.groups
+    return False
+
+
+def endpoint_slice_for(service: dict[str, Any], pods: list[dict[str, Any]]) -> dict[str, Any]:
+    """The EndpointSlice the EndpointSlice controller keeps for one selector Service.
+
+    As kube-controller-manager does it: the Service's labels copied onto the slice plus
+    ``kubernetes.io/service-name`` and ``managed-by``; one endpoint per selected pod that has an
+    IP and is not finished, ``ready`` = the pod's Ready condition (always true with
+    ``publishNotReadyAddresses``) and not terminating; a named ``targetPort`` resolved against
+    the pod's container ports (skipped where the pod has no such port).  One slice per Service:
+    the real controller splits by port set and at 100 endpoints, which no proof here reaches.
+    """
+    meta = service["metadata"]
+    spec = service.get("spec") or {}
+    publish_not_ready = bool(spec.get("publishNotReadyAddresses"))
+    endpoints, ports = [], []
+    for pod in pods:
+        status = pod.get("status") or {}
+        if not status.get("podIP") or status.get("phase") in ("Succeeded", "Failed"):
+            continue
+        pod_meta = pod["metadata"]
+        terminating = bool(pod_meta.get("deletionTimestamp"))
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in status.get("conditions") or []
+        )
+        endpoints.append(
+            {
+                "addresses": [status["podIP"]],
+                "conditions": {
+                    "ready": (ready or publish_not_ready) and not terminating,
+                    "serving": ready or publish_not_ready,
+                    "terminating": terminating,
+                },
+                "targetRef": {
+                    "kind": "Pod",
+                    "namespace": pod_meta["namespace"],
+                    "name": pod_meta["name"],
+                    "uid": pod_meta["uid"],
+                },
+                **({"nodeName": pod["spec"]["nodeName"]} if pod["spec"].get("nodeName") else {}),
+            }
+        )
+    container_ports = {
+        p["name"]: p["containerPort"]
+        for pod in pods[:1]
+        for c in pod["spec"].get("containers", [])
+        for p in c.get("ports", [])
+        if p.get("name")
+    }
+    for port in spec.get("ports") or []:
+        target = port.get("targetPort", port["port"])
+        number = container_ports.get(target) if isinstance(target, str) else target
+        if number is None:
+            continue
+        ports.append(
+            {
+                "name": port.get("name", ""),
+                "port": number,
+                "protocol": port.get("protocol", "TCP"),
+                **({"appProtocol": port["appProtocol"]} if port.get("appProtocol") else {}),
+            }
+        )
+    labels = {
+        k: v
+        for k, v in (meta.get("labels") or {}).items()
+        if k not in (SERVICE_NAME_LABEL, MANAGED_BY_LABEL)
+    }
+    labels.update({SERVICE_NAME_LABEL: meta["name"], MANAGED_BY_LABEL: MANAGED_BY})
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            # The real controller uses generateName "<service>-"; a fixed suffix keeps one slice.
+            "name": f"{meta['name']}-{uuid.uuid5(uuid.NAMESPACE_DNS, meta['name']).hex[:5]}",
+            "namespace": meta["namespace"],
+            "labels": labels,
+            "ownerReferences": [
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "addressType": "IPv4",
+        "endpoints": endpoints,
+        "ports": ports,
+    }
+
+
+@attrs.define(kw_only=True)
+class ClusterEmulator(ExtendedEmulator):
+    """The extended emulator plus authentication, RBAC, an audit log and EndpointSlices.
+
+    * **Authentication**: every request must carry ``Authorization: Bearer <token>``; the
+      emulator's own token (``ADMIN_TOKEN``) is a cluster admin, ``service_account_token``
+      mints one for a ServiceAccount that exists (and stops working when it is deleted, as a
+      bound token does).  Anything else is answered 401 with a ``Status``.
+    * **RBAC** (``enforce_rbac``): a ServiceAccount's request is allowed only if a RoleBinding
+      in the request's namespace, or a ClusterRoleBinding, binds it (as ServiceAccount, User or
+      Group subject) to a Role/ClusterRole with a rule matching verb × API group × resource
+      (× subresource, × resourceNames), else 403 with the API server's ``Status`` and message.
+      Server-side apply that creates an object needs ``create`` as well as ``patch``, as the
+      API server checks.  Discovery (``/api``, ``/apis``, ``/version``) is open to every
+      authenticated user, as the default ``system:discovery`` binding makes it.
+    * **Audit**: ``audit`` records every request (user, verb, path, response code; a watch at
+      its start).
+    * **EndpointSlice controller** (``endpointslice_controller``): after every write, each
+      Service with a selector gets the slice ``endpoint_slice_for`` derives from its pods.
+
+    Not emulated: aggregated ClusterRoles, ``escalate``/``bind`` checks on Role writes,
+    impersonation, non-resource URL rules, admission (OwnerReferencesPermissionEnforcement).
+    """
+
+    enforce_rbac: bool = True
+    endpointslice_controller: bool = True
+    audit: list[AuditEvent] = attrs.field(factory=list, init=False)
+    _tokens: dict[str, tuple[Identity, tuple[str, str] | None]] = attrs.field(
+        factory=dict, init=False
+    )
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        for path, info in CLUSTER_BUILTIN.items():
+            self.declare(path, **info)
+        self._tokens[ADMIN_TOKEN] = (Identity(ADMIN_USER, ("system:masters",)), None)
+
+    # ----------------------------------------------------------------- authentication
+
+    def service_account_token(self, namespace: str, name: str, pod: str | None = None) -> str:
+        """A token for an existing ServiceAccount, bound to ``pod`` if given (what the kubelet
+        projects into a pod); the audit log then names the pod."""
+        if ("", "serviceaccounts", namespace, name) not in self.store:
+            raise LookupError(f'serviceaccount "{name}" not found')
+        token = f"sa-{namespace}-{name}-{uuid.uuid4().hex[:12]}"
+        self._tokens[token] = (Identity.service_account(namespace, name, pod), (namespace, name))
+        return token
+
+    def _authenticate(self, raw: aiohttp.web.BaseRequest) -> Identity | None:
+        scheme, _, token = raw.headers.get("Authorization", "").partition(" ")
+        entry = self._tokens.get(token) if scheme.lower() == "bearer" else None
+        if entry is None:
+            return None
+        who, account = entry
+        if account and ("", "serviceaccounts", account[0], account[1]) not in self.store:
+            return None  # a bound token dies with its ServiceAccount
+        return who
+
+    # ----------------------------------------------------------------- authorization
+
+    def authorize(self, who: Identity, request: Attributes) -> bool:
+        if "system:masters" in who.groups:
+            return True
+        bindings = [
+            (obj, key[2])
+            for key, obj in self.store.items()
+            if (key[0], key[1]) == ("rbac.authorization.k8s.io", "clusterrolebindings")
+            or (
+                (key[0], key[1]) == ("rbac.authorization.k8s.io", "rolebindings")
+                and request.namespace is not None
+                and key[2] == request.namespace
+            )
+        ]
+        for binding, ns in bindings:
+            if not any(subject_matches(s, ns, who) for s in binding.get("subjects") or []):
+                continue
+            ref = binding.get("roleRef") or {}
+            role_key: Key = (
+                ("rbac.authorization.k8s.io", "roles", ns, ref.get("name", ""))
+                if ref.get("kind") == "Role"
+                else ("rbac.authorization.k8s.io", "clusterroles", None, ref.get("name", ""))
+            )
+            role = self.store.get(role_key) or {}
+            if any(rule_allows(rule, request) for rule in role.get("rules") or []):
+                return True
+        return False
+
+    @staticmethod
+    def _status(code: int, reason: str, message: str, details: dict[str, Any] | None = None):
+        body: dict[str, Any] = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": message,
+            "reason": reason,
+            "code": code,
+        }
+        if details:
+            body["details"] = details
+        return _json_response(body, code)
+
+    # ----------------------------------------------------------------- HTTP entry
+
+    async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        raw = request._raw_request
+        assert raw is not None
+        path = str(raw.rel_url)
+        who = self._authenticate(raw)
+        res = request.resource
+        if res is None or not res.plural:  # discovery: open to every authenticated user
+            user, pod = (who.name, who.pod) if who else ("", None)
+            verb = raw.method.lower()  # a non-resource request's verb is its method
+            if who is None:
+                self.audit.append(
+                    AuditEvent(user, pod, verb, raw.method, path, "", "", None, None, 401)
+                )
+                return self._status(401, "Unauthorized", "Unauthorized")
+            response = await super()._handle(request)
+            self.audit.append(
+                AuditEvent(user, pod, verb, raw.method, path, "", "", None, None, response.status)
+            )
+            return response
+        watch = request.params.get("watch") in ("true", "True", "1")
+        attributes = Attributes(
+            verb=request_verb(raw.method, request.name is not None, watch),
+            group=res.group or "",
+            resource=res.plural,
+            subresource=request.subresource,
+            namespace=request.namespace,
+            name=request.name,
+        )
+
+        def record(user: str, verb: str, code: int) -> None:
+            self.audit.append(
+                AuditEvent(
+                    user,
+                    who.pod if who else None,
+                    verb,
+                    raw.method,
+                    path,
+                    attributes.group,
+                    attributes.resource,
+                    attributes.namespace,
+                    attributes.name,
+                    code,
+                )
+            )
+
+        if who is None:
+            record("", attributes.verb, 401)
+            return self._status(401, "Unauthorized", "Unauthorized")
+        if self.enforce_rbac:
+            denied = self._denied(who, attributes, raw)
+            if denied is not None:
+                record(who.name, denied.verb, 403)
+                details = {"group": denied.group, "kind": denied.resource}
+                if denied.name:
+                    details["name"] = denied.name
+                return self._status(403, "Forbidden", denied.describe(who.name), details)
+        if watch:
+            record(who.name, attributes.verb, 200)  # a watch is audited when it starts
+            return await super()._handle(request)
+        response = await super()._handle(request)
+        record(who.name, attributes.verb, response.status)
+        if self.endpointslice_controller and raw.method != "GET" and response.status < 300:
+            await self._reconcile_endpoint_slices()
+        return response
+
+    def _denied(
+        self, who: Identity, attributes: Attributes, raw: aiohttp.web.BaseRequest
+    ) -> Attributes | None:
+        """The first check a request fails, or None when it is allowed."""
+        if not self.authorize(who, attributes):
+            return attributes
+        creates = (
+            raw.method == "PATCH"
+            and "apply-patch" in raw.headers.get("Content-Type", "")
+            and not attributes.subresource
+            and (attributes.group, attributes.resource, attributes.namespace, attributes.name)
+            not in self.store
+        )
+        if creates:
+            # Server-side apply of an absent object creates it: the API server authorizes that
+            # as "create" too (the patch handler's create validation).
+            as_create = attrs.evolve(attributes, verb="create")
+            if not self.authorize(who, as_create):
+                return as_create
+        return None
+
+    # ----------------------------------------------------------------- EndpointSlice controller
+
+    async def _reconcile_endpoint_slices(self) -> None:
+        if self._changed is None:
+            return
+        async with self._changed:
+            desired: dict[Key, dict[str, Any]] = {}
+            for (g, p, ns, _), svc in list(self.store.items()):
+                selector = (svc.get("spec") or {}).get("selector")
+                if (g, p) != ("", "services") or not selector:
+                    continue
+                pods = [
+                    pod
+                    for (pg, pp, pns, _), pod in self.store.items()
+                    if (pg, pp, pns) == ("", "pods", ns)
+                    and all(
+                        (pod["metadata"].get("labels") or {}).get(k) == v
+                        for k, v in selector.items()
+                    )
+                ]
+                pods.sort(key=lambda pod: pod["metadata"]["name"])
+                slice_ = endpoint_slice_for(svc, pods)
+                desired["discovery.k8s.io", "endpointslices", ns, slice_["metadata"]["name"]] = (
+                    slice_
+                )
+            info = self._info["discovery.k8s.io", "endpointslices"]
+            for key, obj in list(self.store.items()):
+                managed = (obj["metadata"].get("labels") or {}).get(MANAGED_BY_LABEL) == MANAGED_BY
+                if (
+                    key[:2] == ("discovery.k8s.io", "endpointslices")
+                    and managed
+                    and key not in desired
+                ):
+                    self._delete(key)
+            for key, slice_ in desired.items():
+                if key not in self.store:
+                    self._create(key[0], key[1], key[2], info, slice_)
+                else:
+                    live = self.store[key]
+                    body = {**slice_, "metadata": {**live["metadata"], **slice_["metadata"]}}
+                    self._write(key, info, body, None, replace=True)
+
+
+def token_kubeconfig(url: str, token: str, namespace: str) -> dict[str, Any]:
+    """A kubeconfig for ``url`` that authenticates with ``token`` (a pod's ServiceAccount)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "emu", "cluster": {"server": url}}],
+        "users": [{"name": "sa", "user": {"token": token}}],
+        "contexts": [
+            {"name": "sa", "context": {"cluster": "emu", "user": "sa", "namespace": namespace}}
+        ],
+        "current-context": "sa",
+    }
