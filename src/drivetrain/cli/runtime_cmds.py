@@ -157,10 +157,16 @@ def frontend(
 
 
 def worker(
-    engine: str = typer.Option(..., "--engine", help="mocker, echo or http."),
-    model_name: str = typer.Option(..., "--model-name", help="The served model name."),
+    engine: str = typer.Option(..., "--engine", help="mocker, echo, http or transformers."),
+    model_name: str | None = typer.Option(
+        None,
+        "--model-name",
+        help="The served model name (http: default the first model the upstream lists).",
+    ),
     model_path: str | None = typer.Option(
-        None, "--model-path", help="Model folder (tokenizer.json)."
+        None,
+        "--model-path",
+        help="Model folder: its tokenizer (mocker); a Hugging Face model folder (transformers).",
     ),
     namespace: str | None = typer.Option(
         None,
@@ -183,6 +189,28 @@ def worker(
     ),
     upstream_model: str | None = typer.Option(
         None, "--upstream-model", help="http: model name upstream (default --model-name)."
+    ),
+    health_interval: float = typer.Option(
+        1.0,
+        "--health-interval",
+        help="http: seconds between checks of the upstream's /health; registered only while it answers.",
+    ),
+    device: str = typer.Option(
+        "auto", "--device", help="transformers: auto, cpu, cuda or cuda:N (auto: cuda if any)."
+    ),
+    dtype: str = typer.Option(
+        "auto",
+        "--dtype",
+        help="transformers: auto, float32, bfloat16 or float16 (auto: float32 on a CPU).",
+    ),
+    max_batch: int = typer.Option(
+        16, "--max-batch", help="transformers: sequences decoded together at most."
+    ),
+    max_queue: int = typer.Option(
+        64, "--max-queue", help="transformers: requests waiting at most (more: 503)."
+    ),
+    threads: int | None = typer.Option(
+        None, "--threads", help="transformers: torch CPU threads (default: torch's, one per core)."
     ),
     model_types: str | None = typer.Option(
         None,
@@ -210,7 +238,7 @@ def worker(
     """Run a worker: serve an engine and register it in discovery."""
     from drivetrain.runtime.engines import make_engine
     from drivetrain.runtime.records import MODEL_TYPES
-    from drivetrain.runtime.worker import RunningWorker, WorkerConfig, serve_until_signal
+    from drivetrain.runtime.worker import RunningWorker, WorkerConfig
 
     _setup_logging(log_level)
     url = _discovery_url(discovery)
@@ -227,9 +255,15 @@ def worker(
         _fail(f"--rpc-port: expected 0..65535, got {rpc_port}")
     if lease_ttl < 1:
         _fail(f"--lease-ttl: expected at least 1 second, got {lease_ttl}")
-    if not model_name.strip():
+    if model_name is not None and not model_name.strip():
         _fail("--model-name: must not be empty")
-    if model_path is not None and not os.path.isfile(os.path.join(model_path, "tokenizer.json")):
+    if model_name is None and engine != "http":
+        _fail(f"--model-name: required for the {engine} engine (only http can ask its upstream)")
+    if (
+        model_path is not None
+        and engine != "transformers"
+        and not os.path.isfile(os.path.join(model_path, "tokenizer.json"))
+    ):
         _fail(f"--model-path: {model_path}: expected a folder with a tokenizer.json")
     try:
         built = make_engine(
@@ -240,6 +274,12 @@ def worker(
             upstream=upstream,
             upstream_model=upstream_model,
             model_types=types,  # type: ignore[arg-type]
+            device=device,
+            dtype=dtype,
+            max_batch=max_batch,
+            max_queue=max_queue,
+            threads=threads,
+            health_interval=health_interval,
         )
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
@@ -255,6 +295,9 @@ def worker(
     )
 
     async def main() -> None:
+        from drivetrain.runtime.worker import stop_signals
+
+        stop = stop_signals()
         running = RunningWorker(config, built)
         try:
             await running.start()
@@ -262,13 +305,19 @@ def worker(
             await running.stop()
             _fail(f"worker could not start: {exc}")
         _tune_gc()
-        print(
-            f"drivetrain worker ready: model {model_name!r} ({engine}) at {running.address}, "
-            f"namespace {config.namespace!r}, discovery {url}",
-            flush=True,
-        )
         try:
-            await serve_until_signal()
+            # A sidecar registers once its upstream answers; the ready line means "registered".
+            registered = asyncio.ensure_future(running.registered.wait())
+            stopping = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({registered, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            registered.cancel()
+            if not stop.is_set():
+                print(
+                    f"drivetrain worker ready: model {running.model_name!r} ({engine}) at "
+                    f"{running.address}, namespace {config.namespace!r}, discovery {url}",
+                    flush=True,
+                )
+            await stopping
         finally:
             await running.stop()
 

@@ -116,7 +116,8 @@ class TransformersEngine:
             tokenizer = AutoTokenizer.from_pretrained(self.model_path, local_files_only=True)
             model = load_model(self.model_path, resolve_device(self._device), self._dtype)
         except (OSError, ValueError) as exc:
-            raise ValueError(f"--model-path: {self.model_path}: {exc}") from None
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ValueError(f"--model-path: {self.model_path}: {first_line}") from None
         return model, tokenizer
 
     def _eos_ids(self) -> set[int]:
