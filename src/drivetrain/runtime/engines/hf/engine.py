@@ -105,6 +105,7 @@ class TransformersEngine:
     def _load(self) -> tuple[Any, Any]:
         import torch
         from transformers import AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
         from drivetrain.runtime.engines.hf.weights import load_model, resolve_device
 
@@ -112,6 +113,7 @@ class TransformersEngine:
             # torch's CPU thread pool is process-wide.  Small models gain nothing from splitting
             # each matmul, and on a busy machine OpenMP threads spin waiting for each other.
             torch.set_num_threads(self._threads)
+        hf_logging.disable_progress_bar()  # a progress bar per load clutters `up`'s log
         try:
             tokenizer = AutoTokenizer.from_pretrained(self.model_path, local_files_only=True)
             model = load_model(self.model_path, resolve_device(self._device), self._dtype)
