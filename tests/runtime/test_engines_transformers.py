@@ -122,7 +122,7 @@ async def test_requests_that_arrive_together_decode_in_one_batch_with_the_same_t
         nonlocal largest
         while True:
             largest = max(largest, engine.scheduler.largest_batch)
-            await asyncio.sleep(0)
+            await asyncio.sleep(0.001)
 
     watcher = asyncio.create_task(watch())
     together = await asyncio.gather(*(run(engine, b) for b in bodies))
@@ -296,3 +296,40 @@ def test_bad_options_are_one_line_errors(tiny_llama: Path) -> None:
         TransformersEngine(str(tiny_llama), model_types=("embeddings",))
     with pytest.raises(ValueError, match="--max-batch"):
         TransformersEngine(str(tiny_llama), max_batch=0)
+
+
+async def test_a_failing_step_fails_its_requests_and_the_engine_goes_on(engine: Any) -> None:
+    lm = engine.scheduler.lm
+    original = lm.forward
+    calls = 0
+
+    def broken_once(*args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise RuntimeError("out of memory (simulated)")
+        return original(*args)
+
+    lm.forward = broken_once
+    with pytest.raises(EngineError) as err:
+        await run(engine, {"prompt": "x", "max_tokens": 10})
+    assert err.value.status == 500 and "out of memory (simulated)" in err.value.message
+    _, finish = await run(engine, {"prompt": "x", "max_tokens": 5})
+    assert finish.completion_tokens == 5
+
+
+async def test_closing_the_engine_fails_running_requests_instead_of_hanging(
+    tiny_llama: Path,
+) -> None:
+    from drivetrain.runtime.engines.hf.engine import TransformersEngine
+
+    engine = TransformersEngine(str(tiny_llama), threads=1)
+    await engine.start()
+    stream = engine.generate("completions", {"prompt": "x", "max_tokens": 4000})
+    assert isinstance(await anext(stream), Chunk)
+    await engine.close()
+    with pytest.raises(EngineError) as err:
+        async with asyncio.timeout(10):
+            async for _ in stream:
+                pass
+    assert err.value.status == 503

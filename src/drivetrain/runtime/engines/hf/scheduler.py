@@ -133,18 +133,25 @@ class Scheduler:
     # --- the thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
-        with torch.inference_mode():
-            while True:
-                with self._cond:
-                    while not (self._waiting or self._batches or self._calls or self._stopping):
-                        self._cond.wait()
-                    if self._stopping:
-                        break
-                    calls = list(self._calls)
-                    self._calls.clear()
-                    admitted = self._take_waiting(self.max_batch - self.active)
-                self._iterate(calls, admitted)
-        self._fail_all(EngineError(503, "the engine stopped"))
+        reason = "the engine stopped"
+        try:
+            with torch.inference_mode():
+                while True:
+                    with self._cond:
+                        while not (self._waiting or self._batches or self._calls or self._stopping):
+                            self._cond.wait()
+                        if self._stopping:
+                            break
+                        calls = list(self._calls)
+                        self._calls.clear()
+                        admitted = self._take_waiting(self.max_batch - self.active)
+                    self._iterate(calls, admitted)
+        except BaseException as exc:  # a bug outside a step: fail loudly, never hang requests
+            log.exception("the transformers engine's thread failed")
+            reason = f"the engine failed: {type(exc).__name__}: {exc}"
+        with self._cond:
+            self._stopping = True
+            self._fail_all(EngineError(503, reason))
 
     def _iterate(
         self,
