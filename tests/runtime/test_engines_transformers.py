@@ -285,6 +285,18 @@ async def test_weights_are_updated_in_place_and_a_bad_file_changes_nothing(
     assert text_of((await run(engine, body))[0]) == expected
 
 
+async def test_a_folder_without_weights_fails_to_start_with_one_line() -> None:
+    from drivetrain.runtime.engines.hf.engine import TransformersEngine
+    from tests.paths import shared
+
+    engine = TransformersEngine(str(shared("models", "tiny")))  # config and tokenizer only
+    with pytest.raises(ValueError) as err:
+        await engine.start()
+    message = str(err.value)
+    assert message.startswith("--model-path: ") and "model.safetensors" in message
+    assert "\n" not in message
+
+
 def test_bad_options_are_one_line_errors(tiny_llama: Path) -> None:
     from drivetrain.runtime.engines.hf.engine import TransformersEngine
 

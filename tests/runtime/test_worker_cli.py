@@ -151,8 +151,6 @@ def test_frontend_on_a_port_in_use_fails_with_one_line(tmp_path: Path) -> None:
     [
         ([], "--model-path"),
         (["--model-path", "/nonexistent"], "--model-path"),
-        # A folder with a config and a tokenizer but no weights: fails when loading.
-        (["--model-path", "examples/models/tiny"], "--model-path"),
         (["--model-path", "examples/models/tiny", "--device", "tpu"], "--device"),
         (["--model-path", "examples/models/tiny", "--max-queue", "-1"], "--max-queue"),
     ],
