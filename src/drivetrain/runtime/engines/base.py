@@ -1,4 +1,4 @@
-"""The one protocol every engine implements (mocker, echo, http; an in-process vLLM later).
+"""The one protocol every engine implements (mocker, echo, http, transformers; vLLM later).
 
 An engine turns an already-validated OpenAI request body into a stream of ``Chunk``s followed by
 one ``Finish`` (chat and completions), or into an ``Embeddings`` result.  The frontend owns the
