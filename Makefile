@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-frameworks lint typecheck imports image bench bench-render bench-frontend bench-operator bench-discovery clean
+.PHONY: install demo test test-frameworks lint typecheck imports image bench bench-render bench-frontend bench-operator bench-discovery bench-transformers tiny-model clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -49,7 +49,7 @@ imports: $(STAMP)
 image:
 	./scripts/build-image.sh
 
-bench: bench-render bench-operator bench-discovery bench-frontend
+bench: bench-render bench-operator bench-discovery bench-frontend bench-transformers
 
 bench-render: $(STAMP)
 	$(BIN)/python benchmarks/bench_render.py
@@ -62,6 +62,14 @@ bench-discovery: $(STAMP)
 
 bench-frontend: $(STAMP)
 	./benchmarks/bench_frontend.sh
+
+# The tiny random Llama model (3.5 MB, git-ignored) that examples/real-cpu.yaml serves.
+tiny-model: $(STAMP)
+	./scripts/transformers-deps.sh $(BIN)
+	$(BIN)/python scripts/tiny_model.py
+
+bench-transformers: tiny-model
+	$(BIN)/python benchmarks/bench_transformers.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build dist src/*.egg-info

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond Python packages: a real etcd server, the shells the
 # POSIX distenv.sh is tested under, the frameworks its rendezvous tests start (CPU torch, JAX,
-# TensorFlow) and Dynamo 1.6.1 (once per machine). Idempotent: each step runs only when its tool
-# is missing.
+# TensorFlow), the transformers extra with `transformers serve` (scripts/transformers-deps.sh)
+# and Dynamo 1.6.1 (once per machine). Idempotent: each step runs only when its tool is missing.
 set -euo pipefail
 BIN=${1:-.venv/bin}
 has_module() { "$BIN/python" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('$1') is None)"; }
@@ -38,3 +38,6 @@ fi
 # nothing once installed).
 "$(dirname "$0")/../benchmarks/frontend/setup_dynamo.sh" \
   || echo "Dynamo 1.6.1 unavailable: the Dynamo-runtime proof will be skipped"
+# The transformers engine and `transformers serve` (after torch: see transformers-deps.sh).
+"$(dirname "$0")/transformers-deps.sh" "$BIN" \
+  || echo "transformers unavailable: the transformers engine tests will be skipped"

@@ -45,7 +45,12 @@ async def upstream() -> AsyncIterator[tuple[str, list[dict]]]:
         data = [{"index": i, "embedding": [float(len(t))]} for i, t in enumerate(body["input"])]
         return web.json_response({"data": data[::-1], "usage": {"prompt_tokens": 4}})
 
+    async def models(request: web.Request) -> web.Response:
+        # No /health: the worker checks /v1/models instead before it registers.
+        return web.json_response({"data": [{"id": "upstream-name"}]})
+
     app = web.Application()
+    app.router.add_get("/v1/models", models)
     app.router.add_post("/v1/chat/completions", chat)
     app.router.add_post("/v1/embeddings", embeddings)
     runner = web.AppRunner(app)

@@ -6,7 +6,7 @@ import pytest
 
 from drivetrain.runtime.engines.base import Chunk, EngineError, Finish
 from drivetrain.runtime.engines.mocker import MockerEngine, decode_ms, prefill_ms
-from drivetrain.runtime.engines.text import HFTokenizer, chat_prompt
+from drivetrain.runtime.engines.text import ChatTemplate, HFTokenizer, chat_prompt
 from tests.paths import shared
 
 
@@ -34,7 +34,10 @@ async def test_usage_counts_come_from_the_model_folders_tokenizer() -> None:
     engine = MockerEngine(model_path=str(path), speedup_ratio=1e6)
     messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "a b c d"}]
     chunks, finish = await collect(engine, "chat", {"messages": messages, "max_tokens": 9})
-    assert finish.prompt_tokens == HFTokenizer(path).count(chat_prompt(messages))
+    # The shared tokenizer has a chat template, so the prompt is that template's text.
+    prompt = chat_prompt(messages, ChatTemplate.load(path))
+    assert prompt == "system: be brief\nuser: a b c d\nassistant:"
+    assert finish.prompt_tokens == HFTokenizer(path).count(prompt)
     assert finish.completion_tokens == len(chunks) == 9
     assert finish.finish_reason == "length"
 

@@ -8,7 +8,7 @@ import pytest
 
 from drivetrain.runtime.engines.echo import EchoEngine
 from drivetrain.runtime.engines.mocker import MockerEngine
-from drivetrain.runtime.engines.text import HFTokenizer, chat_prompt
+from drivetrain.runtime.engines.text import ChatTemplate, HFTokenizer, chat_prompt
 from tests.paths import shared
 from tests.runtime.serving_support import chat_body, closed_port_address, serving_stack
 
@@ -45,8 +45,9 @@ async def test_chat_completion_returns_text_and_real_token_usage() -> None:
             max_tokens=7,
         )
         tokenizer = HFTokenizer(shared("models", "tiny"))
+        template = ChatTemplate.load(shared("models", "tiny"))  # the mocker uses the template
         expected_prompt = tokenizer.count(
-            chat_prompt([{"role": "user", "content": "the quick brown fox"}])
+            chat_prompt([{"role": "user", "content": "the quick brown fox"}], template)
         )
         assert reply.choices[0].message.content
         assert reply.choices[0].finish_reason == "length"

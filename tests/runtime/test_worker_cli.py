@@ -13,6 +13,7 @@ import pytest
 from tests.paths import REPO
 from tests.runtime.conftest import free_port
 from tests.runtime.serving_processes import CliProcess
+from tests.tiny_llama import need_transformers
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -82,6 +83,21 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
             ],
             "--speedup-ratio",
         ),
+        (["worker", "--engine", "mocker", "--discovery", "memory://"], "--model-name"),
+        (
+            [
+                "worker",
+                "--engine",
+                "http",
+                "--upstream",
+                "http://127.0.0.1:1",
+                "--health-interval",
+                "0",
+                "--discovery",
+                "memory://",
+            ],
+            "--health-interval",
+        ),
         (["frontend", "--router", "fastest", "--discovery", "memory://"], "--router"),
         (["frontend", "--request-timeout", "0", "--discovery", "memory://"], "--request-timeout"),
     ],
@@ -129,3 +145,30 @@ def test_frontend_on_a_port_in_use_fails_with_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "frontend could not start" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        ([], "--model-path"),
+        (["--model-path", "/nonexistent"], "--model-path"),
+        (["--model-path", "examples/models/tiny", "--device", "tpu"], "--device"),
+        (["--model-path", "examples/models/tiny", "--max-queue", "-1"], "--max-queue"),
+    ],
+)
+def test_bad_transformers_flags_give_one_line_and_exit_1(extra: list[str], needle: str) -> None:
+    need_transformers()
+    result = run_cli(
+        "worker",
+        "--engine",
+        "transformers",
+        "--model-name",
+        "m",
+        "--discovery",
+        "memory://",
+        *extra,
+    )
+    assert result.returncode == 1
+    assert needle in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr

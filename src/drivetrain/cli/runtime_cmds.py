@@ -151,10 +151,16 @@ def frontend(
 
 
 def worker(
-    engine: str = typer.Option(..., "--engine", help="mocker, echo or http."),
-    model_name: str = typer.Option(..., "--model-name", help="The served model name."),
+    engine: str = typer.Option(..., "--engine", help="mocker, echo, http or transformers."),
+    model_name: str | None = typer.Option(
+        None,
+        "--model-name",
+        help="The served model name (http: default the first model the upstream lists).",
+    ),
     model_path: str | None = typer.Option(
-        None, "--model-path", help="Model folder (tokenizer.json)."
+        None,
+        "--model-path",
+        help="Model folder: its tokenizer (mocker); a Hugging Face model folder (transformers).",
     ),
     namespace: str | None = typer.Option(
         None,
@@ -177,6 +183,28 @@ def worker(
     ),
     upstream_model: str | None = typer.Option(
         None, "--upstream-model", help="http: model name upstream (default --model-name)."
+    ),
+    health_interval: float = typer.Option(
+        1.0,
+        "--health-interval",
+        help="http: seconds between checks of the upstream's /health; registered only while it answers.",
+    ),
+    device: str = typer.Option(
+        "auto", "--device", help="transformers: auto, cpu, cuda or cuda:N (auto: cuda if any)."
+    ),
+    dtype: str = typer.Option(
+        "auto",
+        "--dtype",
+        help="transformers: auto, float32, bfloat16 or float16 (auto: float32 on a CPU).",
+    ),
+    max_batch: int = typer.Option(
+        16, "--max-batch", help="transformers: sequences decoded together at most."
+    ),
+    max_queue: int = typer.Option(
+        64, "--max-queue", help="transformers: requests waiting at most (more: 503)."
+    ),
+    threads: int | None = typer.Option(
+        None, "--threads", help="transformers: torch CPU threads (default: torch's, one per core)."
     ),
     model_types: str | None = typer.Option(
         None,
@@ -224,9 +252,18 @@ def worker(
         fail(f"--rpc-port: expected 0..65535, got {rpc_port}", EXIT_USAGE)
     if lease_ttl < 1:
         fail(f"--lease-ttl: expected at least 1 second, got {lease_ttl}", EXIT_USAGE)
-    if not model_name.strip():
+    if model_name is not None and not model_name.strip():
         fail("--model-name: must not be empty", EXIT_USAGE)
-    if model_path is not None and not os.path.isfile(os.path.join(model_path, "tokenizer.json")):
+    if model_name is None and engine != "http":
+        fail(
+            f"--model-name: required for the {engine} engine (only http can ask its upstream)",
+            EXIT_USAGE,
+        )
+    if (
+        model_path is not None
+        and engine != "transformers"
+        and not os.path.isfile(os.path.join(model_path, "tokenizer.json"))
+    ):
         fail(f"--model-path: {model_path}: expected a folder with a tokenizer.json")
     try:
         built = make_engine(
@@ -237,6 +274,12 @@ def worker(
             upstream=upstream,
             upstream_model=upstream_model,
             model_types=types,  # type: ignore[arg-type]
+            device=device,
+            dtype=dtype,
+            max_batch=max_batch,
+            max_queue=max_queue,
+            threads=threads,
+            health_interval=health_interval,
         )
     except FileNotFoundError as exc:
         fail(str(exc))
@@ -258,12 +301,13 @@ def worker(
     started = False
 
     def ready(running: RunningWorker) -> None:
+        # Called once registered: a sidecar registers only once its upstream answers.
         nonlocal started
         started = True
         _tune_gc()
         print(
-            f"drivetrain worker ready: model {model_name!r} ({engine}) at {running.address}, "
-            f"namespace {config.namespace!r}, discovery {url}",
+            f"drivetrain worker ready: model {running.model_name!r} ({engine}) at "
+            f"{running.address}, namespace {config.namespace!r}, discovery {url}",
             flush=True,
         )
 

@@ -30,10 +30,14 @@ R = TypeVar("R", bound=_Running)
 
 
 async def _serve(
-    running: R, stop: asyncio.Event | None, on_ready: Callable[[R], None] | None
+    running: R,
+    stop: asyncio.Event | None,
+    on_ready: Callable[[R], None] | None,
+    ready: asyncio.Event | None = None,
 ) -> None:
     """Start ``running``, wait for ``stop`` (default: a signal), stop it; nothing is left
-    running when the start fails.
+    running when the start fails. ``ready`` (default: the start returning) is what ``on_ready``
+    waits for; it is not called when ``stop`` comes first.
 
     The signal handlers go in before the start: a SIGTERM that arrives between "ready" and the
     wait (a supervisor reacting to the ready line) must stop the server gracefully, not kill
@@ -53,7 +57,10 @@ async def _serve(
             raise
         try:
             if on_ready is not None:
-                on_ready(running)
+                if ready is not None and not ready.is_set():
+                    await _first(ready, stop)
+                if not stop.is_set():
+                    on_ready(running)
             await stop.wait()
         finally:
             await running.stop()
@@ -61,6 +68,16 @@ async def _serve(
         if own_signals:
             for sig in STOP_SIGNALS:
                 loop.remove_signal_handler(sig)
+
+
+async def _first(*events: asyncio.Event) -> None:
+    """Wait until any of ``events`` is set."""
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
 
 
 async def run_frontend(
@@ -80,5 +97,7 @@ async def run_worker(
     stop: asyncio.Event | None = None,
     on_ready: Callable[[RunningWorker], None] | None = None,
 ) -> None:
-    """Serve ``engine`` and keep it registered in discovery until ``stop`` is set."""
-    await _serve(RunningWorker(config, engine), stop, on_ready)
+    """Serve ``engine`` and keep it registered in discovery until ``stop`` is set;
+    ``on_ready`` once registered (a sidecar registers once its upstream answers)."""
+    running = RunningWorker(config, engine)
+    await _serve(running, stop, on_ready, ready=running.registered)

@@ -3,10 +3,18 @@
 Start order matters: the request-plane server listens *before* the records are written, so a
 frontend never routes to an address that refuses connections; on shutdown the records are
 revoked *before* the server stops, so frontends stop routing first.
+
+A worker in front of a separate server (an ``UpstreamEngine``: the ``http`` engine as the
+sidecar of vLLM, SGLang, ``transformers serve``...) registers only while that server answers:
+it polls ``upstream_ready()`` every ``health_interval`` seconds (at once after a request failed
+to reach it), revokes its records at the first poll that fails and writes them again (same
+instance id) at the first that succeeds.  Without ``--model-name`` it registers under the name
+the upstream lists first in ``/v1/models``.  ``registered`` is set while the records are written.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import socket
@@ -15,7 +23,7 @@ from dataclasses import dataclass
 
 from drivetrain.runtime.discovery import DiscoveryStore, open_store
 from drivetrain.runtime.discovery.registration import Registration
-from drivetrain.runtime.engines.base import Engine
+from drivetrain.runtime.engines.base import Engine, UpstreamEngine
 from drivetrain.runtime.records import InstanceRecord, ModelCard
 from drivetrain.runtime.transport.server import RequestPlaneServer
 
@@ -24,7 +32,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class WorkerConfig:
-    model_name: str
+    model_name: str | None  # None: an upstream engine's model name (its /v1/models)
     namespace: str = "global"
     component: str = "backend"
     discovery: str = "memory://"
@@ -54,12 +62,17 @@ class RunningWorker:
         self.instance_id = uuid.uuid4().hex
         self.server = RequestPlaneServer(engine, config.host, config.port)
         self.registration: Registration | None = None
+        self.model_name = config.model_name
+        self.registered = asyncio.Event()
+        self._follow: asyncio.Task[None] | None = None
 
     @property
     def address(self) -> str:
         return f"{_advertised(self.config.host, self.config.advertise_host)}:{self.server.port}"
 
     def records(self) -> tuple[InstanceRecord, ModelCard]:
+        if self.model_name is None:
+            raise RuntimeError("the model name is not known yet (the upstream never answered)")
         info = self.engine.info()
         cfg = self.config
         instance = InstanceRecord(
@@ -68,10 +81,10 @@ class RunningWorker:
             component=cfg.component,
             address=self.address,
             transport="tcp",
-            model_names=[cfg.model_name],
+            model_names=[self.model_name],
         )
         card = ModelCard(
-            name=cfg.model_name,
+            name=self.model_name,
             namespace=cfg.namespace,
             component=cfg.component,
             model_types=list(info.model_types),
@@ -86,20 +99,72 @@ class RunningWorker:
         await self.server.start()
         if self.store is None:
             self.store = await open_store(self.config.discovery)
-        self.registration = Registration(self.store, self.config.lease_ttl, self.records())
-        await self.registration.start()
+        if isinstance(self.engine, UpstreamEngine):
+            log.info(
+                "worker %s waiting for upstream %s (checked every %ss)",
+                self.instance_id,
+                self.engine.upstream,
+                self.engine.health_interval,
+            )
+            self._follow = asyncio.create_task(
+                self._follow_upstream(self.engine), name="upstream-health"
+            )
+        else:
+            await self._register()
+
+    async def _register(self) -> None:
+        assert self.store is not None
+        registration = Registration(self.store, self.config.lease_ttl, self.records())
+        await registration.start()
+        self.registration = registration
+        self.registered.set()
         log.info(
             "worker %s serving %r at %s (namespace %r)",
             self.instance_id,
-            self.config.model_name,
+            self.model_name,
             self.address,
             self.config.namespace,
         )
 
+    async def _deregister(self) -> None:
+        registration, self.registration = self.registration, None
+        self.registered.clear()
+        if registration is not None:
+            await registration.stop()
+
+    async def _follow_upstream(self, engine: UpstreamEngine) -> None:
+        """Register while the upstream answers, deregister at the first poll it does not."""
+        while True:
+            engine.trouble.clear()
+            try:
+                await self._check_upstream(engine)
+            except Exception as exc:  # the store or the upstream failed mid-check: next poll
+                log.warning("upstream check failed (%s); retrying", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(engine.trouble.wait(), engine.health_interval)
+
+    async def _check_upstream(self, engine: UpstreamEngine) -> None:
+        ready = await engine.upstream_ready()
+        if ready and self.registration is None:
+            if self.model_name is None:
+                self.model_name = await engine.resolve_model()
+            await self._register()
+        elif not ready and self.registration is not None:
+            await self._deregister()
+            log.warning(
+                "upstream %s stopped answering: deregistered %r (checking every %ss)",
+                engine.upstream,
+                self.model_name,
+                engine.health_interval,
+            )
+
     async def stop(self) -> None:
-        if self.registration is not None:
-            await self.registration.stop()
-            self.registration = None
+        if self._follow is not None:
+            self._follow.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follow
+            self._follow = None
+        await self._deregister()
         # Frontends stop routing here once they see the revoke; requests already running finish.
         await self.server.stop(drain=self.config.drain_timeout)
         await self.engine.close()

@@ -1,4 +1,4 @@
-"""The one protocol every engine implements (mocker, echo, http; an in-process vLLM later).
+"""The one protocol every engine implements (mocker, echo, http, transformers; vLLM later).
 
 An engine turns an already-validated OpenAI request body into a stream of ``Chunk``s followed by
 one ``Finish`` (chat and completions), or into an ``Embeddings`` result.  The frontend owns the
@@ -8,6 +8,7 @@ touches the HTTP layer.  Errors meant for the client are raised as ``EngineError
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -70,3 +71,24 @@ class Engine(Protocol):
         """Text for a chat or completions body; must end with exactly one ``Finish``."""
 
     async def embed(self, body: dict[str, Any]) -> Embeddings: ...
+
+
+@runtime_checkable
+class UpstreamEngine(Protocol):
+    """An engine in front of a separate server (the ``http`` engine as a sidecar).
+
+    The worker registers it in discovery only while ``upstream_ready()`` is true, polling every
+    ``health_interval`` seconds, or at once when ``trouble`` is set (a request could not reach
+    the upstream).  ``resolve_model()`` is the model name the upstream serves (asked of it when
+    the worker was given none).
+    """
+
+    health_interval: float
+    trouble: asyncio.Event
+
+    @property
+    def upstream(self) -> str: ...
+
+    async def upstream_ready(self) -> bool: ...
+
+    async def resolve_model(self) -> str: ...

@@ -2,12 +2,20 @@
 
 Every chat/completions request is sent upstream with ``stream: true`` (and
 ``stream_options.include_usage``) whatever the client asked, so the frontend can stream or
-aggregate as it likes and usage counts come from the upstream server.  The upstream model name
-is ``--upstream-model`` or, by default, the registered model name.
+aggregate as it likes and usage counts come from the upstream server.  Everything else in the
+body (``messages``, sampling fields, ``stop``...) goes upstream unchanged: the upstream applies
+its own chat template.  The upstream model name is ``--upstream-model``, else the registered
+model name, which itself defaults to the first model the upstream lists in ``/v1/models``.
+
+As a sidecar the engine tells the worker whether the upstream answers (``upstream_ready``) and
+what it serves (``resolve_model``): the worker registers only while it answers
+(``runtime/worker.py``).  A request that cannot reach the
+upstream sets ``trouble`` so the worker checks again at once instead of waiting for its next poll.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -25,6 +33,7 @@ from drivetrain.runtime.engines.base import (
 )
 
 _PATHS = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
+DEFAULT_HEALTH_INTERVAL = 1.0
 
 
 def _upstream_error(status: int, raw: bytes) -> EngineError:
@@ -41,19 +50,33 @@ class HttpEngine:
     def __init__(
         self,
         upstream: str,
-        model: str,
+        model: str | None,
         model_types: tuple[ModelType, ...] = ("chat", "completions"),
         timeout: float = 600.0,
+        health_interval: float = DEFAULT_HEALTH_INTERVAL,
     ) -> None:
         if not upstream.startswith(("http://", "https://")):
             raise ValueError(f"--upstream: expected an http:// or https:// URL, got {upstream!r}")
         self._base = upstream.rstrip("/")
         if self._base.endswith("/v1"):
             self._base = self._base[:-3]
+        if health_interval <= 0:
+            raise ValueError(f"--health-interval: expected seconds > 0, got {health_interval}")
         self._model = model
         self._model_types = model_types
         self._timeout = timeout
+        self.health_interval = health_interval
         self._session: aiohttp.ClientSession | None = None
+        self.trouble = asyncio.Event()
+
+    @property
+    def upstream(self) -> str:
+        return self._base
+
+    @property
+    def model(self) -> str | None:
+        """The model name sent upstream (None until ``resolve_model`` read it from upstream)."""
+        return self._model
 
     def info(self) -> ModelInfo:
         return ModelInfo(model_types=self._model_types)
@@ -69,17 +92,58 @@ class HttpEngine:
             await self._session.close()
             self._session = None
 
+    async def upstream_ready(self) -> bool:
+        """Whether the upstream answers: ``/health`` 200, or ``/v1/models`` 200 for a server
+        without ``/health``.  Each call waits at most one health interval (and 2 s at most)."""
+        timeout = aiohttp.ClientTimeout(total=min(self.health_interval, 2.0))
+        try:
+            async with self._http().get(self._base + "/health", timeout=timeout) as resp:
+                if resp.status == 200:
+                    return True
+                if resp.status not in (404, 405):
+                    return False
+            async with self._http().get(self._base + "/v1/models", timeout=timeout) as resp:
+                return resp.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
+    async def resolve_model(self) -> str:
+        """The model name sent upstream: the one given, else the first ``/v1/models`` lists."""
+        if self._model is None:
+            self._model = (await self.upstream_models())[0]
+        return self._model
+
+    async def upstream_models(self) -> list[str]:
+        """The model ids the upstream lists; EngineError(502) when it does not answer or lists
+        none."""
+        try:
+            timeout = aiohttp.ClientTimeout(total=10.0)
+            async with self._http().get(self._base + "/v1/models", timeout=timeout) as resp:
+                raw = await resp.read()
+                if resp.status != 200:
+                    raise _upstream_error(resp.status, raw)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise EngineError(502, f"upstream {self._base} failed: {exc}") from exc
+        try:
+            ids = [str(m["id"]) for m in orjson.loads(raw)["data"]]
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise EngineError(502, f"upstream {self._base}/v1/models: unexpected body") from exc
+        if not ids:
+            raise EngineError(502, f"upstream {self._base}/v1/models lists no model")
+        return ids
+
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
             raise EngineError(503, "http engine is not started")
         return self._session
 
     async def generate(self, op: Op, body: dict[str, Any]) -> AsyncIterator[Chunk | Finish]:
-        payload = dict(body, model=self._model, stream=True)
+        payload = dict(body, model=self._model or body.get("model"), stream=True)
         payload["stream_options"] = {"include_usage": True}
-        finish_reason = "stop"
+        finish_reason: str | None = None
         prompt_tokens = completion_tokens = 0
         counted = 0
+        done = False
         try:
             async with self._http().post(self._base + _PATHS[op], json=payload) as resp:
                 if resp.status != 200:
@@ -90,6 +154,7 @@ class HttpEngine:
                         continue
                     data = line[5:].strip()
                     if data == b"[DONE]":
+                        done = True
                         break
                     event = orjson.loads(data)
                     if "error" in event:
@@ -110,17 +175,24 @@ class HttpEngine:
                         if choice.get("finish_reason"):
                             finish_reason = choice["finish_reason"]
         except aiohttp.ClientError as exc:
+            self.trouble.set()
             raise EngineError(502, f"upstream {self._base} failed: {exc}") from exc
-        yield Finish(finish_reason, prompt_tokens, completion_tokens or counted)
+        if finish_reason is None and not done:
+            # Not every server sends [DONE] (transformers serve does not), but each one ends with
+            # a finish_reason or [DONE]; a stream with neither was cut.
+            self.trouble.set()
+            raise EngineError(502, f"upstream {self._base} ended the stream before it finished")
+        yield Finish(finish_reason or "stop", prompt_tokens, completion_tokens or counted)
 
     async def embed(self, body: dict[str, Any]) -> Embeddings:
-        payload = dict(body, model=self._model)
+        payload = dict(body, model=self._model or body.get("model"))
         try:
             async with self._http().post(self._base + "/v1/embeddings", json=payload) as resp:
                 raw = await resp.read()
                 if resp.status != 200:
                     raise _upstream_error(resp.status, raw)
         except aiohttp.ClientError as exc:
+            self.trouble.set()
             raise EngineError(502, f"upstream {self._base} failed: {exc}") from exc
         result = orjson.loads(raw)
         vectors = [item["embedding"] for item in sorted(result["data"], key=lambda d: d["index"])]

@@ -6,7 +6,8 @@ token decode_ms = max(1, −25.74·u² + 54.01·u + 5.74) with u = active KV tok
 across this worker's running requests; both divided by ``speedup_ratio``.  Sleeps shorter than
 a millisecond are accumulated rather than taken, so at a huge speedup the tokens come out in one
 batch (the request plane then sends them in one frame).  Output tokens are drawn from the
-tokenizer's vocabulary, so the text is made of real tokens and usage counts are real.
+tokenizer's vocabulary, so the text is made of real tokens and usage counts are real; chat
+prompts use the tokenizer's chat template when it has one (``text.chat_prompt``).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class MockerEngine:
         self._speedup = speedup_ratio
         self._model_types = model_types
         self._tokenizer = text.load_tokenizer(model_path)
+        self._chat_template = text.ChatTemplate.load(model_path)
         self._pieces = self._tokenizer.sample_pieces(256)
         self._random = random.Random(seed)
         self._active_kv = 0
@@ -74,7 +76,7 @@ class MockerEngine:
 
     async def generate(self, op: Op, body: dict[str, Any]) -> AsyncIterator[Chunk | Finish]:
         if op == "chat":
-            prompt = text.chat_prompt(body["messages"])
+            prompt = text.chat_prompt(body["messages"], self._chat_template)
         else:
             prompt = text.completion_prompt(body["prompt"])
         prompt_tokens = self._tokenizer.count(prompt)

@@ -1,12 +1,14 @@
-"""Prompt text and token counting shared by the mocker and echo engines.
+"""Prompt text and token counting shared by the engines.
 
-Chat template: drivetrain does not ship a Jinja engine, so chat messages are joined as
-``"<role>: <content>\\n"`` lines followed by ``"assistant: "``.  This is documented in
-docs/runtime.md; usage counts are exact for that text, not for the model's own template.
+Chat prompts: a model folder whose tokenizer has a Jinja ``chat_template`` gets it, rendered the
+way ``transformers``' ``apply_chat_template`` renders it (``ChatTemplate``); without one, the
+messages are joined as ``"<role>: <content>\\n"`` lines followed by ``"assistant: "`` (the
+documented fallback, docs/runtime.md).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -25,10 +27,152 @@ def message_text(content: Any) -> str:
     return str(content)
 
 
-def chat_prompt(messages: list[dict[str, Any]]) -> str:
+def chat_prompt(messages: list[dict[str, Any]], template: ChatTemplate | None = None) -> str:
+    """The prompt for chat ``messages``: the model's template when it has one, else the join."""
+    if template is not None:
+        return template.render(messages)
     lines = [f"{m.get('role', 'user')}: {message_text(m.get('content'))}\n" for m in messages]
     lines.append("assistant: ")
     return "".join(lines)
+
+
+def template_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Messages as chat templates expect them: ``content`` a string (text parts joined).
+
+    OpenAI clients may send content as a list of parts; most templates print ``content`` as is,
+    so a list would appear as its Python repr in the prompt.
+    """
+    return [
+        {**m, "content": message_text(m.get("content"))}
+        if not isinstance(m.get("content"), str)
+        else m
+        for m in messages
+    ]
+
+
+class ChatTemplate:
+    """A tokenizer's Jinja chat template, rendered as ``transformers.apply_chat_template`` does.
+
+    Same sandbox and options (``ImmutableSandboxedEnvironment``, ``trim_blocks``,
+    ``lstrip_blocks``, loop controls), the same globals (``raise_exception``, ``strftime_now``)
+    and the same ``tojson`` (no HTML escaping), so a prompt built here is the prompt the model's
+    own library builds; tests/runtime/test_chat_template.py compares the two.  Engines that have
+    ``transformers`` loaded use its ``apply_chat_template`` directly; this one serves the engines
+    that only have the tokenizer (the mocker).
+    """
+
+    def __init__(self, source: str, special_tokens: dict[str, str] | None = None) -> None:
+        self.source = source
+        self.special_tokens = dict(special_tokens or {})
+        self._template = _jinja_environment().from_string(source)
+
+    @classmethod
+    def load(cls, model_path: str | Path | None) -> ChatTemplate | None:
+        """The template of a model folder (``chat_template.jinja``, else ``tokenizer_config.json``
+        ``chat_template``), or None when it has none."""
+        if not model_path:
+            return None
+        folder = Path(model_path)
+        config = _tokenizer_config(folder)
+        jinja_file = folder / "chat_template.jinja"
+        if jinja_file.is_file():
+            source: Any = jinja_file.read_text()
+        else:
+            source = config.get("chat_template")
+        if isinstance(source, list):  # named templates: [{"name": "default", "template": ...}]
+            named = {t.get("name"): t.get("template") for t in source if isinstance(t, dict)}
+            source = named.get("default")
+        if not isinstance(source, str) or not source.strip():
+            return None
+        return cls(source, _special_tokens(config))
+
+    def render(self, messages: list[dict[str, Any]]) -> str:
+        from jinja2 import TemplateError
+
+        try:
+            return self._template.render(
+                messages=template_messages(messages),
+                tools=None,
+                documents=None,
+                add_generation_prompt=True,
+                **self.special_tokens,
+            )
+        except TemplateError as exc:
+            raise EngineError(
+                400, f"messages: the model's chat template refused them: {exc}"
+            ) from None
+
+
+def _tokenizer_config(folder: Path) -> dict[str, Any]:
+    try:
+        config = json.loads((folder / "tokenizer_config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def _special_tokens(config: dict[str, Any]) -> dict[str, str]:
+    """``bos_token``, ``eos_token``... as strings (a tokenizer config may store them as objects)."""
+    tokens: dict[str, str] = {}
+    for name in ("bos_token", "eos_token", "unk_token", "pad_token", "sep_token", "cls_token"):
+        value = config.get(name)
+        if isinstance(value, dict):
+            value = value.get("content")
+        if isinstance(value, str):
+            tokens[name] = value
+    return tokens
+
+
+@functools.cache
+def _jinja_environment() -> Any:
+    """The environment ``transformers`` compiles chat templates in (see ChatTemplate)."""
+    import datetime
+
+    import jinja2
+    from jinja2.ext import Extension, loopcontrols
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    class GenerationTag(Extension):
+        """``{% generation %}...{% endgeneration %}`` marks assistant text for training masks;
+        rendering a prompt only needs the text inside."""
+
+        tags = {"generation"}
+
+        def parse(self, parser: Any) -> Any:
+            lineno = next(parser.stream).lineno
+            body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+            return jinja2.nodes.CallBlock(self.call_method("_body"), [], [], body).set_lineno(
+                lineno
+            )
+
+        def _body(self, caller: Any) -> str:
+            return str(caller())
+
+    def raise_exception(message: str) -> None:
+        raise jinja2.exceptions.TemplateError(message)
+
+    def tojson(
+        value: Any,
+        ensure_ascii: bool = False,
+        indent: int | None = None,
+        separators: tuple[str, str] | None = None,
+        sort_keys: bool = False,
+    ) -> str:
+        return json.dumps(
+            value,
+            ensure_ascii=ensure_ascii,
+            indent=indent,
+            separators=separators,
+            sort_keys=sort_keys,
+        )
+
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True, extensions=[GenerationTag, loopcontrols]
+    )
+    env.filters["tojson"] = tojson
+    env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = lambda fmt: datetime.datetime.now().strftime(fmt)
+    return env
 
 
 def last_user_text(messages: list[dict[str, Any]]) -> str:
