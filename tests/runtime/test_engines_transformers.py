@@ -300,7 +300,7 @@ async def test_a_folder_without_weights_fails_to_start_with_one_line() -> None:
 def test_bad_options_are_one_line_errors(tiny_llama: Path) -> None:
     from drivetrain.runtime.engines.hf.engine import TransformersEngine
 
-    with pytest.raises(ValueError, match="--model-path"):
+    with pytest.raises(FileNotFoundError, match="--model-path"):
         TransformersEngine("/nonexistent")
     with pytest.raises(ValueError, match="--device"):
         TransformersEngine(str(tiny_llama), device="tpu")

@@ -148,15 +148,19 @@ def test_frontend_on_a_port_in_use_fails_with_one_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("extra", "needle"),
+    ("extra", "needle", "code"),
     [
-        ([], "--model-path"),
-        (["--model-path", "/nonexistent"], "--model-path"),
-        (["--model-path", "examples/models/tiny", "--device", "tpu"], "--device"),
-        (["--model-path", "examples/models/tiny", "--max-queue", "-1"], "--max-queue"),
+        # The README's exit-code table: a missing or malformed option is usage (2), a file
+        # an option names that is not there is invalid input (1).
+        ([], "--model-path", 2),
+        (["--model-path", "/nonexistent"], "--model-path", 1),
+        (["--model-path", "examples/models/tiny", "--device", "tpu"], "--device", 2),
+        (["--model-path", "examples/models/tiny", "--max-queue", "-1"], "--max-queue", 2),
     ],
 )
-def test_bad_transformers_flags_give_one_line_and_exit_1(extra: list[str], needle: str) -> None:
+def test_bad_transformers_flags_give_one_line_and_the_table_s_exit_code(
+    extra: list[str], needle: str, code: int
+) -> None:
     need_transformers()
     result = run_cli(
         "worker",
@@ -168,7 +172,7 @@ def test_bad_transformers_flags_give_one_line_and_exit_1(extra: list[str], needl
         "memory://",
         *extra,
     )
-    assert result.returncode == 1
+    assert result.returncode == code, result.stderr
     assert needle in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr

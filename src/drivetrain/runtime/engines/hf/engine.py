@@ -48,7 +48,7 @@ class TransformersEngine:
     ) -> None:
         folder = Path(model_path)
         if not (folder / "config.json").is_file():
-            raise ValueError(
+            raise FileNotFoundError(
                 f"--model-path: {model_path}: expected a Hugging Face model folder "
                 "(config.json, weights and tokenizer)"
             )
