@@ -1,0 +1,160 @@
+"""The extended emulator, stricter where API clients that watch must cope: RBAC per token,
+410 Gone, watches the server ends, outages.
+
+``StrictEmulator`` adds to ``ExtendedEmulator`` (which it leaves unchanged):
+
+* **RBAC.** ``grant(token, namespace, rules)`` gives a bearer token the rules of one Role
+  (``apiGroups`` / ``resources`` / ``verbs``, in one namespace).  A request with another token
+  than ``ADMIN_TOKEN`` (the kubeconfig default, unrestricted) is authorised as the API server
+  does: the verb from the method (get, list, watch, create, update, patch, delete), and a
+  server-side apply that creates the object needs ``create`` as well as ``patch``.  Unknown
+  tokens get 401, a missing rule 403 with the API server's message.  ``used[token]`` records
+  every (group, resource, verb) a token was allowed, ``denied`` every refusal.
+* **410 Gone.** ``compact()`` forgets the event history: a watch from an older
+  resourceVersion gets an ``ERROR`` event with code 410, as a real server sends once etcd has
+  compacted it (also past the 1000 events the emulator keeps).
+* **Watches the server ends.** ``end_watches()`` closes every open watch cleanly, as the API
+  server does when ``timeoutSeconds`` runs out or it restarts.
+* **Outages.** While ``unavailable`` is true every resource request gets 503.
+
+The emulator runs in its own thread: call ``end_watches`` through ``in_loop``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import aiohttp.web
+import attrs
+from kmock._internal import rendering
+
+from tests.kube.emulator import ApiError, ExtendedEmulator, RunningCluster
+
+ADMIN_TOKEN = "emulator"
+
+Rule = dict[str, list[str]]
+T = TypeVar("T")
+
+
+def in_loop(running: RunningCluster, fn: Callable[[], T]) -> T:
+    """Run ``fn()`` in the emulator's event loop thread and return its result."""
+
+    async def call() -> T:
+        return fn()
+
+    return asyncio.run_coroutine_threadsafe(call(), running._loop).result(10)
+
+
+@attrs.define(kw_only=True)
+class StrictEmulator(ExtendedEmulator):
+    unavailable: bool = False
+    #: token -> (namespace, rules)
+    roles: dict[str, tuple[str, list[Rule]]] = attrs.field(factory=dict, init=False)
+    #: token -> {(group, resource, verb)} allowed and served
+    used: dict[str, set[tuple[str, str, str]]] = attrs.field(factory=dict, init=False)
+    denied: list[tuple[str, str, str, str]] = attrs.field(factory=list, init=False)
+    _compacted: int = attrs.field(default=0, init=False)
+    _watch_tasks: set[asyncio.Task[Any]] = attrs.field(factory=set, init=False)
+
+    def grant(self, token: str, namespace: str, rules: list[Rule]) -> None:
+        self.roles[token] = (namespace, rules)
+
+    def compact(self) -> None:
+        self._compacted = self._rv
+
+    def end_watches(self) -> None:
+        for task in list(self._watch_tasks):
+            task.cancel()
+
+    # ----------------------------------------------------------------- authorisation
+
+    @staticmethod
+    def _verb(method: str, request: rendering.Request) -> str:
+        if method == "GET":
+            if request.params.get("watch") in ("true", "True", "1"):
+                return "watch"
+            return "get" if request.name is not None else "list"
+        return {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}[method]
+
+    def _authorise(
+        self, token: str, request: rendering.Request, group: str, resource: str, verbs: list[str]
+    ) -> None:
+        if token == ADMIN_TOKEN:
+            return
+        if token not in self.roles:
+            raise ApiError(401, "Unauthorized", "Unauthorized")
+        namespace, rules = self.roles[token]
+        for verb in verbs:
+            allowed = request.namespace == namespace and any(
+                group in rule["apiGroups"]
+                and resource in rule["resources"]
+                and verb in rule["verbs"]
+                for rule in rules
+            )
+            if not allowed:
+                self.denied.append((token, group, resource, verb))
+                where = f' in the namespace "{request.namespace}"' if request.namespace else ""
+                raise ApiError(
+                    403,
+                    "Forbidden",
+                    f'{resource}{"." + group if group else ""} is forbidden: User "{token}" cannot '
+                    f'{verb} resource "{resource}" in API group "{group}"{where}',
+                )
+            self.used.setdefault(token, set()).add((group, resource, verb))
+
+    async def _serve(
+        self, request: rendering.Request, group: str, plural: str, info: dict[str, Any]
+    ) -> aiohttp.web.StreamResponse:
+        if self.unavailable:
+            raise ApiError(503, "ServiceUnavailable", "the emulator is down on purpose")
+        raw = request._raw_request
+        assert raw is not None
+        header = raw.headers.get("Authorization", "")
+        token = header.removeprefix("Bearer ").strip()
+        method = str(request.method.value if hasattr(request.method, "value") else request.method)
+        method = method.upper()
+        verbs = [self._verb(method, request)]
+        if (
+            method == "PATCH"
+            and "apply-patch" in raw.headers.get("Content-Type", "")
+            and (group, plural, request.namespace, request.name) not in self.store
+        ):
+            verbs.append("create")  # the API server authorises an applying create as create
+        resource = plural + (f"/{request.subresource}" if request.subresource else "")
+        self._authorise(token, request, group, resource, verbs)
+        return await super()._serve(request, group, plural, info)
+
+    # ----------------------------------------------------------------- watches
+
+    async def _watch(
+        self, raw: aiohttp.web.BaseRequest, request: rendering.Request, group: str, plural: str
+    ) -> aiohttp.web.StreamResponse:
+        since = request.params.get("resourceVersion")
+        floor = self._compacted
+        if len(self._events) >= 1000:
+            floor = max(floor, self._events[0][0] - 1)
+        if since and since != "0" and int(since) < floor:
+            response = aiohttp.web.StreamResponse()
+            response.content_type = "application/json"
+            await response.prepare(raw)
+            status = {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "status": "Failure",
+                "reason": "Expired",
+                "code": 410,
+                "message": f"too old resource version: {since} ({floor})",
+            }
+            await response.write(json.dumps({"type": "ERROR", "object": status}).encode() + b"\n")
+            await response.write_eof()
+            return response
+        task = asyncio.current_task()
+        assert task is not None
+        self._watch_tasks.add(task)
+        try:
+            return await super()._watch(raw, request, group, plural)
+        finally:
+            self._watch_tasks.discard(task)
