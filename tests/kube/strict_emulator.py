@@ -15,16 +15,23 @@
   compacted it (also past the 1000 events the emulator keeps).
 * **Watches the server ends.** ``end_watches()`` closes every open watch cleanly, as the API
   server does when ``timeoutSeconds`` runs out or it restarts.
-* **Outages.** While ``unavailable`` is true every resource request gets 503.
+* **Outages.** While ``unavailable`` is true every resource request gets 503; a token in
+  ``unavailable_to`` gets 503 alone (one client cut off while others write).
+* **A garbage collector that lags.** ``replace_before_collection`` replaces an object by a new
+  one of the same name (a StatefulSet pod) before its dependents are collected.
 
-The emulator runs in its own thread: call ``end_watches`` through ``in_loop``.
+The emulator runs in its own thread: call ``end_watches`` and ``replace_before_collection``
+through ``in_loop``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
+import inspect
 import json
-from collections.abc import Callable
+import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import aiohttp.web
@@ -39,11 +46,13 @@ Rule = dict[str, list[str]]
 T = TypeVar("T")
 
 
-def in_loop(running: RunningCluster, fn: Callable[[], T]) -> T:
-    """Run ``fn()`` in the emulator's event loop thread and return its result."""
+def in_loop(running: RunningCluster, fn: Callable[[], T | Awaitable[T]]) -> T:
+    """Run ``fn()`` (awaited when it returns an awaitable) in the emulator's event loop thread
+    and return its result."""
 
     async def call() -> T:
-        return fn()
+        result = fn()
+        return await result if inspect.isawaitable(result) else result  # type: ignore[return-value]
 
     return asyncio.run_coroutine_threadsafe(call(), running._loop).result(10)
 
@@ -51,6 +60,7 @@ def in_loop(running: RunningCluster, fn: Callable[[], T]) -> T:
 @attrs.define(kw_only=True)
 class StrictEmulator(ExtendedEmulator):
     unavailable: bool = False
+    unavailable_to: set[str] = attrs.field(factory=set)
     #: token -> (namespace, rules)
     roles: dict[str, tuple[str, list[Rule]]] = attrs.field(factory=dict, init=False)
     #: token -> {(group, resource, verb)} allowed and served
@@ -64,6 +74,22 @@ class StrictEmulator(ExtendedEmulator):
 
     def compact(self) -> None:
         self._compacted = self._rv
+
+    async def replace_before_collection(self, group: str, plural: str, ns: str, name: str) -> str:
+        """The object is deleted and created again under its name with a new uid, and the
+        garbage collector has not run yet (its dependents are still there).  Returns the uid."""
+        assert self._changed is not None
+        async with self._changed:
+            key = (group, plural, ns, name)
+            old = self.store.pop(key)
+            self._bump(old)
+            self._emit("DELETED", group, plural, old)
+            new = copy.deepcopy(old)
+            new["metadata"]["uid"] = str(uuid.uuid4())
+            self._bump(new)
+            self.store[key] = new
+            self._emit("ADDED", group, plural, new)
+            return str(new["metadata"]["uid"])
 
     def end_watches(self) -> None:
         for task in list(self._watch_tasks):
@@ -108,12 +134,12 @@ class StrictEmulator(ExtendedEmulator):
     async def _serve(
         self, request: rendering.Request, group: str, plural: str, info: dict[str, Any]
     ) -> aiohttp.web.StreamResponse:
-        if self.unavailable:
-            raise ApiError(503, "ServiceUnavailable", "the emulator is down on purpose")
         raw = request._raw_request
         assert raw is not None
         header = raw.headers.get("Authorization", "")
         token = header.removeprefix("Bearer ").strip()
+        if self.unavailable or token in self.unavailable_to:
+            raise ApiError(503, "ServiceUnavailable", "the emulator is down on purpose")
         method = str(request.method.value if hasattr(request.method, "value") else request.method)
         method = method.upper()
         verbs = [self._verb(method, request)]
