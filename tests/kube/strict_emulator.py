@@ -15,6 +15,8 @@
   compacted it (also past the 1000 events the emulator keeps).
 * **Watches the server ends.** ``end_watches()`` closes every open watch cleanly, as the API
   server does when ``timeoutSeconds`` runs out or it restarts.
+* **Watches that miss nothing.** The parent's watch can skip or hold back an event emitted while
+  it writes (see ``_watch``); clients that must see every change get them here.
 * **Outages.** While ``unavailable`` is true every resource request gets 503; a token in
   ``unavailable_to`` gets 503 alone (one client cut off while others write).
 * **A garbage collector that lags.** ``replace_before_collection`` replaces an object by a new
@@ -27,6 +29,7 @@ through ``in_loop``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import inspect
 import json
@@ -38,7 +41,7 @@ import aiohttp.web
 import attrs
 from kmock._internal import rendering
 
-from tests.kube.emulator import ApiError, ExtendedEmulator, RunningCluster
+from tests.kube.emulator import ApiError, ExtendedEmulator, RunningCluster, selector_matches
 
 ADMIN_TOKEN = "emulator"
 
@@ -158,14 +161,22 @@ class StrictEmulator(ExtendedEmulator):
     async def _watch(
         self, raw: aiohttp.web.BaseRequest, request: rendering.Request, group: str, plural: str
     ) -> aiohttp.web.StreamResponse:
+        """The parent's watch, with every event delivered once, in order, as it happens.
+
+        The parent moves its cursor to the newest resourceVersion after writing (and awaiting)
+        the events it had copied, and waits for the next change only after that: an event
+        emitted in between is skipped or held back until some later change.  Here the events
+        are taken and the cursor moved under the lock the writers emit under, and the wait
+        starts under that lock too.
+        """
         since = request.params.get("resourceVersion")
         floor = self._compacted
         if len(self._events) >= 1000:
             floor = max(floor, self._events[0][0] - 1)
+        response = aiohttp.web.StreamResponse()
+        response.content_type = "application/json"
+        await response.prepare(raw)
         if since and since != "0" and int(since) < floor:
-            response = aiohttp.web.StreamResponse()
-            response.content_type = "application/json"
-            await response.prepare(raw)
             status = {
                 "kind": "Status",
                 "apiVersion": "v1",
@@ -177,10 +188,54 @@ class StrictEmulator(ExtendedEmulator):
             await response.write(json.dumps({"type": "ERROR", "object": status}).encode() + b"\n")
             await response.write_eof()
             return response
+        selector = request.params.get("labelSelector", "")
+        timeout = float(request.params.get("timeoutSeconds") or 0) or None
+
+        def wanted(obj: dict[str, Any]) -> bool:
+            meta = obj["metadata"]
+            if request.namespace is not None and meta.get("namespace") != request.namespace:
+                return False
+            if request.name is not None and meta.get("name") != request.name:
+                return False
+            return not selector or selector_matches(selector, meta.get("labels") or {})
+
+        assert self._changed is not None
+        async with self._changed:
+            if since and since != "0":
+                cursor, pending = int(since), []
+            else:
+                cursor = self._rv
+                pending = [
+                    {"type": "ADDED", "object": obj}
+                    for obj in self._matching(request, group, plural)
+                ]
         task = asyncio.current_task()
         assert task is not None
         self._watch_tasks.add(task)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout if timeout else None
         try:
-            return await super()._watch(raw, request, group, plural)
+            while True:
+                for event in pending:
+                    await response.write(json.dumps(event).encode() + b"\n")
+                async with self._changed:
+                    while True:
+                        pending = [
+                            event
+                            for rv, g, p, event in self._events
+                            if rv > cursor and (g, p) == (group, plural) and wanted(event["object"])
+                        ]
+                        cursor = self._rv
+                        remaining = deadline - loop.time() if deadline else None
+                        if pending or (remaining is not None and remaining <= 0):
+                            break
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._changed.wait(), remaining)
+                if not pending:
+                    break
+        except (ConnectionResetError, asyncio.CancelledError):
+            return response
         finally:
             self._watch_tasks.discard(task)
+        await response.write_eof()
+        return response

@@ -368,10 +368,13 @@ async def test_writes_need_the_pod_identity_and_its_namespace(
     with pytest.raises(DiscoveryError, match="needs POD_NAME and POD_UID"):
         await store.grant_lease(10)
     await store.close()
+    elsewhere = await KubernetesStore.connect(
+        "elsewhere", environ={"KUBECONFIG": config, **kube.pod_env("w0", "u")}
+    )
+    assert (await elsewhere.get_prefix("drivetrain/"))[0] == []  # reading another one is fine
     with pytest.raises(DiscoveryError, match="must be in the Pod's namespace"):
-        await KubernetesStore.connect(
-            "elsewhere", environ={"KUBECONFIG": config, **kube.pod_env("w0", "u")}
-        )
+        await elsewhere.grant_lease(10)
+    await elsewhere.close()
     lease_store = await worker_store(kube, "w0")
     lease = await lease_store.grant_lease(10)
     with pytest.raises(DiscoveryError, match="one runtime namespace"):

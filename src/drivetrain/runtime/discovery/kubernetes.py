@@ -151,12 +151,6 @@ class KubernetesStore(DiscoveryStore):
         config = config or ClusterConfig.load(env)
         identity = PodIdentity.from_env(env)
         chosen = namespace or (identity.namespace if identity else None) or config.namespace
-        if identity and identity.namespace and identity.namespace != chosen:
-            raise DiscoveryError(
-                f"kubernetes://{chosen}: this process runs in namespace {identity.namespace!r} "
-                f"({ENV_POD_NAMESPACE}); a WorkerEndpoint is owned by its Pod and must be in the "
-                "Pod's namespace"
-            )
         return cls(KubeApi(config), chosen, identity)
 
     def describe(self) -> str:
@@ -172,6 +166,13 @@ class KubernetesStore(DiscoveryStore):
                 "kubernetes:// discovery: a worker publishes a WorkerEndpoint owned by its Pod, "
                 f"and needs {ENV_POD_NAME} and {ENV_POD_UID} (downward API fields metadata.name "
                 "and metadata.uid); they are not set"
+            )
+        if self.identity.namespace and self.identity.namespace != self.namespace:
+            # A frontend may read another namespace; a writer's owner must be beside it.
+            raise DiscoveryError(
+                f"kubernetes://{self.namespace}: this process runs in namespace "
+                f"{self.identity.namespace!r} ({ENV_POD_NAMESPACE}); a WorkerEndpoint is owned by "
+                "its Pod and must be in the Pod's namespace"
             )
         return self.identity
 
