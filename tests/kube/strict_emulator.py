@@ -229,8 +229,12 @@ class StrictEmulator(ExtendedEmulator):
                         remaining = deadline - loop.time() if deadline else None
                         if pending or (remaining is not None and remaining <= 0):
                             break
+                        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
+                        # cancellation that lands as the condition fires, and the watch would
+                        # then outlive end_watches() and the server's shutdown.
                         with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(self._changed.wait(), remaining)
+                            async with asyncio.timeout(remaining):
+                                await self._changed.wait()
                 if not pending:
                     break
         except (ConnectionResetError, asyncio.CancelledError):

@@ -18,7 +18,7 @@ from lightkube.resources.core_v1 import Pod
 from lightkube.types import PatchType
 
 from tests.kube.emulator import RunningCluster
-from tests.kube.strict_emulator import ADMIN_TOKEN, Rule, StrictEmulator
+from tests.kube.strict_emulator import ADMIN_TOKEN, Rule, StrictEmulator, in_loop
 from tests.paths import REPO
 
 CRD = REPO / "deploy" / "crd-workerendpoint.yaml"
@@ -86,6 +86,9 @@ class KubeDiscovery:
         return self.kubeconfig(token, token)
 
     def stop(self) -> None:
+        # A watch whose client has gone notices only on its next write; ending them first keeps
+        # the server's shutdown from waiting for them.
+        in_loop(self.running, self.emulator.end_watches)
         self.running.stop()
 
     # ---- pods (the test plays the kubelet and the controllers) ---------------------------

@@ -5,6 +5,7 @@ values and object names, the written object against its CRD, and where the API s
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import shutil
 import ssl
@@ -742,3 +743,65 @@ def test_the_crd_serves_what_the_backend_writes_and_deploy_installs_it() -> None
     assert [v["name"] for v in spec["versions"] if v["served"]] == [workerendpoint.VERSION]
     installed = [o for o in kustomize(DEPLOY) if o["kind"] == "CustomResourceDefinition"]
     assert crd in installed
+
+
+async def test_lists_follow_continue_tokens_and_a_410_answer_to_a_watch_lists_again() -> None:
+    # The emulator serves neither pagination nor a 410 status: a small real HTTP server does.
+    from drivetrain.runtime.discovery.reflector import Reflector
+
+    requests: list[dict[str, str]] = []
+    watches = 0
+    finished = asyncio.Event()
+
+    async def pods(request: web.Request) -> web.StreamResponse:
+        nonlocal watches
+        params = dict(request.query)
+        requests.append(params)
+        if params.get("watch") == "1":
+            watches += 1
+            if watches == 1:  # the version the list gave is already compacted away
+                body = {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old"}
+                return web.json_response(body, status=410)
+            response = web.StreamResponse()
+            await response.prepare(request)
+            event = {"type": "ADDED", "object": {"metadata": {"name": "c", "resourceVersion": "7"}}}
+            await response.write(json.dumps(event).encode() + b"\n")
+            await finished.wait()  # held open until the test ends
+            return response
+        if params.get("continue") == "t1":
+            return web.json_response(
+                {"metadata": {"resourceVersion": "5"}, "items": [{"metadata": {"name": "b"}}]}
+            )
+        return web.json_response(
+            {"metadata": {"continue": "t1"}, "items": [{"metadata": {"name": "a"}}]}
+        )
+
+    app = web.Application()
+    app.router.add_get("/api/v1/namespaces/ns/pods", pods)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    api = KubeApi(ClusterConfig(server=f"http://127.0.0.1:{port}", namespace="ns", source="test"))
+    changed = asyncio.Event()
+    reflector: Reflector[str] = Reflector(
+        api, "/api/v1/namespaces/ns/pods", None, lambda o: o["metadata"]["name"], changed.set
+    )
+    reflector.start()
+    try:
+        async with asyncio.timeout(WAIT):
+            while set(reflector.objects) != {"a", "b", "c"}:
+                changed.clear()
+                await changed.wait()
+        assert reflector.lists == 2 and reflector.resource_version == "7"
+        lists = [r for r in requests if "watch" not in r]
+        assert [r.get("continue") for r in lists] == [None, "t1", None, "t1"]
+        assert all(r["limit"] == "500" for r in lists)
+        watch = [r for r in requests if "watch" in r][-1]
+        assert (watch["resourceVersion"], watch["allowWatchBookmarks"]) == ("5", "true")
+    finally:
+        finished.set()
+        await reflector.stop()
+        await api.close()
+        await runner.cleanup()

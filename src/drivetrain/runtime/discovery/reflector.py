@@ -4,7 +4,8 @@
 watches it from the list's ``resourceVersion``, as client-go's reflector does:
 
 * a watch that the server ends (its ``timeoutSeconds``) is opened again from the last
-  ``resourceVersion`` seen (bookmarks included), with no re-list;
+  ``resourceVersion`` seen (bookmarks included), with no re-list; one that ends within a second
+  with no event counts as a failure (below), so a misbehaving server is not asked in a loop;
 * **410 Gone** (as an HTTP status or an ``ERROR`` event) means that version is no longer kept:
   the collection is listed again, and the copy replaced by what is there;
 * any other failure (connection refused, reset, a 5xx, a timeout) is retried with jittered
@@ -21,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -36,6 +38,7 @@ WATCH_TIMEOUT_S = 300.0  # asked of the server, stretched by up to 2x at random 
 READ_SLACK_S = 30.0  # a watch silent for its timeout plus this is taken as a dead connection
 INITIAL_BACKOFF_S = 0.05
 MAX_BACKOFF_S = 5.0
+SHORT_WATCH_S = 1.0  # a watch ended sooner than this with no event counts as a failure
 
 
 class _Gone(Exception):
@@ -158,13 +161,21 @@ class Reflector(Generic[T]):
             "allowWatchBookmarks": "true",
             "timeoutSeconds": str(int(timeout)),
         }
+        began = time.monotonic()
+        events = 0
         try:
             async for event in self.api.watch(self.path, params, timeout + READ_SLACK_S):
+                events += 1
                 self._apply(event)
         except KubeApiError as exc:
             if exc.status == 410:
                 raise _Gone from None
             raise
+        lasted = time.monotonic() - began
+        if events == 0 and lasted < SHORT_WATCH_S:
+            # A server (or proxy) that ends every watch at once would otherwise be asked again
+            # in a tight loop: treat it as a failure, with backoff (client-go does the same).
+            raise StoreUnavailableError(f"the watch ended after {lasted:.2f}s with no event")
         log.debug("%s: the server ended the watch at %s", self.describe(), self.resource_version)
 
     def _apply(self, event: dict[str, Any]) -> None:
