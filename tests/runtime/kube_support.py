@@ -54,7 +54,7 @@ def granted(rules: list[Rule]) -> set[tuple[str, str, str]]:
 class KubeDiscovery:
     """A running emulator serving one namespace for discovery tests."""
 
-    def __init__(self, tmp_path: Path, namespace: str = "disc") -> None:
+    def __init__(self, tmp_path: Path, namespace: str = "disc", install_crd: bool = True) -> None:
         self.namespace = namespace
         self.tmp_path = tmp_path
         self.emulator = StrictEmulator(history_limit=2)
@@ -64,8 +64,9 @@ class KubeDiscovery:
             namespace=namespace,
             field_manager="test",
         )
-        for doc in yaml.safe_load_all(CRD.read_text()):
-            self.client.create(codecs.from_dict(doc))
+        if install_crd:
+            for doc in yaml.safe_load_all(CRD.read_text()):
+                self.client.create(codecs.from_dict(doc))
 
     @property
     def url(self) -> str:

@@ -384,6 +384,25 @@ async def test_writes_need_the_pod_identity_and_its_namespace(
     await lease_store.close()
 
 
+async def test_without_the_crd_a_worker_fails_and_a_frontend_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kube = KubeDiscovery(tmp_path, install_crd=False)
+    try:
+        worker = await worker_store(kube, "w0")
+        with pytest.raises(KubeApiError) as caught:
+            await Registration(worker, 10, records("team", "a")).start(timeout=0.5)
+        assert caught.value.status == 404
+        await worker.close()
+        monkeypatch.setattr(kubernetes_module, "SYNC_TIMEOUT_S", 0.5)
+        frontend = await frontend_store(kube)
+        with pytest.raises(StoreUnavailableError, match=r"404 NotFound: GET \S*/workerendpoints"):
+            await frontend.get_prefix("drivetrain/")
+        await frontend.close()
+    finally:
+        kube.stop()
+
+
 # ---- recovery: server-ended watches, 410 Gone, outages --------------------------------------
 
 
@@ -480,7 +499,7 @@ async def test_a_first_read_with_no_api_server_fails_as_unavailable(
     monkeypatch.setattr(kubernetes_module, "SYNC_TIMEOUT_S", 0.5)
     store = await open_store("kubernetes://", environ={"KUBECONFIG": str(path)})
     try:
-        with pytest.raises(StoreUnavailableError, match="no list from the API server in 0s"):
+        with pytest.raises(StoreUnavailableError, match=r"no list from the API server in 0\.5s"):
             await store.get_prefix("drivetrain/")
     finally:
         await store.close()

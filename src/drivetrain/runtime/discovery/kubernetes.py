@@ -356,7 +356,7 @@ class KubernetesStore(DiscoveryStore):
         except TimeoutError:
             reasons = "; ".join(str(r.last_error) for r in reflectors if r.last_error)
             raise StoreUnavailableError(
-                f"{self.describe()}: no list from the API server in {SYNC_TIMEOUT_S:.0f}s"
+                f"{self.describe()}: no list from the API server in {SYNC_TIMEOUT_S:g}s"
                 + (f" ({reasons})" if reasons else "")
             ) from None
 
