@@ -558,6 +558,18 @@ def test_a_kubeconfig_the_client_cannot_use_is_refused_naming_file_and_field(
         ClusterConfig.from_kubeconfig([str(path)])
 
 
+def test_unreadable_tls_material_is_a_configuration_error_naming_the_kubeconfig(
+    tmp_path: Path,
+) -> None:
+    path = kubeconfig(
+        tmp_path,
+        {"token": "t"},
+        {"server": "https://k:6443", "certificate-authority": "missing-ca.crt"},
+    )
+    with pytest.raises(KubeConfigError, match=f"{path}.*TLS certificates"):
+        KubeApi(ClusterConfig.from_kubeconfig([str(path)]))
+
+
 def test_without_any_configuration_the_error_says_where_it_looked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

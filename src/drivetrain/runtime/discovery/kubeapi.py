@@ -13,7 +13,6 @@ auth providers are refused with a clear error (run in the cluster, or use a toke
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import json
@@ -214,6 +213,10 @@ class KubeApi:
         self._session: aiohttp.ClientSession | None = None
         self._token: str | None = config.token
         self._token_read_at = -TOKEN_REREAD_S
+        try:  # now, so that a bad certificate is a configuration error, not a retried failure
+            self._ssl = config.ssl_context()
+        except (OSError, ValueError) as exc:
+            raise KubeConfigError(f"{config.source}: TLS certificates: {exc}") from None
 
     def _headers(self) -> dict[str, str]:
         headers = {"User-Agent": self.user_agent, "Accept": "application/json"}
@@ -235,7 +238,7 @@ class KubeApi:
 
     def _session_now(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(ssl=self.config.ssl_context())
+            connector = aiohttp.TCPConnector(ssl=self._ssl)
             self._session = aiohttp.ClientSession(connector=connector)
         return self._session
 
@@ -324,6 +327,6 @@ def _error(status: int, payload: bytes, what: str) -> DiscoveryError:
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+    if isinstance(exc, TimeoutError):
         return "timed out"
     return str(exc) or type(exc).__name__
