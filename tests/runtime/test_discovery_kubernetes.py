@@ -10,6 +10,7 @@ import logging
 import shutil
 import ssl
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -836,3 +837,16 @@ async def test_lists_follow_continue_tokens_and_a_410_answer_to_a_watch_lists_ag
         await reflector.stop()
         await api.close()
         await runner.cleanup()
+
+
+def test_the_kubernetes_store_stays_inside_the_runtime_layer() -> None:
+    # The runtime imports no other drivetrain package (docs/architecture.md), and worker images
+    # without lightkube must still run it.
+    code = (
+        "import sys, drivetrain.runtime.discovery.kubernetes\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('lightkube', 'kopf', 'kmock')\n"
+        "       or (m.startswith('drivetrain.') and not m.startswith('drivetrain.runtime'))]\n"
+        "print(bad)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stderr
