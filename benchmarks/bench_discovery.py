@@ -5,12 +5,18 @@
 A watcher (global scope) runs in this process; each run starts a worker process that registers an
 instance and a model card through ``Registration`` and prints "registered", then SIGKILLs it (no
 revoke) and times how long the watcher takes to drop it.  etcd is started from .venv/bin/etcd.
+
+kubernetes:// runs against the test emulator (no real API server here), with the worker in a pod
+the benchmark creates.  A SIGKILLed worker leaves when its pod stops being Ready, which is the
+kubelet's doing, not discovery's, so the second column is measured from the readiness change
+(the kubelet's status write) instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import statistics
 import subprocess
@@ -59,6 +65,49 @@ async def measure(url: str, runs: int, ttl: float) -> tuple[list[float], list[fl
     return visible, removed
 
 
+async def measure_kubernetes(tmp: Path, runs: int, ttl: float) -> tuple[list[float], list[float]]:
+    from tests.runtime.kube_support import FRONTEND_ROLE, WORKER_ROLE, KubeDiscovery
+
+    from drivetrain.runtime.discovery.kubernetes import KubernetesStore
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    kube = KubeDiscovery(tmp)
+    frontend = kube.restricted("frontend", FRONTEND_ROLE)
+    worker = kube.restricted("worker", WORKER_ROLE)
+    store = await KubernetesStore.connect(kube.namespace, environ={"KUBECONFIG": str(frontend)})
+    watcher = ModelWatcher(store, NamespaceScope.from_args())
+    await watcher.start()
+    visible, removed = [], []
+    try:
+        for n in range(runs):
+            pod = f"bench-{n}"
+            uid = await asyncio.to_thread(kube.pod, pod)
+            env = {**os.environ, "KUBECONFIG": str(worker), **kube.pod_env(pod, uid)}
+            args = [sys.executable, "-c", WORKER, kube.url, "ns", "tiny", pod, str(ttl)]
+            process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)
+            try:
+                assert process.stdout is not None
+                await asyncio.to_thread(process.stdout.readline)
+                began = time.monotonic()
+                await watcher.wait_for(
+                    lambda w: "tiny" in w.models and bool(w.models["tiny"].instances), 30
+                )
+                visible.append(time.monotonic() - began)
+                await asyncio.sleep(ttl / 2)
+            finally:
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+            began = time.monotonic()
+            await asyncio.to_thread(kube.set_ready, pod, False)
+            await watcher.wait_for(lambda w: "tiny" not in w.models, 30)
+            removed.append(time.monotonic() - began)
+    finally:
+        await watcher.stop()
+        await store.close()
+        kube.stop()
+    return visible, removed
+
+
 def summary(values: list[float]) -> str:
     ms = [v * 1000 for v in values]
     return f"median {statistics.median(ms):.0f} ms ({min(ms):.0f}–{max(ms):.0f})"
@@ -82,6 +131,10 @@ async def main() -> None:
         for name, url in backends:
             visible, removed = await measure(url, opts.runs, opts.ttl)
             print(f"| {name} | {summary(visible)} | {summary(removed)} |")
+        visible, removed = await measure_kubernetes(tmp / "kube", opts.runs, opts.ttl)
+        print(
+            f"| kubernetes (emulator) | {summary(visible)} | {summary(removed)} (from NotReady) |"
+        )
     finally:
         if etcd is not None:
             etcd.kill()

@@ -18,6 +18,8 @@ GRAPH = "DRIVETRAIN_GRAPH"
 RPC_HOST = "DRIVETRAIN_RPC_HOST"
 RPC_PORT = "DRIVETRAIN_RPC_PORT"
 ADVERTISE_HOST = "DRIVETRAIN_ADVERTISE_HOST"
+#: the container a worker runs in, when a pod runs several (its WorkerEndpoint's name suffix)
+CONTAINER = "DRIVETRAIN_CONTAINER"
 
 # The downward API: the pod's own identity, filled in by the kubelet.
 POD_NAME = "POD_NAME"

@@ -4,9 +4,12 @@
 fresh data dir, killed at the end of the test.  ``stop()``/``start()``/``restart()`` keep the data
 dir (an etcd restart as operators see it); ``kill()`` is a SIGKILL.
 
-``store_url``: one discovery URL per backend (``etcd://``, ``file://``, ``memory://``); a test that
-takes it runs once per backend.  ``multiprocess_store_url`` leaves out ``memory://``, which cannot
-be shared between processes.
+``store_url``: one discovery URL per backend (``etcd://``, ``file://``, ``memory://``,
+``kubernetes://`` against the emulator); a test that takes it runs once per backend.
+``multiprocess_store_url`` leaves out ``memory://``, which cannot be shared between processes,
+and ``kubernetes://``, whose processes need pods of their own (``test_discovery_kubernetes_e2e``).
+
+``kube_discovery``: the emulator with the WorkerEndpoint CRD (``kube_support.KubeDiscovery``).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.runtime.kube_support import FRONTEND_ROLE, WORKER_ROLE, KubeDiscovery
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -140,7 +145,31 @@ def etcd_server(tmp_path: Path) -> Iterator[EtcdServer]:
         server.kill()
 
 
+@pytest.fixture
+def kube_discovery(tmp_path: Path) -> Iterator[KubeDiscovery]:
+    kube = KubeDiscovery(tmp_path)
+    try:
+        yield kube
+    finally:
+        kube.stop()
+
+
+@pytest.fixture
+def kube_store_url(kube_discovery: KubeDiscovery, monkeypatch: pytest.MonkeyPatch) -> str:
+    """kubernetes:// for handles in this process, each worker and frontend at once: they run
+    in a Ready pod (its downward-API env) with a token holding both documented Roles."""
+    uid = kube_discovery.pod("test-pod")
+    kubeconfig = kube_discovery.restricted("in-process", WORKER_ROLE, FRONTEND_ROLE)
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    for name, value in kube_discovery.pod_env("test-pod", uid).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("DRIVETRAIN_CONTAINER", raising=False)
+    return kube_discovery.url
+
+
 def _url_for(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if backend == "kubernetes":
+        return str(request.getfixturevalue("kube_store_url"))
     if backend == "etcd":
         server: EtcdServer = request.getfixturevalue("etcd_server")
         return server.url
@@ -149,7 +178,7 @@ def _url_for(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> st
     return f"memory://test-{uuid.uuid4().hex}"
 
 
-@pytest.fixture(params=["memory", "file", "etcd"])
+@pytest.fixture(params=["memory", "file", "etcd", "kubernetes"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A discovery URL for each backend; the test runs once per backend."""
     return _url_for(request.param, request, tmp_path)

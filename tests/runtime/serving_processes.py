@@ -17,15 +17,18 @@ from tests.paths import REPO
 class CliProcess:
     """A drivetrain command that prints a readiness line on stdout."""
 
-    def __init__(self, args: list[str], ready: str, log: Path) -> None:
+    def __init__(
+        self, args: list[str], ready: str, log: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.args = args
         self.ready = ready
         self.log = log
+        self.env = env or {}  # on top of this process's environment
         self.process: subprocess.Popen[str] | None = None
         self.line = ""
 
     def start(self, timeout: float = 30.0) -> CliProcess:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **self.env)
         self._log = self.log.open("w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "drivetrain.cli.main", *self.args],

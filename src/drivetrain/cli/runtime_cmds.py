@@ -17,9 +17,15 @@ import typer
 from drivetrain import envnames
 from drivetrain.cli.output import EXIT_USAGE, fail
 
+DISCOVERY_HELP = (
+    "etcd://host:port, file:///dir, memory:// or kubernetes://[NAMESPACE]  "
+    "[env DRIVETRAIN_DISCOVERY; default: kubernetes:// in a pod, else a file store in $TMPDIR]"
+)
+
 
 def default_discovery() -> str:
-    """``DRIVETRAIN_DISCOVERY``, else a file store every process on this machine shares."""
+    """``DRIVETRAIN_DISCOVERY``; else ``kubernetes://`` in a pod (a service account is mounted);
+    else a file store every process of this user on this machine shares."""
     from drivetrain.runtime.discovery import default_url
 
     shared = os.path.join(tempfile.gettempdir(), f"drivetrain-discovery-{os.getuid()}")
@@ -78,13 +84,28 @@ def _discovery_url(given: str | None) -> str:
     return url
 
 
+def _check_worker_discovery(url: str) -> None:
+    """A worker publishing to kubernetes:// must know its pod (it owns the WorkerEndpoint)."""
+    from drivetrain.runtime.discovery import validate_url
+
+    if validate_url(url)[0] != "kubernetes":
+        return
+    from drivetrain.runtime.discovery.kubernetes import ENV_POD_NAME, ENV_POD_UID, PodIdentity
+
+    if PodIdentity.from_env() is None:
+        fail(
+            f"--discovery {url}: a worker publishes a WorkerEndpoint owned by its Pod and needs "
+            f"{ENV_POD_NAME} and {ENV_POD_UID} (downward API metadata.name and metadata.uid)"
+        )
+
+
 def frontend(
     port: int = typer.Option(8000, "--port", help="HTTP port."),
     host: str = typer.Option("0.0.0.0", "--host", help="HTTP listen address."),
     discovery: str | None = typer.Option(
         None,
         "--discovery",
-        help="etcd://host:port, file:///dir or memory://  [env DRIVETRAIN_DISCOVERY]",
+        help=DISCOVERY_HELP,
     ),
     namespace: str | None = typer.Option(
         None,
@@ -173,7 +194,7 @@ def worker(
     discovery: str | None = typer.Option(
         None,
         "--discovery",
-        help="etcd://host:port, file:///dir or memory://  [env DRIVETRAIN_DISCOVERY]",
+        help=DISCOVERY_HELP,
     ),
     speedup_ratio: float = typer.Option(
         1.0, "--speedup-ratio", help="mocker: divide simulated times by this."
@@ -237,6 +258,7 @@ def worker(
 
     _setup_logging(log_level)
     url = _discovery_url(discovery)
+    _check_worker_discovery(url)
     types = None
     if model_types:
         parsed = tuple(t.strip() for t in model_types.split(",") if t.strip())

@@ -50,8 +50,12 @@ class _Watch:
         self.queue: asyncio.Queue[WatchEvent | BaseException | None] = asyncio.Queue()
 
 
-class _State:
-    """The shared content of one named memory store."""
+class StoreState:
+    """The content, revision and event history of one in-process store.
+
+    A named memory store shares one; the kubernetes:// store keeps one as its local mirror of
+    what the API server holds (``runtime/discovery/kubernetes.py``).
+    """
 
     def __init__(self) -> None:
         self.revision = 0
@@ -59,12 +63,15 @@ class _State:
         self.leases: dict[int, _LeaseState] = {}
         self.history: deque[WatchEvent] = deque(maxlen=HISTORY)
         self.watches: set[_Watch] = set()
+        self.compacted = 0  # the revision of the newest event dropped from the history
         self._lease_ids = itertools.count(1)
 
     def new_lease_id(self) -> int:
         return next(self._lease_ids)
 
     def emit(self, event: WatchEvent) -> None:
+        if len(self.history) == self.history.maxlen:
+            self.compacted = self.history[0].revision
         self.history.append(event)
         for watch in self.watches:
             if event.key.startswith(watch.prefix):
@@ -90,6 +97,18 @@ class _State:
         self.revision += 1
         self.emit(WatchEvent("delete", key, None, self.revision))
 
+    def advance(self) -> int:
+        """Move the revision on without an event (a write that changed nothing seen here)."""
+        self.revision += 1
+        return self.revision
+
+    def items(self, prefix: str) -> list[KeyValue]:
+        return [
+            KeyValue(key, entry.value, entry.revision)
+            for key, entry in sorted(self.data.items())
+            if key.startswith(prefix)
+        ]
+
     def drop_lease(self, lease_id: int) -> None:
         lease = self.leases.pop(lease_id, None)
         if lease is None:
@@ -110,12 +129,42 @@ class _State:
         # A little after the deadline, so that a refresh landing right on time still wins.
         loop.call_later(max(0.0, lease.deadline - time.monotonic()) + 0.01, self.expire_due)
 
+    async def watch(
+        self, prefix: str, start_revision: int | None, registry: set[_Watch]
+    ) -> AsyncIterator[WatchEvent]:
+        """Changes under ``prefix`` after ``start_revision``; the watch sits in ``registry``
+        while it runs (so that its handle can end it)."""
+        watch = _Watch(prefix)
+        if start_revision is not None:
+            if start_revision < self.compacted:
+                raise RevisionCompactedError(
+                    f"revision {start_revision} is older than the history kept "
+                    f"(from {self.compacted + 1})"
+                )
+            for event in self.history:
+                if event.revision > start_revision and event.key.startswith(prefix):
+                    watch.queue.put_nowait(event)
+        # Registered in the same step as the replay above: no event can fall between the two.
+        self.watches.add(watch)
+        registry.add(watch)
+        try:
+            while True:
+                item = await watch.queue.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self.watches.discard(watch)
+            registry.discard(watch)
 
-_NAMED: dict[str, _State] = {}
+
+_NAMED: dict[str, StoreState] = {}
 
 
 class MemoryLease(Lease):
-    def __init__(self, state: _State, lease_id: int, ttl: float) -> None:
+    def __init__(self, state: StoreState, lease_id: int, ttl: float) -> None:
         self._state = state
         self.id = lease_id
         self.ttl = ttl
@@ -136,14 +185,14 @@ class MemoryLease(Lease):
 class MemoryStore(DiscoveryStore):
     def __init__(self, name: str | None = None) -> None:
         if name:
-            self._state = _NAMED.setdefault(name, _State())
+            self._state = _NAMED.setdefault(name, StoreState())
         else:
-            self._state = _State()
+            self._state = StoreState()
         self.name = name
         self._watches: set[_Watch] = set()
         self._closed = False
 
-    def _check(self) -> _State:
+    def _check(self) -> StoreState:
         if self._closed:
             raise StoreUnavailableError("memory store handle is closed")
         self._state.expire_due()
@@ -168,41 +217,13 @@ class MemoryStore(DiscoveryStore):
 
     async def get_prefix(self, prefix: str) -> tuple[list[KeyValue], int]:
         state = self._check()
-        items = [
-            KeyValue(key, entry.value, entry.revision)
-            for key, entry in sorted(state.data.items())
-            if key.startswith(prefix)
-        ]
-        return items, state.revision
+        return state.items(prefix), state.revision
 
     async def watch_prefix(
         self, prefix: str, start_revision: int | None = None
     ) -> AsyncIterator[WatchEvent]:
-        state = self._check()
-        watch = _Watch(prefix)
-        if start_revision is not None:
-            oldest = state.history[0].revision if state.history else state.revision + 1
-            if start_revision + 1 < oldest:
-                raise RevisionCompactedError(
-                    f"revision {start_revision} is older than the history kept ({oldest})"
-                )
-            for event in state.history:
-                if event.revision > start_revision and event.key.startswith(prefix):
-                    watch.queue.put_nowait(event)
-        # Registered in the same step as the replay above: no event can fall between the two.
-        state.watches.add(watch)
-        self._watches.add(watch)
-        try:
-            while True:
-                item = await watch.queue.get()
-                if item is None:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            state.watches.discard(watch)
-            self._watches.discard(watch)
+        async for event in self._check().watch(prefix, start_revision, self._watches):
+            yield event
 
     def break_watches(self) -> None:
         """Make every open watch on this store fail, as a lost connection would (for tests)."""

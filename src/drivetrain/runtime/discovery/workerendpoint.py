@@ -1,0 +1,238 @@
+"""The ``WorkerEndpoint`` custom resource: what a worker's records look like in Kubernetes.
+
+Pure functions only (names, labels, the object a worker applies, reading one back, pod
+readiness, the label selector for a key prefix); ``kubernetes.py`` does the I/O.  The CRD is
+``deploy/crd-workerendpoint.yaml``; the layout is documented in docs/discovery.md::
+
+    apiVersion: drivetrain.dev/v1alpha1
+    kind: WorkerEndpoint
+    metadata:
+      name: <pod>[-<container>]          # -2, -3, ... for further live leases of one process
+      labels: {drivetrain.dev/namespace: ..., drivetrain.dev/component: ..., drivetrain.dev/model: ...}
+      ownerReferences: [{apiVersion: v1, kind: Pod, name: <pod>, uid: <pod uid>}]
+    spec:
+      writer: <random id of the writing process>
+      records: [{key: <store key>, value: <the record's JSON>}, ...]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from drivetrain.runtime.records import (
+    INSTANCES_PREFIX,
+    MODELS_PREFIX,
+    RecordError,
+    decode_segment,
+    parse_key,
+)
+
+GROUP = "drivetrain.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "WorkerEndpoint"
+PLURAL = "workerendpoints"
+FIELD_MANAGER = "drivetrain-worker"
+
+NAMESPACE_LABEL = "drivetrain.dev/namespace"  # the runtime namespace (as on drivetrain's pods)
+COMPONENT_LABEL = "drivetrain.dev/component"
+MODEL_LABEL = "drivetrain.dev/model"
+
+MAX_LABEL_VALUE = 63
+MAX_NAME = 253  # a DNS subdomain
+_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+HASHED_PREFIX = "sha256-"
+
+
+def label_value(text: str) -> str:
+    """``text`` when it is a valid label value, else ``sha256-`` + 56 hex digits of its hash.
+
+    Served names (``Qwen/Qwen3-0.6B``) and namespaces may hold characters or lengths a label
+    value cannot.  The hashed form is itself a valid value, so a name that happens to spell one
+    could share a label with another; readers check every record's namespace again anyway.
+    """
+    if len(text) <= MAX_LABEL_VALUE and _LABEL_VALUE.fullmatch(text):
+        return text
+    return HASHED_PREFIX + hashlib.sha256(text.encode()).hexdigest()[:56]
+
+
+def object_name(pod: str, container: str | None = None, slot: int = 1) -> str:
+    """``<pod>[-<container>][-<slot>]``, shortened with a hash when longer than 253."""
+    name = pod if not container else f"{pod}-{container}"
+    if slot > 1:
+        name = f"{name}-{slot}"
+    if len(name) <= MAX_NAME:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+    return name[: MAX_NAME - len(digest) - 1].rstrip("-.") + "-" + digest
+
+
+def collection_path(namespace: str) -> str:
+    return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
+
+
+def object_path(namespace: str, name: str) -> str:
+    return f"{collection_path(namespace)}/{name}"
+
+
+def pods_path(namespace: str) -> str:
+    return f"/api/v1/namespaces/{namespace}/pods"
+
+
+def runtime_namespace(key: str) -> str | None:
+    """The runtime namespace a record key belongs to; None for a key that is not a record."""
+    try:
+        return parse_key(key).namespace
+    except RecordError:
+        return None
+
+
+class MixedNamespacesError(ValueError):
+    """One WorkerEndpoint would hold records of several runtime namespaces."""
+
+
+def labels_for(keys: Iterable[str]) -> dict[str, str]:
+    """The labels of an object holding ``keys``: its runtime namespace, and the component and
+    model when there is exactly one of each (for ``kubectl get -l`` and future selectors)."""
+    namespaces: set[str | None] = set()
+    components: set[str] = set()
+    models: set[str] = set()
+    for key in keys:
+        try:
+            parsed = parse_key(key)
+        except RecordError:
+            namespaces.add(None)
+            continue
+        namespaces.add(parsed.namespace)
+        (components if parsed.kind == "instances" else models).add(parsed.name)
+    if len(namespaces) > 1:
+        shown = ", ".join(
+            sorted(repr(n) if n is not None else "<not a record>" for n in namespaces)
+        )
+        raise MixedNamespacesError(
+            f"one WorkerEndpoint holds the records of one runtime namespace, got {shown}"
+        )
+    labels: dict[str, str] = {}
+    namespace = next(iter(namespaces), None)
+    if namespace is not None:
+        labels[NAMESPACE_LABEL] = label_value(namespace)
+    if len(components) == 1:
+        labels[COMPONENT_LABEL] = label_value(next(iter(components)))
+    if len(models) == 1:
+        labels[MODEL_LABEL] = label_value(next(iter(models)))
+    return labels
+
+
+@dataclass(frozen=True)
+class PodRef:
+    name: str
+    uid: str
+
+
+def build(
+    name: str, namespace: str, pod: PodRef, writer: str, records: Mapping[str, bytes]
+) -> dict[str, Any]:
+    """The object a worker applies (server-side apply, field manager ``drivetrain-worker``).
+
+    The owner reference has neither ``controller`` nor ``blockOwnerDeletion``: setting the
+    latter needs ``update`` on ``pods/finalizers``, which a worker is not granted.  Values must
+    be UTF-8 (records are JSON): ``UnicodeDecodeError`` otherwise.
+    """
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": labels_for(records),
+            "ownerReferences": [
+                {"apiVersion": "v1", "kind": "Pod", "name": pod.name, "uid": pod.uid}
+            ],
+        },
+        "spec": {
+            "writer": writer,
+            "records": [{"key": k, "value": records[k].decode("utf-8")} for k in sorted(records)],
+        },
+    }
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One WorkerEndpoint as a reader sees it."""
+
+    name: str
+    pod: PodRef
+    writer: str
+    records: dict[str, bytes]
+    labels: dict[str, str]
+
+
+def parse(obj: Mapping[str, Any]) -> Endpoint:
+    """Read one object; ``ValueError`` naming the field when it is not a usable WorkerEndpoint."""
+    meta = obj.get("metadata") or {}
+    name = str(meta.get("name", "?"))
+    owners = [
+        ref
+        for ref in meta.get("ownerReferences") or []
+        if isinstance(ref, dict) and ref.get("kind") == "Pod" and ref.get("apiVersion") == "v1"
+    ]
+    if len(owners) != 1 or not owners[0].get("name") or not owners[0].get("uid"):
+        raise ValueError(f"WorkerEndpoint {name}: metadata.ownerReferences: expected one Pod")
+    spec = obj.get("spec") or {}
+    records: dict[str, bytes] = {}
+    for i, item in enumerate(spec.get("records") or []):
+        if not (isinstance(item, dict) and isinstance(item.get("key"), str)):
+            raise ValueError(f"WorkerEndpoint {name}: spec.records[{i}].key: expected a string")
+        if not isinstance(item.get("value"), str):
+            raise ValueError(f"WorkerEndpoint {name}: spec.records[{i}].value: expected a string")
+        records[item["key"]] = item["value"].encode()
+    return Endpoint(
+        name=name,
+        pod=PodRef(str(owners[0]["name"]), str(owners[0]["uid"])),
+        writer=str(spec.get("writer", "")),
+        records=records,
+        labels=dict(meta.get("labels") or {}),
+    )
+
+
+def pod_readiness(obj: Mapping[str, Any]) -> tuple[str, bool]:
+    """(uid, ready): Ready is the pod's Ready condition, and false once deletion has begun.
+
+    A terminating pod counts as not ready (as EndpointSlices mark it), so its instances leave
+    when termination starts, not when the grace period ends.
+    """
+    meta = obj.get("metadata") or {}
+    uid = str(meta.get("uid", ""))
+    if meta.get("deletionTimestamp"):
+        return uid, False
+    for condition in (obj.get("status") or {}).get("conditions") or []:
+        if isinstance(condition, dict) and condition.get("type") == "Ready":
+            return uid, condition.get("status") == "True"
+    return uid, False
+
+
+def selector_for_prefix(prefix: str) -> str | None:
+    """The label selector whose objects hold every key under ``prefix``; None for all objects.
+
+    Only an exact-namespace prefix (``drivetrain/v1/<kind>/<namespace>/``) narrows: Kubernetes
+    selects labels by equality, not by prefix, so literal and generation prefixes read every
+    WorkerEndpoint of the Kubernetes namespace and filter the keys here.
+    """
+    for root in (INSTANCES_PREFIX, MODELS_PREFIX):
+        if prefix.startswith(root):
+            rest = prefix[len(root) :]
+            if rest.endswith("/") and rest.count("/") == 1:
+                return f"{NAMESPACE_LABEL}={label_value(decode_segment(rest[:-1]))}"
+    return None
+
+
+def selector_covers(selector: str | None, labels: Mapping[str, str]) -> bool:
+    """Whether an object with ``labels`` is among those ``selector`` (from above) selects."""
+    if selector is None:
+        return True
+    key, _, value = selector.partition("=")
+    return labels.get(key) == value

@@ -1,0 +1,143 @@
+"""kubernetes:// discovery against the emulator: a cluster with the WorkerEndpoint CRD, pods a
+test makes Ready or not, and tokens restricted to the RBAC that docs/discovery.md documents.
+
+The emulator (``tests/kube/strict_emulator.py``) plays the API server; the tests play the
+kubelet (pod readiness) and the workload controllers (creating and deleting pods).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from lightkube import ApiError, Client, KubeConfig, codecs
+from lightkube.generic_resource import create_namespaced_resource
+from lightkube.resources.core_v1 import Pod
+from lightkube.types import PatchType
+
+from tests.kube.emulator import RunningCluster
+from tests.kube.strict_emulator import ADMIN_TOKEN, Rule, StrictEmulator, in_loop
+from tests.paths import REPO
+
+CRD = REPO / "deploy" / "crd-workerendpoint.yaml"
+DOC = REPO / "docs" / "discovery.md"
+WORKER_ROLE = "drivetrain-discovery-worker"
+FRONTEND_ROLE = "drivetrain-discovery-frontend"
+
+WorkerEndpointResource = create_namespaced_resource(
+    "drivetrain.dev", "v1alpha1", "WorkerEndpoint", "workerendpoints"
+)
+
+
+def documented_roles() -> dict[str, list[Rule]]:
+    """The Roles written in docs/discovery.md (YAML blocks of ``kind: Role``), by name."""
+    roles: dict[str, list[Rule]] = {}
+    for block in re.findall(r"```yaml\n(.*?)```", DOC.read_text(), flags=re.S):
+        doc = yaml.safe_load(block)
+        if isinstance(doc, dict) and doc.get("kind") == "Role":
+            roles[doc["metadata"]["name"]] = doc["rules"]
+    return roles
+
+
+def granted(rules: list[Rule]) -> set[tuple[str, str, str]]:
+    return {
+        (group, resource, verb)
+        for rule in rules
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+class KubeDiscovery:
+    """A running emulator serving one namespace for discovery tests."""
+
+    def __init__(self, tmp_path: Path, namespace: str = "disc", install_crd: bool = True) -> None:
+        self.namespace = namespace
+        self.tmp_path = tmp_path
+        self.emulator = StrictEmulator(history_limit=2)
+        self.running = RunningCluster(self.emulator).start()
+        self.client = Client(
+            KubeConfig.from_dict(self.running.kubeconfig()),
+            namespace=namespace,
+            field_manager="test",
+        )
+        if install_crd:
+            for doc in yaml.safe_load_all(CRD.read_text()):
+                self.client.create(codecs.from_dict(doc))
+
+    @property
+    def url(self) -> str:
+        return f"kubernetes://{self.namespace}"
+
+    def kubeconfig(self, token: str = ADMIN_TOKEN, name: str = "admin") -> Path:
+        config = self.running.kubeconfig()
+        config["users"][0]["user"]["token"] = token
+        path = self.tmp_path / f"kubeconfig-{name}"
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    def restricted(self, token: str, *role_names: str) -> Path:
+        """A kubeconfig whose token holds the documented rules of ``role_names``, nothing else."""
+        roles = documented_roles()
+        rules = [rule for name in role_names for rule in roles[name]]
+        self.emulator.grant(token, self.namespace, rules)
+        return self.kubeconfig(token, token)
+
+    def stop(self) -> None:
+        # A watch whose client has gone notices only on its next write; ending them first keeps
+        # the server's shutdown from waiting for them.
+        in_loop(self.running, self.emulator.end_watches)
+        self.running.stop()
+
+    # ---- pods (the test plays the kubelet and the controllers) ---------------------------
+
+    def pod(self, name: str, ready: bool = True) -> str:
+        """Create a pod; returns its uid."""
+        created = self.client.create(
+            Pod.from_dict(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {"name": name, "namespace": self.namespace},
+                    "spec": {"containers": [{"name": "main", "image": "drivetrain"}]},
+                }
+            )
+        )
+        self.set_ready(name, ready)
+        assert created.metadata is not None and created.metadata.uid is not None
+        return created.metadata.uid
+
+    def set_ready(self, name: str, ready: bool) -> None:
+        status = "True" if ready else "False"
+        self.client.patch(
+            Pod.Status,
+            name,
+            {"status": {"conditions": [{"type": "Ready", "status": status}]}},
+            patch_type=PatchType.MERGE,
+        )
+
+    def delete_pod(self, name: str) -> None:
+        self.client.delete(Pod, name)
+
+    def pod_env(self, name: str, uid: str) -> dict[str, str]:
+        return {"POD_NAME": name, "POD_UID": uid, "POD_NAMESPACE": self.namespace}
+
+    # ---- what the workers wrote ---------------------------------------------------------
+
+    def endpoints(self) -> dict[str, dict[str, Any]]:
+        return {
+            obj.metadata.name: obj.to_dict()
+            for obj in self.client.list(WorkerEndpointResource)
+            if obj.metadata is not None and obj.metadata.name is not None
+        }
+
+    def endpoint(self, name: str) -> dict[str, Any] | None:
+        try:
+            return self.client.get(WorkerEndpointResource, name).to_dict()
+        except ApiError as exc:
+            if exc.status.code == 404:
+                return None
+            raise
