@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from drivetrain.errors import DrivetrainError
 from drivetrain.runtime.discovery.base import StoreUnavailableError
 from drivetrain.runtime.discovery.kubeapi import KubeApi, KubeApiError
 
@@ -41,7 +42,7 @@ MAX_BACKOFF_S = 5.0
 SHORT_WATCH_S = 1.0  # a watch ended sooner than this with no event counts as a failure
 
 
-class _Gone(Exception):
+class _Gone(DrivetrainError):
     """The resourceVersion to resume from has been compacted away (410)."""
 
 

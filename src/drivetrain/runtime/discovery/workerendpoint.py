@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from drivetrain.errors import DrivetrainError
 from drivetrain.runtime.records import (
     INSTANCES_PREFIX,
     MODELS_PREFIX,
@@ -91,7 +92,7 @@ def runtime_namespace(key: str) -> str | None:
         return None
 
 
-class MixedNamespacesError(ValueError):
+class MixedNamespacesError(DrivetrainError, ValueError):
     """One WorkerEndpoint would hold records of several runtime namespaces."""
 
 

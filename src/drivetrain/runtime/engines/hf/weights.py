@@ -14,10 +14,12 @@ from typing import Any
 
 import torch
 
+from drivetrain.errors import DrivetrainError
+
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-class WeightsError(ValueError):
+class WeightsError(DrivetrainError, ValueError):
     """A weights file that does not fit the loaded model (nothing was changed)."""
 
 
