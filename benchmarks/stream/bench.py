@@ -240,8 +240,9 @@ def start_profiles(system: System, label: str) -> list[tuple[subprocess.Popen[by
     for role, pid in targets:
         raw = WORK / "profiles" / f"{label}-{role}.txt"
         raw.parent.mkdir(parents=True, exist_ok=True)
+        raw.unlink(missing_ok=True)
         argv = [str(PYSPY), "record", "-p", str(pid), "-f", "raw", "-o", str(raw)]
-        argv += ["--nonblocking", "--rate", "250", "--duration", "600"]
+        argv += ["--nonblocking", "--gil", "--rate", "250", "--duration", "600"]
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         running.append((proc, raw))
     return running
