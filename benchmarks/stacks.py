@@ -69,7 +69,7 @@ def listed_models(port: int) -> set[str]:
     body = http_json(f"http://127.0.0.1:{port}/v1/models")
     if not isinstance(body, dict):
         return set()
-    return {m.get("id") for m in body.get("data") or [] if isinstance(m, dict)}
+    return {str(m.get("id")) for m in body.get("data") or [] if isinstance(m, dict)}
 
 
 def health_instances(port: int) -> set[str] | None:

@@ -11,8 +11,9 @@ every scenario against it (streaming chat, 128 input tokens, a fixed number of r
 * ``osl256``: concurrency 16, 256 output tokens;
 * ``c1``: concurrency 1, 64 output tokens (ITL against the mocker's simulated inter-token time).
 
-Rounds alternate the order of the systems (A B, B A, ...), and ratios drivetrain / Dynamo are
-taken within each round, so drift in the machine's load cancels as far as it can.  Results go to
+All stacks are up for the whole run; each scenario runs on each system in turn, the order
+reversed every other time (A B, B A, ...), and ratios drivetrain / Dynamo are taken within each
+round, so drift in the machine's load cancels as far as it can.  Results go to
 ``benchmarks/results/stream.md`` and ``stream.json`` and are printed.  ``--guard`` compares the
 ratios of this run with ``benchmarks/stream/baseline.json`` (docs/performance.md says when to
 run it); ``--record`` writes them there.
@@ -323,38 +324,54 @@ def measure(
     revisions: dict[str, Path],
     profile: bool = False,
 ) -> list[dict[str, Any]]:
+    """Every stack is started once; then, per round and scenario, each system runs in turn.
+
+    Alternating per scenario (not per whole session) keeps the two halves of each ratio seconds
+    apart, which matters on a machine shared with other jobs; the order is reversed every other
+    time (A B, B A, ...) so that neither system always goes first.  The idle stacks cost little
+    (a few discovery polls a second).
+    """
+    stacks = {name: make_system(name, tokenizer, revisions) for name in systems}
     rows: list[dict[str, Any]] = []
-    for rnd in range(1, rounds + 1):
-        # Rotate the order each round (A B, B A, ...) so neither system always goes first.
-        shift = (rnd - 1) % len(systems)
-        order = systems[shift:] + systems[:shift] if rnd % 2 else list(reversed(systems))
-        for name in order:
-            system = make_system(name, tokenizer, revisions)
-            try:
-                system.start(WORKERS)
-                for scenario in plan:
-                    pids_fe, pids_wk = system.pids("frontend"), system.pids("mocker")
-                    cpu0 = cpu_seconds(pids_fe), cpu_seconds(pids_wk)
-                    out = WORK / "aiperf" / f"r{rnd}-{name.replace('@', '-')}-{scenario.name}"
-                    profiling = []
-                    if profile and rnd == 1 and scenario.name == "c16" and name != "dynamo":
-                        profiling = start_profiles(system, f"{name.replace('@', '-')}-c16")
-                    try:
-                        result = run_aiperf(system.port, scenario, tokenizer, out)
-                    finally:
-                        stop_profiles(profiling)
-                    cpu1 = cpu_seconds(pids_fe), cpu_seconds(pids_wk)
-                    # Warm-up requests included: aiperf sends them through the same stack.
-                    sent = scenario.requests + max(4, scenario.concurrency)
-                    result["cpu_ms_frontend"] = (cpu1[0] - cpu0[0]) * 1000 / sent
-                    result["cpu_ms_workers"] = (cpu1[1] - cpu0[1]) * 1000 / sent
-                    result["load"] = os.getloadavg()[0]
-                    row = {"round": rnd, "system": name, "scenario": scenario.name, **result}
+    turn = 0
+    try:
+        for system in stacks.values():
+            system.start(WORKERS)
+        for rnd in range(1, rounds + 1):
+            for scenario in plan:
+                order = systems if turn % 2 == 0 else list(reversed(systems))
+                turn += 1
+                for name in order:
+                    row = run_one(stacks[name], rnd, scenario, tokenizer, profile)
                     rows.append(row)
                     print(line(row), flush=True)
-            finally:
-                system.stop()
+    finally:
+        for system in stacks.values():
+            system.stop()
     return rows
+
+
+def run_one(
+    system: System, rnd: int, scenario: Scenario, tokenizer: Path, profile: bool
+) -> dict[str, Any]:
+    name = system.name
+    pids_fe, pids_wk = system.pids("frontend"), system.pids("mocker")
+    cpu0 = cpu_seconds(pids_fe), cpu_seconds(pids_wk)
+    out = WORK / "aiperf" / f"r{rnd}-{name.replace('@', '-')}-{scenario.name}"
+    profiling = []
+    if profile and rnd == 1 and scenario.name == "c16" and name != "dynamo":
+        profiling = start_profiles(system, f"{name.replace('@', '-')}-c16")
+    try:
+        result = run_aiperf(system.port, scenario, tokenizer, out)
+    finally:
+        stop_profiles(profiling)
+    cpu1 = cpu_seconds(pids_fe), cpu_seconds(pids_wk)
+    # Warm-up requests included: aiperf sends them through the same stack.
+    sent = scenario.requests + max(4, scenario.concurrency)
+    result["cpu_ms_frontend"] = (cpu1[0] - cpu0[0]) * 1000 / sent
+    result["cpu_ms_workers"] = (cpu1[1] - cpu0[1]) * 1000 / sent
+    result["load"] = os.getloadavg()[0]
+    return {"round": rnd, "system": name, "scenario": scenario.name, **result}
 
 
 def line(r: dict[str, Any]) -> str:
@@ -405,10 +422,11 @@ def render(
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average (1 min) "
         f"{min(loads):.2f}–{max(loads):.2f} during the runs.",
         f"Command: `{command}`.",
-        f"Each system alone: 1 frontend + {WORKERS} mocker workers at speedup {SPEEDUP:g}, "
+        f"Each system: 1 frontend + {WORKERS} mocker workers at speedup {SPEEDUP:g}, "
         f"tokenizer `tiny` padded to {PADDED_VOCAB} tokens, file discovery, round-robin. "
-        f"aiperf: streaming chat, {INPUT_TOKENS} input tokens, output counted from usage; "
-        "systems alternate within this one run.",
+        f"aiperf: streaming chat, {INPUT_TOKENS} input tokens, output counted from usage. "
+        "All stacks are up for the whole run; each scenario runs on each in turn, the order "
+        "reversed every other time.",
         "",
         "Scenarios: "
         + "; ".join(
@@ -537,6 +555,8 @@ def main(argv: list[str] | None = None) -> int:
         systems.append(name)
     if (args.guard or args.record) and not {"dynamo", "drivetrain"} <= set(systems):
         return fail("--guard/--record need both dynamo and drivetrain in --systems")
+    if args.guard and not BASELINE.exists():
+        return fail(f"--guard: no recorded ratios at {BASELINE.relative_to(ROOT)} (run --record)")
 
     tokenizer = padded_tokenizer()
     command = "benchmarks/stream/bench.py " + " ".join(sys.argv[1:] if argv is None else argv)
