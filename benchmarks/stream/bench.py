@@ -243,7 +243,7 @@ def start_profiles(system: System, label: str) -> list[tuple[subprocess.Popen[by
         raw.parent.mkdir(parents=True, exist_ok=True)
         raw.unlink(missing_ok=True)
         argv = [str(PYSPY), "record", "-p", str(pid), "-f", "raw", "-o", str(raw)]
-        argv += ["--nonblocking", "--gil", "--rate", "250", "--duration", "600"]
+        argv += ["--gil", "--rate", "200", "--duration", "600"]
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         running.append((proc, raw))
     return running

@@ -172,9 +172,10 @@ class StepScheduler:
                 seq.produced += 1
                 seq.earned += 1
                 seq.kv += 1
+                if seq.earned == 1:  # woken once per batch: later steps only add to it
+                    seq._wake()
                 if seq.produced >= seq.limit:
                     finished.append(key)
-                seq._wake()
             self.active_kv += len(running)
             for key in finished:
                 del running[key]  # its KV stays held until the request is removed
