@@ -79,11 +79,6 @@ class ChunkWriter:
             self._suffix = b',"logprobs":null,"finish_reason":null}]}\n\n'
         self.first = True
 
-    def tokens(self, batch: list[list[Any]]) -> bytes:
-        out: list[bytes] = []
-        self.add_tokens(out, batch)
-        return b"".join(out)
-
     def add_tokens(self, out: list[bytes], batch: list[list[Any]]) -> None:
         """Append one event per ``[text, n_tokens]`` of ``batch`` to ``out`` (joined once by the
         caller, with whatever else leaves in the same write)."""
