@@ -479,10 +479,10 @@ def render(
         lines.append(f"| {system} | {itl:.3f} | {(itl / SIMULATED_ITL_MS - 1) * 100:+.1f} % |")
     lines += [
         "",
-        "*reads/response*: aiperf's `http_req_chunks_received`, the reads of the response body "
-        "its aiohttp client made per response (each one uvloop `read()` wake-up; data that "
-        "arrives while the client is busy is read at once). *CPU ms/req*: user + system CPU time "
-        "of the frontend and of the workers (from /proc) over the run, per request sent.",
+        "*reads/response*: aiperf's `http_req_chunks_received`, how often its aiohttp client got "
+        "new bytes of a response (iterations of `iter_any()`: one or more uvloop `read()` "
+        "syscalls each). *CPU ms/req*: user + system CPU time of the frontend and of the "
+        "workers (from /proc) over the run, per request sent.",
     ]
     return "\n".join(lines) + "\n"
 
