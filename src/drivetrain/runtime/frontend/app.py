@@ -167,6 +167,11 @@ class Frontend:
         return await self._serve(request, "embeddings")
 
     async def _serve(self, request: web.Request, endpoint: str) -> web.StreamResponse:
+        """One request's pipeline: (1) admit: route enabled, body valid, model known; (2) route:
+        pick a live instance and open a stream, retrying others until the first frame
+        (``_open``); (3) respond: embeddings, unary, or SSE with one write per batch of frames.
+        A per-model step (a queue, a pause) belongs between 1 and 2, with its state on
+        ``ServedModel.state``; a smarter choice of instance belongs in the router (2)."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         label = ENDPOINT_NAMES[endpoint]
