@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-frameworks lint typecheck imports image bench bench-render bench-frontend bench-operator bench-discovery bench-transformers tiny-model clean
+.PHONY: install demo test test-frameworks lint typecheck imports image bench bench-render bench-frontend bench-stream bench-stream-guard bench-operator bench-discovery bench-transformers tiny-model clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -70,6 +70,16 @@ tiny-model: $(STAMP)
 
 bench-transformers: tiny-model
 	$(BIN)/python benchmarks/bench_transformers.py
+
+# Streaming under realistic per-token timing, with aiperf (docs/performance.md). ARGS=--quick for
+# a short development run; ARGS='--compare-rev main' adds another revision for before/after.
+bench-stream: $(STAMP)
+	./benchmarks/bench_stream.sh $(ARGS)
+
+# Fails when the drivetrain/Dynamo ratios regress against benchmarks/stream/baseline.json. Not in
+# `make test`: run it by hand before submitting changes to the runtime's serving path.
+bench-stream-guard: $(STAMP)
+	./benchmarks/bench_stream.sh --guard $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build dist src/*.egg-info

@@ -15,275 +15,44 @@ BENCH_WORKERS (2), BENCH_SYSTEMS ("dynamo,drivetrain"), BENCH_DISCOVERY_REPEATS 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import platform
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent.parent
-WORK = ROOT / "benchmarks" / ".work"
-LOGS = WORK / "logs"
-# One Dynamo install per machine, shared by every clone (benchmarks/frontend/setup_dynamo.sh).
-DYNAMO_VENV = Path(
-    os.environ.get("DYNAMO_VENV")
-    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "drivetrain/dynamo-1.6.1"
+sys.path.insert(0, str(HERE.parent))  # benchmarks/stacks.py
+
+from stacks import (  # noqa: E402
+    MODEL,
+    ROOT,
+    Drivetrain,
+    Dynamo,
+    System,
+    free_port,
+    health_instances,
+    http_json,
+    listed_models,
+    shown,
+    tiny_model_dir,
+    wait_until,
 )
-DYNAMO_PY = DYNAMO_VENV / "bin" / "python"
-DRIVETRAIN_PY = Path(sys.executable)
+
 RESULTS = ROOT / "benchmarks" / "results" / "frontend.md"
-
-
-def _model_dir() -> Path:
-    for candidate in (ROOT / "examples" / "models" / "tiny", ROOT.parent / "shared/models/tiny"):
-        if (candidate / "tokenizer.json").exists():
-            return candidate
-    sys.exit("bench: no tiny model folder (examples/models/tiny or ../shared/models/tiny)")
-
-
-MODEL = "tiny"
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 DURATION = int(os.environ.get("BENCH_DURATION", "10"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 SYSTEMS = os.environ.get("BENCH_SYSTEMS", "dynamo,drivetrain").split(",")
 DISCOVERY_REPEATS = int(os.environ.get("BENCH_DISCOVERY_REPEATS", "3"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def http_json(url: str, timeout: float = 2.0) -> Any:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:  # /health may answer 503 with a JSON body
-        try:
-            return json.loads(exc.read() or b"null")
-        except ValueError:
-            return None
-    except (OSError, ValueError):
-        return None
-
-
-def listed_models(port: int) -> set[str]:
-    body = http_json(f"http://127.0.0.1:{port}/v1/models")
-    if not isinstance(body, dict):
-        return set()
-    return {m.get("id") for m in body.get("data") or [] if isinstance(m, dict)}
-
-
-def health_instances(port: int) -> set[str] | None:
-    """Distinct instance ids that /health shows, or None when it does not list them."""
-    body = http_json(f"http://127.0.0.1:{port}/health")
-    if not isinstance(body, dict) or not isinstance(body.get("instances"), list):
-        return None
-    ids = set()
-    for inst in body["instances"]:
-        if isinstance(inst, dict):
-            ids.add(str(inst.get("instance_id") or inst.get("id")))
-        else:
-            ids.add(str(inst))
-    return ids
-
-
-@dataclass
-class Proc:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    def stop(self, grace: float = 5.0) -> None:
-        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, sig)
-            try:
-                self.popen.wait(wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        with contextlib.suppress(ProcessLookupError):  # stragglers in the group
-            os.killpg(self.popen.pid, signal.SIGKILL)
-
-    def kill(self) -> None:
-        os.killpg(self.popen.pid, signal.SIGKILL)
-        self.popen.wait()
-
-
-def spawn(name: str, argv: list[str], env: dict[str, str]) -> Proc:
-    if not _SPAWNED[:-1]:  # first process of this run: drop the previous run's logs
-        for old in LOGS.glob("*.log"):
-            old.unlink()
-    LOGS.mkdir(parents=True, exist_ok=True)
-    log = LOGS / f"{name}.log"
-    out = log.open("ab")
-    popen = subprocess.Popen(
-        argv,
-        env={**os.environ, **env},
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        cwd=ROOT,
-    )
-    return Proc(name, popen, log)
-
-
 PROBES: dict[str, dict[str, int]] = {}
-_SPAWNED: list[str] = []  # numbers the log files of one run
-
-
-@dataclass
-class System:
-    """One serving system: how to start its frontend and its workers."""
-
-    name: str
-    port: int = 0
-    store: str = ""
-    procs: list[Proc] = field(default_factory=list)
-
-    def frontend(self) -> Proc:
-        raise NotImplementedError
-
-    def worker(self) -> Proc:
-        raise NotImplementedError
-
-    def start(self, workers: int) -> None:
-        self.port = free_port()
-        self.store = tempfile.mkdtemp(prefix=f"bench-{self.name}-")
-        self.procs = [self.frontend()]
-        self.procs += [self.worker() for _ in range(workers)]
-        wait_until(lambda: MODEL in listed_models(self.port), 120, f"{self.name} serving")
-        if workers:
-            # Every worker routable, not just the first (round-robin needs them all).
-            wait_until(lambda: self._instances() >= workers, 60, f"{self.name} {workers} workers")
-
-    def _instances(self) -> int:
-        ids = health_instances(self.port)
-        return len(ids) if ids is not None else WORKERS
-
-    def stop(self) -> None:
-        for proc in reversed(self.procs):
-            proc.stop()
-        self.procs = []
-
-    def _next(self, role: str) -> str:
-        _SPAWNED.append(role)
-        return f"{len(_SPAWNED):03d}-{self.name}-{role}"
-
-
-class Dynamo(System):
-    def _env(self) -> dict[str, str]:
-        # Exactly the commands docs/performance.md gives; Dynamo's defaults otherwise (it logs one INFO
-        # line per request, as it does out of the box).
-        return {"DYN_FILE_KV": self.store}
-
-    def frontend(self) -> Proc:
-        return spawn(
-            self._next("frontend"),
-            [
-                str(DYNAMO_PY),
-                "-m",
-                "dynamo.frontend",
-                "--http-port",
-                str(self.port),
-                "--discovery-backend",
-                "file",
-                "--router-mode",
-                "round-robin",
-            ],
-            self._env(),
-        )
-
-    def worker(self) -> Proc:
-        return spawn(
-            self._next("mocker"),
-            [
-                str(DYNAMO_PY),
-                "-m",
-                "dynamo.mocker",
-                "--model-path",
-                str(_model_dir()),
-                "--model-name",
-                MODEL,
-                "--discovery-backend",
-                "file",
-                "--request-plane",
-                "tcp",
-                "--event-plane",
-                "zmq",
-                "--speedup-ratio",
-                "1000000",
-            ],
-            self._env(),
-        )
-
-
-class Drivetrain(System):
-    def _env(self) -> dict[str, str]:
-        return {"DRIVETRAIN_DISCOVERY": f"file://{self.store}"}
-
-    def frontend(self) -> Proc:
-        return spawn(
-            self._next("frontend"),
-            [
-                str(DRIVETRAIN_PY),
-                "-m",
-                "drivetrain.cli.main",
-                "frontend",
-                "--port",
-                str(self.port),
-                "--host",
-                "127.0.0.1",
-                "--router",
-                "round-robin",
-            ],
-            self._env(),
-        )
-
-    def worker(self) -> Proc:
-        return spawn(
-            self._next("mocker"),
-            [
-                str(DRIVETRAIN_PY),
-                "-m",
-                "drivetrain.cli.main",
-                "worker",
-                "--engine",
-                "mocker",
-                "--model-name",
-                MODEL,
-                "--model-path",
-                str(_model_dir()),
-                "--speedup-ratio",
-                "1000000",
-            ],
-            self._env(),
-        )
-
-
-def wait_until(check: Any, timeout: float, what: str, interval: float = 0.1) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if check():
-            return time.monotonic() - start
-        time.sleep(interval)
-    raise TimeoutError(f"bench: {what} not reached within {timeout:g} s (logs in {LOGS})")
 
 
 def run_wrk(port: int, stream: bool, duration: int) -> dict[str, Any]:
@@ -338,7 +107,7 @@ def probe(port: int) -> dict[str, int]:
 
 
 def make(name: str) -> System:
-    return {"dynamo": Dynamo, "drivetrain": Drivetrain}[name](name)
+    return {"dynamo": Dynamo, "drivetrain": Drivetrain}[name](name)  # speedup 1e6
 
 
 def measure_load(rounds: int) -> list[dict[str, Any]]:
@@ -417,10 +186,6 @@ def measure_discovery(name: str, repeats: int) -> dict[str, list[float]]:
     return out
 
 
-def _shown(path: Path) -> str:
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
-
-
 def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -432,7 +197,7 @@ def render(rows: list[dict[str, Any]], discovery: dict[str, dict[str, list[float
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}; "
         f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         f"Each system alone: 1 frontend + {WORKERS} mocker workers (speedup 1e6, "
-        f"model folder `{_shown(_model_dir())}`), "
+        f"model folder `{shown(tiny_model_dir())}`), "
         "file discovery, round-robin routing. Load: wrk, "
         f"{CONNECTIONS} connections, 2 threads, {DURATION} s per test after a 2 s warm-up; "
         "chat completions non-streaming `max_tokens` 16, streaming `max_tokens` 64. "

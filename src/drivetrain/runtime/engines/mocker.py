@@ -1,12 +1,13 @@
 """``mocker`` engine: simulated prefill and decode timing, real token counts.
 
 Timing follows Dynamo's default polynomial perf model (docs/runtime.md), per request:
-prefill_ms = 4.209989e-07·T² + 1.518344e-02·T + 16.50142 with T = prompt tokens, and per output
-token decode_ms = max(1, −25.74·u² + 54.01·u + 5.74) with u = active KV tokens / KV capacity
-across this worker's running requests; both divided by ``speedup_ratio``.  Sleeps shorter than
-a millisecond are accumulated rather than taken, so at a huge speedup the tokens come out in one
-batch (the request plane then sends them in one frame).  Output tokens are drawn from the
-tokenizer's vocabulary, so the text is made of real tokens and usage counts are real; chat
+prefill_ms = 4.209989e-07·T² + 1.518344e-02·T + 16.50142 with T = prompt tokens, and per decode
+step decode_ms = max(1, −25.74·u² + 54.01·u + 5.74) with u = active KV tokens / KV capacity
+across this worker's requests; both divided by ``speedup_ratio``.  One ``StepScheduler`` per
+engine (= per worker) steps the whole batch on one timer (engines/scheduler.py), so at a huge
+speedup all tokens come out in one batch (the request plane then sends them in one frame).
+Output tokens are drawn from the tokenizer's vocabulary, so the text is made of real tokens and
+usage counts are real; chat
 prompts use the tokenizer's chat template when it has one (``text.chat_prompt``).
 """
 
@@ -26,6 +27,7 @@ from drivetrain.runtime.engines.base import (
     ModelType,
     Op,
 )
+from drivetrain.runtime.engines.scheduler import StepScheduler
 
 KV_CAPACITY_TOKENS = 16384 * 64  # Dynamo mocker defaults: 16384 blocks of 64 tokens
 DEFAULT_MAX_TOKENS = 16
@@ -59,7 +61,10 @@ class MockerEngine:
         self._chat_template = text.ChatTemplate.load(model_path)
         self._pieces = self._tokenizer.sample_pieces(256)
         self._random = random.Random(seed)
-        self._active_kv = 0
+        self._scheduler = StepScheduler(self._step_seconds)
+
+    def _step_seconds(self, active_kv: int) -> float:
+        return decode_ms(active_kv / KV_CAPACITY_TOKENS) / 1000.0 / self._speedup
 
     def info(self) -> ModelInfo:
         return ModelInfo(
@@ -81,23 +86,22 @@ class MockerEngine:
             prompt = text.completion_prompt(body["prompt"])
         prompt_tokens = self._tokenizer.count(prompt)
         limit = text.max_tokens(body, DEFAULT_MAX_TOKENS)
-        owed = prefill_ms(prompt_tokens) / 1000.0 / self._speedup
-        kv = prompt_tokens
-        self._active_kv += kv
-        pieces = self._pieces
-        choose = self._random.choice
-        try:
-            for _ in range(limit):
-                owed += decode_ms(self._active_kv / KV_CAPACITY_TOKENS) / 1000.0 / self._speedup
-                if owed >= MIN_SLEEP_S:
-                    await asyncio.sleep(owed)
-                    owed = 0.0
-                self._active_kv += 1
-                kv += 1
-                yield Chunk(choose(pieces), 1)
-            yield Finish("length", prompt_tokens, limit)
-        finally:
-            self._active_kv -= kv
+        if limit > 0:
+            prefill_s = prefill_ms(prompt_tokens) / 1000.0 / self._speedup
+            seq = self._scheduler.add(prompt_tokens, limit, prefill_s)
+            pieces = self._pieces
+            choose = self._random.choice
+            try:
+                sent = 0
+                while sent < limit:
+                    # Every token due now at once: the worker sends them in one frame.
+                    due = await seq.take()
+                    for _ in range(due):
+                        yield Chunk(choose(pieces), 1)
+                    sent += due
+            finally:
+                self._scheduler.remove(seq)
+        yield Finish("length", prompt_tokens, max(limit, 0))
 
     async def embed(self, body: dict[str, Any]) -> Embeddings:
         inputs = text.embedding_inputs(body)

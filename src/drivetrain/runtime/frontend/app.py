@@ -167,6 +167,11 @@ class Frontend:
         return await self._serve(request, "embeddings")
 
     async def _serve(self, request: web.Request, endpoint: str) -> web.StreamResponse:
+        """One request's pipeline: (1) admit: route enabled, body valid, model known; (2) route:
+        pick a live instance and open a stream, retrying others until the first frame
+        (``_open``); (3) respond: embeddings, unary, or SSE with one write per batch of frames.
+        A per-model step (a queue, a pause) belongs between 1 and 2, with its state on
+        ``ServedModel.state``; a smarter choice of instance belongs in the router (2)."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         label = ENDPOINT_NAMES[endpoint]
@@ -330,30 +335,41 @@ class Frontend:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         loop = asyncio.get_running_loop()
         metrics = self.metrics
+        key = (name,)
         last = started
         tokens = 0
+        # Frames that are already here leave together: one SSE write per batch of frames that
+        # arrived in one event-loop turn (never waiting for more).
+        frames_now = [first, *stream.ready()]
         try:
             while True:
-                if kind == frames.DATA:
-                    now = loop.time()
-                    if tokens == 0:
-                        metrics.ttft.observe((name,), now - started)
-                    else:
-                        metrics.itl.observe((name,), now - last)
-                    n = len(payload)
-                    if n > 1:
-                        metrics.itl.observe_many((name,), 0.0, n - 1)
-                    last = now
-                    tokens += n
-                    await response.write(writer.tokens(payload))
-                elif kind == frames.FINISH:
-                    await response.write(writer.finish(payload, include_usage))
+                out: list[bytes] = []
+                done = False
+                for kind, payload in frames_now:
+                    if kind == frames.DATA:
+                        now = loop.time()
+                        if tokens == 0:
+                            metrics.ttft.observe(key, now - started)
+                        else:
+                            metrics.itl.observe(key, now - last)
+                        n = len(payload)
+                        if n > 1:
+                            metrics.itl.observe_many(key, 0.0, n - 1)
+                        last = now
+                        tokens += n
+                        writer.add_tokens(out, payload)
+                    elif kind == frames.FINISH:
+                        out.append(writer.finish(payload, include_usage))
+                        done = True
+                    elif kind == frames.ERROR:
+                        status, message = payload
+                        out.append(responses.error_event(status, message))
+                        done = True
+                if out:
+                    await response.write(out[0] if len(out) == 1 else b"".join(out))
+                if done:
                     break
-                elif kind == frames.ERROR:
-                    status, message = payload
-                    await response.write(responses.error_event(status, message))
-                    break
-                kind, payload = await stream.next()
+                frames_now = await stream.batch()
         except (StreamFailed, TimeoutError) as exc:
             message = (
                 "request timed out" if isinstance(exc, TimeoutError) else f"worker failed: {exc}"

@@ -33,13 +33,30 @@ class Target:
 
 
 @dataclass(eq=False)
+class ModelState:
+    """What the frontend keeps about one served model across routing-table rebuilds.
+
+    Discovery changes rebuild every ``ServedModel``; this object survives them (until the
+    frontend stops), so per-model request state belongs here: today the creation time that
+    /v1/models reports, later steps' admission queue, pause flag or weight version.
+    """
+
+    name: str
+    created: int
+
+
+@dataclass(eq=False)
 class ServedModel:
     name: str
     model_types: frozenset[str]
+    state: ModelState
     targets: list[Target] = field(default_factory=list)
     context_length: int | None = None
     max_output_tokens: int | None = None
-    created: int = 0
+
+    @property
+    def created(self) -> int:
+        return self.state.created
 
     def live_targets(self, now: float) -> list[Target]:
         return [t for t in self.targets if t.down_until <= now]
@@ -52,7 +69,7 @@ class ServingTable:
         self.enabled: frozenset[str] = frozenset()
         self._clients: dict[str, RequestPlaneClient] = {}
         self._down: dict[str, float] = {}  # instance_id -> quarantined until (monotonic)
-        self._created: dict[str, int] = {}
+        self._states: dict[str, ModelState] = {}
 
     def rebuild(
         self, cards: Iterable[ModelCard], instances: Iterable[InstanceRecord]
@@ -64,8 +81,10 @@ class ServingTable:
         for card in sorted(cards, key=lambda c: (c.name, c.instance_id)):
             model = models.get(card.name)
             if model is None:
-                created = self._created.setdefault(card.name, int(time.time()))
-                model = models[card.name] = ServedModel(card.name, frozenset(), created=created)
+                state = self._states.get(card.name)
+                if state is None:
+                    state = self._states[card.name] = ModelState(card.name, int(time.time()))
+                model = models[card.name] = ServedModel(card.name, frozenset(), state)
             model.model_types |= frozenset(card.model_types)
             model.context_length = model.context_length or card.context_length
             model.max_output_tokens = model.max_output_tokens or card.max_output_tokens

@@ -53,7 +53,7 @@ def unary_body(
 class ChunkWriter:
     """SSE events for one streamed request; the constant parts are serialised once."""
 
-    __slots__ = ("_endpoint", "_head", "_prefix", "_suffix", "first")
+    __slots__ = ("_endpoint", "_first_prefix", "_head", "_prefix", "_suffix", "first")
 
     def __init__(self, endpoint: str, rid: str, created: int, model: str) -> None:
         self._endpoint = endpoint
@@ -71,20 +71,30 @@ class ChunkWriter:
         )
         if endpoint == "chat":
             self._prefix = self._head + b'[{"index":0,"delta":{"content":'
+            # The first chat delta carries the role, as OpenAI's does.
+            self._first_prefix = self._head + b'[{"index":0,"delta":{"role":"assistant","content":'
             self._suffix = b'},"logprobs":null,"finish_reason":null}]}\n\n'
         else:
-            self._prefix = self._head + b'[{"index":0,"text":'
+            self._prefix = self._first_prefix = self._head + b'[{"index":0,"text":'
             self._suffix = b',"logprobs":null,"finish_reason":null}]}\n\n'
         self.first = True
 
-    def tokens(self, batch: list[list[Any]]) -> bytes:
-        prefix, suffix, dumps = self._prefix, self._suffix, orjson.dumps
-        parts = [prefix + dumps(text) + suffix for text, _n in batch]
-        if self.first and self._endpoint == "chat" and parts:
-            # The first chat delta carries the role, as OpenAI's does.
-            parts[0] = parts[0].replace(b'"delta":{', b'"delta":{"role":"assistant",', 1)
-        self.first = False
-        return b"".join(parts)
+    def add_tokens(self, out: list[bytes], batch: list[list[Any]]) -> None:
+        """Append one event per ``[text, n_tokens]`` of ``batch`` to ``out`` (joined once by the
+        caller, with whatever else leaves in the same write)."""
+        prefix, suffix, dumps, append = self._prefix, self._suffix, orjson.dumps, out.append
+        if self.first:
+            self.first = False
+            if not batch:
+                return
+            append(self._first_prefix)
+            append(dumps(batch[0][0]))
+            append(suffix)
+            batch = batch[1:]
+        for text, _n in batch:
+            append(prefix)
+            append(dumps(text))
+            append(suffix)
 
     def finish(self, finish: list[Any], include_usage: bool) -> bytes:
         reason, prompt_tokens, completion_tokens = finish

@@ -65,15 +65,35 @@ class ClientStream:
 
     async def next(self) -> tuple[str, Any]:
         while not self._items:
-            if self._error is not None:
-                raise self._error
-            self._waiter = asyncio.get_running_loop().create_future()
-            await self._waiter
-            self._waiter = None
+            await self._wait()
         item = self._items.popleft()
         if item[0] in _TERMINAL:
             self.close()
         return item
+
+    async def batch(self) -> list[tuple[str, Any]]:
+        """Every frame received so far, at least one: frames that arrived together (one read
+        from the worker) are handled together, so the frontend answers them with one write."""
+        while not self._items:
+            await self._wait()
+        return self.ready()
+
+    def ready(self) -> list[tuple[str, Any]]:
+        """The frames already received (maybe none), without waiting."""
+        items = list(self._items)
+        self._items.clear()
+        if items and items[-1][0] in _TERMINAL:  # a terminal frame is always the last
+            self.close()
+        return items
+
+    async def _wait(self) -> None:
+        if self._error is not None:
+            raise self._error
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
 
     def cancel(self) -> None:
         """Tell the worker to stop (client went away or timed out)."""

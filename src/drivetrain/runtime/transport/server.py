@@ -22,7 +22,7 @@ class _Connection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self.tasks: dict[int, asyncio.Task[None]] = {}
         # Coalescing: token text per stream and finished frames, written once per loop turn.
-        self._pending: dict[int, list[list[Any]]] = {}
+        self._pending: dict[int, list[tuple[str, int]]] = {}
         self._out: list[bytes] = []
         self._flush_scheduled = False
         self._loop = asyncio.get_running_loop()
@@ -90,10 +90,10 @@ class _Connection(asyncio.Protocol):
     def _push(self, sid: int, text: str, tokens: int) -> None:
         batch = self._pending.get(sid)
         if batch is None:
-            self._pending[sid] = [[text, tokens]]
+            self._pending[sid] = [(text, tokens)]
             self._schedule()
         else:
-            batch.append([text, tokens])
+            batch.append((text, tokens))  # a tuple: orjson writes the same array, cheaper
 
     def _send(self, kind: str, sid: int, payload: Any) -> None:
         batch = self._pending.pop(sid, None)

@@ -1,0 +1,73 @@
+"""Tokens that are ready together travel together: one request-plane frame, one SSE write.
+
+HTTP/1.1 chunked transfer encoding keeps the frontend's writes visible to the client (one HTTP
+chunk per ``write``), so these tests count writes exactly through aiohttp's ``iter_chunks``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+
+from drivetrain.runtime.engines.echo import EchoEngine
+from drivetrain.runtime.engines.mocker import MockerEngine
+from tests.paths import shared
+from tests.runtime.serving_support import chat_body, serving_stack
+
+
+async def stream_writes(url: str, body: dict[str, Any]) -> list[bytes]:
+    """The HTTP chunks (= the frontend's writes) of one streamed chat completion."""
+    writes: list[bytes] = []
+    current = b""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url + "/v1/chat/completions", json={**body, "stream": True}) as resp,
+    ):
+        assert resp.status == 200
+        async for data, end_of_chunk in resp.content.iter_chunks():
+            current += data
+            if end_of_chunk:
+                writes.append(current)
+                current = b""
+    if current:
+        writes.append(current)
+    return writes
+
+
+def events(writes: list[bytes]) -> list[str]:
+    return [e for e in b"".join(writes).decode().split("\n\n") if e]
+
+
+async def test_tokens_produced_in_one_turn_leave_in_one_write() -> None:
+    # The echo engine (no delay) yields every character in one event-loop turn, so the worker
+    # sends them and the finish in one read's worth of frames: one write carries them all.
+    async with serving_stack() as stack:
+        await stack.add_worker(EchoEngine(delay_ms=0))
+        writes = await stream_writes(stack.url, chat_body(text="coalesced"))
+        sse = events(writes)
+        assert len(writes) == 1
+        contents = [
+            json.loads(e.removeprefix("data: "))["choices"][0]["delta"].get("content")
+            for e in sse[:-1]
+        ]
+        # Still one SSE event per token, the role on the first, then finish and [DONE].
+        assert "".join(c for c in contents if c) == "coalesced"
+        assert len(sse) == len("coalesced") + 2
+        assert '"role":"assistant"' in sse[0]
+        assert sse[-1] == "data: [DONE]"
+
+
+async def test_tokens_due_at_different_times_still_stream_one_write_each() -> None:
+    # 50 ms steps: each token is due on its own wake-up and leaves on its own, nothing waits
+    # to gather more (the last one leaves with the finish event and [DONE]).  A loaded machine
+    # may stall the loop past a step and merge two, hence "at least 3" of the 4.
+    async with serving_stack() as stack:
+        await stack.add_worker(
+            MockerEngine(model_path=str(shared("models", "tiny")), speedup_ratio=5.74 / 50)
+        )
+        writes = await stream_writes(stack.url, chat_body(max_tokens=4))
+        assert len(events(writes)) == 4 + 2  # 4 tokens, finish, [DONE]
+        assert len(writes) >= 3
+        assert all(w.count(b'"content"') == 1 for w in writes)
