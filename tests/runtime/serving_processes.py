@@ -81,6 +81,18 @@ def wait_for_models(url: str, count: int, timeout: float = 20.0) -> None:
     raise TimeoutError(f"{count} instances never appeared at {url}")
 
 
+def wait_for_model_listed(url: str, model: str, timeout: float = 20.0) -> None:
+    """Wait until ``/v1/models`` lists ``model``: a worker writes its instance record and its
+    model card one after the other, so ``/health`` can show the instance a moment earlier."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(url + "/v1/models") as resp:
+            if model in {m["id"] for m in json.load(resp)["data"]}:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"{url} never listed the model {model}")
+
+
 def wait_for_instances(url: str, count: int, timeout: float = 20.0) -> None:
     """Wait until the frontend at ``url`` lists exactly ``count`` instances."""
     deadline = time.monotonic() + timeout

@@ -27,7 +27,7 @@ import openai
 import pytest
 
 from tests.runtime.conftest import free_port
-from tests.runtime.serving_processes import CliProcess, wait_for_instances
+from tests.runtime.serving_processes import CliProcess, wait_for_instances, wait_for_model_listed
 
 pytestmark = [pytest.mark.slow, pytest.mark.torch]
 
@@ -206,5 +206,6 @@ def test_the_upstream_dying_mid_stream_ends_the_stream_with_an_error_then_it_com
 
     served.upstream.start()  # same port, as a restarted engine container
     wait_for_instances(served.frontend_url, 1, timeout=20)
+    wait_for_model_listed(served.frontend_url, served.model)
     again = client.chat.completions.create(model=served.model, **CHAT)
     assert again.usage is not None and again.usage.completion_tokens == 24

@@ -110,7 +110,8 @@ async def _announce_when_serving(
     supervisor: Supervisor, urls: list[str], specs: list[ProcessSpec], log: LogSink
 ) -> None:
     expected = expected_models(specs)
-    listed = await wait_until_serving(urls[0], expected, supervisor.stopping)
+    workers = sum(1 for s in specs if s.port is None)
+    listed = await wait_until_serving(urls[0], expected, supervisor.stopping, workers)
     if listed is None:
         return
     log.console.print(status_table(supervisor.replicas, urls, listed))

@@ -39,14 +39,33 @@ async def listed_models(session: aiohttp.ClientSession, url: str) -> set[str]:
     return {m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)}
 
 
+async def live_instances(session: aiohttp.ClientSession, url: str) -> int:
+    """How many worker instances the frontend routes to (its ``/health``)."""
+    try:
+        timeout = aiohttp.ClientTimeout(total=2.0)
+        async with session.get(f"{url}/health", timeout=timeout) as resp:
+            body = await resp.json(content_type=None)
+        return len(body.get("instances") or [])
+    except (aiohttp.ClientError, TimeoutError, ValueError, AttributeError):
+        return 0
+
+
 async def wait_until_serving(
-    url: str, expected: set[str], stopping: asyncio.Event, interval: float = 0.25
+    url: str,
+    expected: set[str],
+    stopping: asyncio.Event,
+    workers: int = 0,
+    interval: float = 0.25,
 ) -> set[str] | None:
-    """Poll ``url``/v1/models until it serves ``expected``; None if ``stopping`` is set first."""
+    """Poll ``url`` until it serves ``expected`` through at least ``workers`` instances (every
+    worker process of the graph registered, so "ready" means every replica serves); None if
+    ``stopping`` is set first."""
     async with aiohttp.ClientSession() as session:
         while not stopping.is_set():
             listed = await listed_models(session, url)
-            if serves_all(listed, expected):
+            if serves_all(listed, expected) and (
+                workers == 0 or await live_instances(session, url) >= workers
+            ):
                 return listed
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), interval)
