@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 #: On a pod template: the objects its pods reference that the user creates, as
 #: ``secret/hf-token-secret,configmap/x`` (kind lowercased, as ``kubectl get`` takes them).
@@ -32,6 +32,17 @@ RESOURCE_CLAIM_TEMPLATE = "ResourceClaimTemplate"
 RESOURCE_CLAIM = "ResourceClaim"
 #: Every kind a pod spec can reference, in the order references are listed.
 KINDS = (SECRET, CONFIG_MAP, PVC, SERVICE_ACCOUNT, RESOURCE_CLAIM_TEMPLATE, RESOURCE_CLAIM)
+
+#: How a pod uses what it references (what the kubelet does without it depends on this).
+Use = Literal[
+    "env",  # one key as an env variable (``valueFrom``)
+    "envFrom",  # every key as env variables
+    "volume",  # keys as files
+    "volume-credentials",  # a volume plugin's credentials
+    "imagePullSecrets",
+    "serviceAccountName",
+    "resourceClaims",
+]
 
 _CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 #: Volume plugins whose credentials come from ``<plugin>.secretRef.name``.
@@ -50,8 +61,7 @@ class PodReference:
     keys: tuple[str, ...] = ()
     #: every key is read: ``envFrom`` (as env variables) or a volume without ``items`` (files)
     every_key: bool = False
-    #: ``envFrom`` (keys become env variables), ``env``, ``volume``, ``imagePullSecrets``...
-    use: str = ""
+    use: Use = "volume"
 
     @property
     def token(self) -> str:
@@ -173,14 +183,18 @@ def pod_references(spec: Mapping[str, Any]) -> list[PodReference]:
             refs.append(PodReference(SECRET, name, "imagePullSecrets", use="imagePullSecrets"))
     account = _named(spec.get("serviceAccountName")) or _named(spec.get("serviceAccount"))
     if account and account != "default":
-        refs.append(PodReference(SERVICE_ACCOUNT, account, "serviceAccountName", use="account"))
+        refs.append(
+            PodReference(SERVICE_ACCOUNT, account, "serviceAccountName", use="serviceAccountName")
+        )
     for claim in _list(spec.get("resourceClaims")):
         claim = _mapping(claim)
         # Kubernetes 1.31+ names the source on the claim itself; 1.30 under ``source``.
         for holder in (claim, _mapping(claim.get("source"))):
             where = f"resourceClaims {claim.get('name', '')}"
             if name := _named(holder.get("resourceClaimTemplateName")):
-                refs.append(PodReference(RESOURCE_CLAIM_TEMPLATE, name, where, use="claim"))
+                refs.append(
+                    PodReference(RESOURCE_CLAIM_TEMPLATE, name, where, use="resourceClaims")
+                )
             if name := _named(holder.get("resourceClaimName")):
-                refs.append(PodReference(RESOURCE_CLAIM, name, where, use="claim"))
+                refs.append(PodReference(RESOURCE_CLAIM, name, where, use="resourceClaims"))
     return refs

@@ -29,6 +29,7 @@ from drivetrain.podrefs import (
     object_token,
     parse_tokens,
     pod_references,
+    ref_token,
 )
 
 #: How many workloads a line names before it counts the rest.
@@ -116,7 +117,7 @@ class External:
 
     @property
     def token(self) -> str:
-        return f"{self.kind.lower()}/{self.name}"
+        return ref_token(self.kind, self.name)
 
 
 def externals(objects: list[dict[str, Any]]) -> list[External]:

@@ -17,6 +17,7 @@ from drivetrain.podrefs import (
     EXTERNAL_REFS_ANNOTATION,
     SECRET,
     PodReference,
+    Use,
     object_token,
     parse_tokens,
     pod_references,
@@ -29,7 +30,7 @@ CHECKED_KINDS = (SECRET, CONFIG_MAP)
 _DATA_FIELDS = {SECRET: ("data", "stringData"), CONFIG_MAP: ("data", "binaryData")}
 
 #: What the kubelet does without the object, by how the pod uses it.
-_CONSEQUENCE = {
+_CONSEQUENCE: dict[Use, str] = {
     "envFrom": "the container cannot start (CreateContainerConfigError)",
     "env": "the container cannot start (CreateContainerConfigError)",
     "volume": "the volume cannot be mounted and the pod does not start",
