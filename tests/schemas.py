@@ -14,6 +14,7 @@ from typing import Any
 
 import jsonschema
 import kubernetes_validate
+import kubernetes_validate.utils
 import yaml
 
 from tests.paths import shared
@@ -23,7 +24,18 @@ K8S_VERSION = "1.30"
 #: need Kubernetes 1.31 or later; 1.30's form (``source:``) was removed then, so no one form
 #: is valid for both.  Such user-written pod specs are checked against this version instead.
 DRA_K8S_VERSION = "1.32"
+#: API versions that Kubernetes 1.30 does not serve: their objects (written by users beside a
+#: graph, such as a ``resource.k8s.io/v1`` ResourceClaimTemplate) are checked against the first
+#: release that does.
+API_VERSION_K8S = {"resource.k8s.io/v1": "1.34"}
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+# kubernetes-validate parses its schema files (the definitions alone are megabytes of JSON) on
+# every call; they never change, so each is parsed once. Nothing it builds from them mutates
+# them. This makes the corpus walks several times faster.
+kubernetes_validate.utils.schema_contents = functools.cache(
+    kubernetes_validate.utils.schema_contents
+)
 
 
 def _strict(schema: Any) -> Any:
@@ -106,5 +118,8 @@ def _uses_flat_resource_claims(node: Any) -> bool:
 
 
 def k8s_version_for(obj: dict[str, Any]) -> str:
-    """1.30, or the first version that has the fields the user's pod spec relies on."""
+    """1.30, or the first version that serves the object's API version or has the fields the
+    user's pod spec relies on."""
+    if obj.get("apiVersion") in API_VERSION_K8S:
+        return API_VERSION_K8S[obj["apiVersion"]]
     return DRA_K8S_VERSION if _uses_flat_resource_claims(obj) else K8S_VERSION

@@ -57,13 +57,18 @@ def test_a_spec_field_selects_the_dynamo_profile_for_a_graph_deployment() -> Non
     assert graph.profile.value == "dynamo"
 
 
-def test_several_documents_load_and_other_kinds_are_passed_over() -> None:
+def test_several_documents_load_and_other_kinds_are_kept_beside_the_graphs() -> None:
     config_map = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: extra}\n"
     second = GRAPH.replace("name: demo", "name: other")
     loaded = load_text(f"{GRAPH}\n---\n{config_map}---\n{second}")
     assert [g.name for g in loaded.graphs] == ["demo", "other"]
     assert loaded.documents == [0, 2]
-    assert loaded.skipped == ["document 2: ConfigMap extra"]
+    assert [s.describe() for s in loaded.siblings] == ["document 2: ConfigMap extra"]
+    assert loaded.siblings[0].obj == {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "extra"},
+    }
 
 
 def test_null_values_count_as_absent() -> None:

@@ -86,6 +86,23 @@ def test_apply_of_an_invalid_file_names_the_field_and_touches_nothing(
     assert cluster.emulator.writes[writes:] == []
 
 
+def test_apply_leaves_the_documents_beside_the_graph_to_the_user_and_says_so(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    config_map = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: engine-config}\n"
+    path = tmp_path / "both.yaml"
+    path.write_text(f"{config_map}---\n{textwrap.dedent(GRAPH)}")
+    writes = len(cluster.emulator.writes)
+    result = drivetrain("apply", "-f", str(path), "-n", NS, kubeconfig=cluster.kubeconfig)
+    assert result.returncode == 0, result.stderr
+    assert f"{path}: document 1: ConfigMap engine-config is not a graph; not applied" in (
+        result.stderr
+    )
+    assert "GraphDeployment ml/chat applied" in result.stderr
+    written = {p for _, p in cluster.emulator.writes[writes:]}
+    assert written == {f"/apis/drivetrain.dev/v1alpha1/namespaces/{NS}/graphdeployments/chat"}
+
+
 def test_status_shows_a_row_per_service_with_counts_and_what_is_missing(
     cluster: Cluster, graph_file: Path
 ) -> None:

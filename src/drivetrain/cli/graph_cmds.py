@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 
 from drivetrain.api.enums import Deployer
-from drivetrain.api.errors import FieldError, InvalidGraph
+from drivetrain.api.errors import InvalidGraph
 from drivetrain.cli.output import (
     EXIT_INVALID,
     StrictOption,
@@ -46,39 +46,63 @@ MultinodeOption = typer.Option(
 )
 
 
+GraphsOnlyOption = typer.Option(
+    False,
+    "--graphs-only",
+    help="Render only the graphs; pass over the other documents of the file (ConfigMaps, "
+    "PVCs... written beside a graph), whose objects then count as external.",
+)
+
+
 def load_and_render(
-    path: Path, namespace: str, multinode: str | None
+    path: Path,
+    namespace: str,
+    multinode: str | None,
+    *,
+    graphs_only: bool = False,
+    check_namespaces: bool = True,
 ) -> tuple[LoadedFile, list[dict[str, Any]]]:
-    """Load every graph in ``path`` and render them all, or raise with every error: those of
-    every document, a schema error beside the rules and engine errors of the same graph."""
+    """Load every graph in ``path`` and render them all with the documents beside them
+    (``render/siblings.py``), or raise with every error: those of every document, a schema
+    error beside the rules and engine errors of the same graph."""
     from drivetrain.api.loader import load_file
-    from drivetrain.render import render_graph
+    from drivetrain.render.siblings import render_documents
 
     loaded = load_file(path, keep_going=True)
-    for skipped in loaded.skipped:
-        note(f"{loaded.path}: {skipped} is not a graph; passed over")
-    objects: list[dict[str, Any]] = []
-    errors: list[FieldError] = list(loaded.errors)
-    for graph, doc in zip(loaded.graphs, loaded.documents, strict=True):
+    if graphs_only:
+        for sibling in loaded.siblings:
+            note(f"{loaded.path}: {sibling.describe()} is not a graph; passed over (--graphs-only)")
+    for graph in loaded.graphs:
         if not graph.spec.services:
             note(f"{loaded.path}: graph {graph.name} has no services; nothing to render")
-        try:
-            objects += render_graph(graph, namespace=namespace, multinode=multinode)
-        except InvalidGraph as exc:
-            errors += [e.located(loaded.path, doc) for e in exc.errors]
-    if errors:
-        raise InvalidGraph(list(dict.fromkeys(errors)))
+    objects = render_documents(
+        loaded,
+        namespace=namespace,
+        multinode=multinode,
+        graphs_only=graphs_only,
+        check_namespaces=check_namespaces,
+    )
     return loaded, objects
 
 
 def render_file(
     path: Path, namespace: str, multinode: str | None, *, strict: bool = False
 ) -> list[dict[str, Any]]:
-    """The objects of every graph in ``path``; raises with every error, reports the warnings
-    (``strict``: exits 1 on any)."""
+    """The objects of every graph in ``path`` and of the documents beside them; raises with
+    every error, reports the warnings (``strict``: exits 1 on any)."""
     loaded, objects = load_and_render(path, namespace, multinode)
     warn(loaded.warnings, strict)
     return objects
+
+
+def print_external(loaded: LoadedFile, objects: list[dict[str, Any]], namespace: str) -> None:
+    """One stderr line per external reference: what it is, who uses it, how to create it."""
+    from drivetrain.podrefs import object_token
+    from drivetrain.render.external import external_lines
+
+    passed_over = {object_token(s.obj): f"{loaded.path} {s.where}" for s in loaded.siblings}
+    for line in external_lines(objects, namespace, passed_over):
+        err_console.print(f"[cyan]external[/cyan]: {escape(line)}")
 
 
 def dump_yaml_stream(objects: list[dict[str, Any]]) -> str:
@@ -100,12 +124,16 @@ def register(app: typer.Typer) -> None:
             OutputFormat.yaml, "-o", "--output", help="yaml or json."
         ),
         strict: bool = StrictOption,
+        graphs_only: bool = GraphsOnlyOption,
     ) -> None:
-        """Render a graph into Kubernetes objects (YAML stream or a JSON array)."""
+        """Render a graph into Kubernetes objects (YAML stream or a JSON array), with the
+        documents written beside it; say on stderr what the user must create."""
         try:
-            objects = render_file(file, namespace, multinode, strict=strict)
+            loaded, objects = load_and_render(file, namespace, multinode, graphs_only=graphs_only)
         except InvalidGraph as exc:
             fail_invalid(exc)
+        warn(loaded.warnings, strict)
+        print_external(loaded, objects, namespace)
         if output is OutputFormat.json:
             write_stdout(json.dumps(objects, indent=2) + "\n")
         else:
@@ -115,7 +143,8 @@ def register(app: typer.Typer) -> None:
     def validate(file: Path = FileOption, strict: bool = StrictOption) -> None:
         """Check a graph file; list every error with its file, document and field path."""
         try:
-            loaded, _ = load_and_render(file, "default", None)
+            # No namespace is rendered into: the documents' own are not checked.
+            loaded, _ = load_and_render(file, "default", None, check_namespaces=False)
         except InvalidGraph as exc:
             fail_invalid(exc)
         warn(loaded.warnings, strict)
@@ -151,8 +180,8 @@ def register(app: typer.Typer) -> None:
             objects, warnings = read_objects(file, namespace, multinode)
         except InvalidGraph as exc:
             fail_invalid(exc)
-        warn(warnings, strict)
         report = verify_manifests(objects)
+        warn([*warnings, *report.reference_warnings], strict)
         # A pipe gets the whole argv rather than a table squeezed to 80 columns.
         report.render_table(Console(width=None if sys.stdout.isatty() else 250))
         if not report.ok:

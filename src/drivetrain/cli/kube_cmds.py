@@ -12,7 +12,7 @@ import typer
 
 from drivetrain.api.errors import InvalidGraph
 from drivetrain.api.kinds import DYNAMO_GRAPH, GRAPH
-from drivetrain.cli.output import err_console, fail, fail_invalid
+from drivetrain.cli.output import err_console, fail, fail_invalid, note
 
 NamespaceOpt = typer.Option(
     None, "-n", "--namespace", help="Namespace (default: the kubeconfig context's)."
@@ -75,7 +75,8 @@ def register(app: typer.Typer) -> None:
         file: Path = typer.Option(..., "-f", "--file", help="Graph file (YAML; - reads stdin)."),
         namespace: str | None = NamespaceOpt,
     ) -> None:
-        """Validate a graph file and server-side apply every graph in it."""
+        """Validate a graph file and server-side apply every graph in it (the other documents
+        of the file are left to you: the operator renders a graph from its spec alone)."""
         from drivetrain.api.loader import load_file
         from drivetrain.kube.errors import KubeError
         from drivetrain.kube.graphs import apply_graph, client_for
@@ -84,6 +85,13 @@ def register(app: typer.Typer) -> None:
             loaded = load_file(file)
         except InvalidGraph as exc:
             fail_invalid(exc)
+        for sibling in loaded.siblings:
+            # Not applied on purpose (docs/rendering.md): owned by the graph, a Secret or PVC
+            # that other graphs share, or that holds a model cache, would go with it.
+            note(
+                f"{loaded.path}: {sibling.describe()} is not a graph; not applied (create it "
+                "yourself, e.g. kubectl apply -f on this file)"
+            )
         try:
             client = client_for(namespace)
             for source in loaded.sources:

@@ -1,7 +1,8 @@
 """What ``drivetrain verify -f FILE`` reads: graphs and Kubernetes objects, per document.
 
 A ``GraphDeployment`` or ``DynamoGraphDeployment`` document is rendered first (as ``drivetrain
-render`` would); any other document is taken as Kubernetes objects as written: one object, a
+render`` would: what the other documents define is no external reference of its pods); any
+other document is taken as Kubernetes objects as written: one object, a
 ``kind: List`` (``kubectl get -o yaml``) or a list of objects (``drivetrain render -o json``).
 Every error of every document is reported together, each naming the file, the document and the
 field, before anything is simulated.
@@ -18,6 +19,7 @@ from drivetrain.api.loader import GRAPH_KINDS, parse_yaml_documents, read_text
 from drivetrain.api.validate import check_document, graph_warnings
 from drivetrain.cli.output import note
 from drivetrain.render import render_graph
+from drivetrain.render.siblings import provided_tokens
 from drivetrain.verify import shape_errors
 from drivetrain.verify.checks import flatten_lists
 from drivetrain.verify.controllers import object_name
@@ -47,33 +49,43 @@ def read_objects(
     """Every object to verify in ``path`` (``-``: stdin), graphs rendered, and the graphs'
     warnings; ``InvalidGraph`` with every error."""
     text, file = read_text(path)
-    objects: list[dict[str, Any]] = []
-    where: list[tuple[int, str]] = []  # (document, path inside it) of each manifest object
     errors: list[FieldError] = []
     warnings: list[FieldError] = []
     documents = parse_yaml_documents(text, file)
+    # Manifests first: what they define is no external reference of the graphs beside them
+    # (render/siblings.py), so a graph verifies as `drivetrain render` renders it.
+    manifests = {
+        index: list(_members(doc))
+        for index, doc in enumerate(documents)
+        if doc is not None and not (isinstance(doc, dict) and doc.get("kind") in GRAPH_KINDS)
+    }
+    provided = provided_tokens(
+        obj for members in manifests.values() for _, obj in members if isinstance(obj, dict)
+    )
+    objects: list[dict[str, Any]] = []
+    where: list[tuple[int, str]] = []  # (document, path inside it) of each manifest object
     for index, doc in enumerate(documents):
+        if index in manifests:
+            for inner, obj in manifests[index]:
+                objects.append(obj)
+                where.append((index, inner))
+            continue
         if doc is None:
             continue
-        if isinstance(doc, dict) and doc.get("kind") in GRAPH_KINDS:
-            graph, found = check_document(doc, file=file, document=index)
-            if graph is None or found:
-                errors += found
-                continue
-            warnings += [w.located(file, index) for w in graph_warnings(graph)]
-            if not graph.spec.services:
-                note(f"{file}: graph {graph.name} has no services; nothing to render")
-            try:
-                made = render_graph(graph, namespace=namespace, multinode=multinode)
-            except InvalidGraph as exc:
-                errors += [e.located(file, index) for e in exc.errors]
-                continue
-            objects += made
-            where += [(index, "")] * len(made)
+        graph, found = check_document(doc, file=file, document=index)
+        if graph is None or found:
+            errors += found
             continue
-        for inner, obj in _members(doc):
-            objects.append(obj)
-            where.append((index, inner))
+        warnings += [w.located(file, index) for w in graph_warnings(graph)]
+        if not graph.spec.services:
+            note(f"{file}: graph {graph.name} has no services; nothing to render")
+        try:
+            made = render_graph(graph, namespace=namespace, multinode=multinode, provided=provided)
+        except InvalidGraph as exc:
+            errors += [e.located(file, index) for e in exc.errors]
+            continue
+        objects += made
+        where += [(index, "")] * len(made)
     for error in shape_errors(objects):
         document, inner = where[error.index]
         message = error.message

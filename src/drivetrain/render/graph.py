@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from drivetrain.api.errors import FieldError, InvalidGraph
 from drivetrain.api.models import Deployer, GraphDeployment
-from drivetrain.render import workloads
+from drivetrain.render import external, workloads
 
 
 def spec_deployer(graph: GraphDeployment) -> Deployer | None:
@@ -61,9 +62,18 @@ def _pvcs(graph: GraphDeployment, namespace: str) -> list[dict[str, Any]]:
 
 
 def render_graph(
-    graph: GraphDeployment, *, namespace: str = "default", multinode: str | None = None
+    graph: GraphDeployment,
+    *,
+    namespace: str = "default",
+    multinode: str | None = None,
+    provided: Collection[str] = (),
 ) -> list[dict[str, Any]]:
     """Every Kubernetes object the graph needs in ``namespace``, in apply order.
+
+    Each pod template lists, in the ``drivetrain.dev/external-refs`` annotation, the Secrets,
+    ConfigMaps, PVCs... its pods reference that are neither rendered here nor ``provided``
+    (tokens such as ``configmap/x`` of the objects written beside the graph;
+    ``render/external.py``).
 
     Raises ``InvalidGraph`` (with every problem found across services) when the graph
     cannot be rendered: an undeterminable or mismatched engine, a missing mount point...
@@ -97,4 +107,5 @@ def render_graph(
         # The same engine error is found once per role; report it once.
         unique = list(dict.fromkeys(errors))
         raise InvalidGraph(unique)
-    return workloads.dedupe(objects)
+    # Last: what is external depends on every object rendered above.
+    return external.declare(workloads.dedupe(objects), provided)

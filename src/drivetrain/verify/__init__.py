@@ -10,7 +10,7 @@ same rules.
 
 from drivetrain.verify.checks import verify_manifests
 from drivetrain.verify.expansion import ContainerEnv, ControllerEnv, PodFacts, container_env, expand
-from drivetrain.verify.report import Problem, Process, Skipped, VerifyReport
+from drivetrain.verify.report import Problem, Process, ReferenceWarning, Skipped, VerifyReport
 from drivetrain.verify.shape import InvalidManifests, ShapeError, shape_errors
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "PodFacts",
     "Problem",
     "Process",
+    "ReferenceWarning",
     "ShapeError",
     "Skipped",
     "VerifyReport",

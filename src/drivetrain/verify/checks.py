@@ -20,6 +20,7 @@ from drivetrain.verify.flags import (
     mpirun_hosts,
     strip_port,
 )
+from drivetrain.verify.references import Present, check_references
 from drivetrain.verify.report import Problem, Process, Skipped, VerifyReport
 from drivetrain.verify.shape import InvalidManifests, shape_errors
 from drivetrain.verify.shell import (
@@ -87,9 +88,11 @@ def verify_manifests(manifests: list[dict[str, Any]], timeout: float = TIMEOUT_S
     service_env = service_link_env(services, ips)
     runs: list[_PodRun] = []
     images_seen: set[tuple[str, str, str]] = set()
+    present = Present(objects)
     with Toolbox() as toolbox:
         sim = _Simulation(configmaps, toolbox, report, timeout)
         for pod in enumerate_pods(objects):
+            report.reference_warnings.extend(check_references(pod, present))
             run = _PodRun(pod)
             links = service_env if pod.spec.get("enableServiceLinks", True) else {}
             for container, init in _containers(pod.spec):

@@ -56,10 +56,26 @@ class Skipped(BaseModel):
         return f"{self.object} ({self.reason})"
 
 
+class ReferenceWarning(BaseModel):
+    """A Secret or ConfigMap a pod reads that nobody is known to create, or a key it lacks."""
+
+    workload: str
+    pod: str
+    reference: str = Field(description="secret/<name> or configmap/<name>")
+    where: str = Field(description="where the pod spec reads it: container main envFrom...")
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.workload} pod {self.pod} ({self.where}): {self.message}"
+
+
 class VerifyReport(BaseModel):
     processes: list[Process] = Field(default_factory=list)
     problems: list[Problem] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    #: Secrets and ConfigMaps read but neither verified nor declared external
+    #: (``verify/references.py``); the CLI reports them as warnings, errors with ``--strict``.
+    reference_warnings: list[ReferenceWarning] = Field(default_factory=list)
     not_simulated: list[Skipped] = Field(default_factory=list)
 
     @property
