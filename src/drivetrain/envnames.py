@@ -18,6 +18,9 @@ GRAPH = "DRIVETRAIN_GRAPH"
 RPC_HOST = "DRIVETRAIN_RPC_HOST"
 RPC_PORT = "DRIVETRAIN_RPC_PORT"
 ADVERTISE_HOST = "DRIVETRAIN_ADVERTISE_HOST"
+#: Which engine of a failover pair a container runs (0 starts active, 1 as the shadow); the
+#: same name in both profiles (docs/gms-failover.md).
+ENGINE_ID = "ENGINE_ID"
 
 # The downward API: the pod's own identity, filled in by the kubelet.
 POD_NAME = "POD_NAME"
