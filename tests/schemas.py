@@ -23,6 +23,9 @@ K8S_VERSION = "1.30"
 #: need Kubernetes 1.31 or later; 1.30's form (``source:``) was removed then, so no one form
 #: is valid for both.  Such user-written pod specs are checked against this version instead.
 DRA_K8S_VERSION = "1.32"
+#: ``resource.k8s.io/v1`` (the ResourceClaimTemplate the GPU memory service renders) is served
+#: from Kubernetes 1.34; objects of that group are checked against it.
+RESOURCE_V1_K8S_VERSION = "1.34"
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -106,5 +109,7 @@ def _uses_flat_resource_claims(node: Any) -> bool:
 
 
 def k8s_version_for(obj: dict[str, Any]) -> str:
-    """1.30, or the first version that has the fields the user's pod spec relies on."""
+    """1.30, or the first version that has the API or the fields the object relies on."""
+    if obj.get("apiVersion") == "resource.k8s.io/v1":
+        return RESOURCE_V1_K8S_VERSION
     return DRA_K8S_VERSION if _uses_flat_resource_claims(obj) else K8S_VERSION
