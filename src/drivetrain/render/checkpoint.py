@@ -121,10 +121,11 @@ def _add_volume(spec: dict[str, Any], volume: dict[str, Any]) -> None:
     ]
 
 
-def _pod_level(spec: dict[str, Any], ckpt: Checkpoint) -> None:
-    """The control volume, the checkpoint PVC, and the seccomp profile CRIU needs."""
+def _pod_level(spec: dict[str, Any], ckpt: Checkpoint, *, storage: bool) -> None:
+    """The control volume, the checkpoint PVC (``storage``: when a container mounts it), and
+    the seccomp profile CRIU needs."""
     _add_volume(spec, {"name": sp.CONTROL_VOLUME, "emptyDir": {}})
-    if ckpt.storage is not None:
+    if storage and ckpt.storage is not None:
         _add_volume(
             spec,
             {
@@ -208,8 +209,8 @@ def apply_checkpoint_source(
         "exec": {"command": ["cat", f"{sp.CONTROL_DIR}/{sp.READY_FOR_SNAPSHOT}"]},
         "periodSeconds": 1,
     }
-    _storage_mount(main, ckpt, read_only=False)
-    _pod_level(spec, ckpt)
+    # The agent writes the process checkpoint from the node; only the GMS saver writes here.
+    _pod_level(spec, ckpt, storage=gms)
     spec["restartPolicy"] = "Never"
     if gms:
         _gms_snapshot_sidecar(spec, GMS_SAVER, GMS_SAVER_COMMAND, ckpt, checkpoint_id)
@@ -260,7 +261,7 @@ def apply_restore_target(
         set_env(container, {"name": sp.RESTORE_STANDBY_ENV, "value": "1"})
         container["startupProbe"] = restore_startup_probe(container)
         _storage_mount(container, ckpt, read_only=True)
-    _pod_level(spec, ckpt)
+    _pod_level(spec, ckpt, storage=True)
     if gms:
         _gms_snapshot_sidecar(spec, GMS_LOADER, GMS_LOADER_COMMAND, ckpt, checkpoint_id)
     metadata.setdefault("labels", {})[sp.RESTORE_TARGET_LABEL] = "true"
