@@ -379,3 +379,50 @@ def test_drivetrain_failover_needs_the_drivetrain_worker() -> None:
     (error,) = errors(text)
     assert "<input>: spec.services.worker.extraPodSpec.mainContainer: " in error
     assert "runs `python3 -m my.server`" in error
+
+
+def test_a_user_container_named_like_an_engine_is_refused() -> None:
+    worker = vllm_worker(failover={"enabled": True})
+    worker["extraPodSpec"]["containers"] = [{"name": "engine-1", "image": "x:1"}]
+    (error,) = load_errors(dgd(worker))
+    assert (
+        "spec.services.Worker.extraPodSpec.containers[0].name: 'engine-1' is the name of a "
+        "failover engine; rename this one"
+    ) in error
+
+
+@pytest.mark.parametrize("block", ["failover", "checkpoint"])
+def test_failover_and_checkpoint_are_for_workers_only(block: str) -> None:
+    worker = vllm_worker(
+        failover={"enabled": True},
+        checkpoint={"enabled": True, "identity": {"model": "m", "backendFramework": "vllm"}},
+    )
+    del worker["gpuMemoryService"]
+    del worker["failover" if block == "checkpoint" else "checkpoint"]
+    text = dgd(worker).replace("componentType: worker", "componentType: planner")
+    found = load_errors(text)
+    what = "failover" if block == "failover" else "checkpoint/restore"
+    assert any(
+        f"spec.services.Worker.{block}: {what} is for worker, prefill and decode services "
+        "(this one is componentType planner)" in e
+        for e in found
+    ), found
+
+
+def test_a_master_port_that_is_no_number_cannot_be_staggered() -> None:
+    worker = vllm_worker(failover={"enabled": True})
+    worker["extraPodSpec"]["mainContainer"]["args"] += ["--master-port", "$(PORT)"]
+    (error,) = errors(dgd(worker))
+    assert "spec.services.Worker.extraPodSpec.mainContainer.args: cannot give the shadow" in error
+    assert "its own --master-port: the value '$(PORT)' is not a number" in error
+
+
+def test_a_master_port_in_a_script_is_staggered_in_the_script() -> None:
+    worker = vllm_worker(failover={"enabled": True})
+    worker["extraPodSpec"]["mainContainer"].update(
+        command=["/bin/sh", "-c"],
+        args=["exec python3 -m dynamo.vllm --model Qwen/Qwen3-0.6B --master-port=29700"],
+    )
+    spec = worker_pod(render(dgd(worker)))
+    assert container(spec, "engine-0")["args"][0].endswith("--master-port=29700")
+    assert container(spec, "engine-1")["args"][0].endswith("--master-port=29800")

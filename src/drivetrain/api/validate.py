@@ -25,6 +25,7 @@ from drivetrain.api.models import (
     GraphDeployment,
     Service,
 )
+from drivetrain.podcontainers import ENGINE_NAMES
 
 VLLM_EXECUTOR_ANNOTATION = "nvidia.com/vllm-distributed-executor-backend"
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -261,6 +262,15 @@ def _service_rules(graph: GraphDeployment, name: str, svc: Service, base: str) -
     if svc.componentType == "epp":
         errors += _epp_rules(svc, base)
     errors += _pod_spec_fields(svc, base)
+    if svc.failover_enabled:
+        for i, c in enumerate(_user_containers(svc)):
+            if c.get("name") in ENGINE_NAMES:
+                errors.append(
+                    FieldError(
+                        f"{base}.extraPodSpec.containers[{i}].name",
+                        f"{c.get('name')!r} is the name of a failover engine; rename this one",
+                    )
+                )
     if svc.frontendSidecar is not None:
         names = [c.get("name") for c in _user_containers(svc)]
         if "sidecar-frontend" in names:
