@@ -20,7 +20,7 @@ from tests.render.test_gms_failover import SIDECAR, all_valid, container, dgd, e
 
 CHECKPOINT_ID = "96429b2725761a09"  # the hash of the identity below (a Dynamo vector's)
 IDENTITY = {"model": "meta-llama/Llama-2-7b-hf", "backendFramework": "vllm"}
-EXAMPLES = [REPO / "examples" / "checkpoint.yaml", REPO / "examples" / "checkpoint_failover.yaml"]
+EXAMPLES = sorted((REPO / "examples" / "checkpoint").glob("*.yaml"))
 
 
 def ckpt_worker(**checkpoint: Any) -> dict[str, Any]:
@@ -177,6 +177,10 @@ def test_grove_renders_the_job_and_restore_cliques() -> None:
     assert clique["labels"][sp.CHECKPOINT_ID_LABEL] == CHECKPOINT_ID
     assert clique["annotations"][sp.TARGET_CONTAINERS_ANNOTATION] == "main"
     all_valid(objects)
+
+
+def test_the_checkpoint_examples_are_there() -> None:
+    assert [p.name for p in EXAMPLES] == ["vllm.yaml", "vllm_failover.yaml"]
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
