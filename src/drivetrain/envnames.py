@@ -18,9 +18,8 @@ GRAPH = "DRIVETRAIN_GRAPH"
 RPC_HOST = "DRIVETRAIN_RPC_HOST"
 RPC_PORT = "DRIVETRAIN_RPC_PORT"
 ADVERTISE_HOST = "DRIVETRAIN_ADVERTISE_HOST"
-#: Which engine of a failover pair a container runs (0 starts active, 1 as the shadow); the
-#: same name in both profiles (docs/gms-failover.md).
-ENGINE_ID = "ENGINE_ID"
+#: the container a worker runs in, when a pod runs several (its WorkerEndpoint's name suffix)
+CONTAINER = "DRIVETRAIN_CONTAINER"
 
 # The downward API: the pod's own identity, filled in by the kubelet.
 POD_NAME = "POD_NAME"
@@ -47,3 +46,7 @@ RANK_SOURCE = "DRIVETRAIN_RANK_SOURCE"
 NNODES = "DRIVETRAIN_NNODES"
 GROVE_LEADER_CLIQUE = "DRIVETRAIN_GROVE_LEADER_CLIQUE"
 GROVE_WORKER_CLIQUE = "DRIVETRAIN_GROVE_WORKER_CLIQUE"
+
+# Failover (docs/gms-failover.md): which engine of a pair a container runs (0 starts active,
+# 1 as the shadow); the same name in both profiles.
+ENGINE_ID = "ENGINE_ID"

@@ -14,8 +14,8 @@ snapshot agent and verify all need the same answer:
 
 The contract between the renderer and drivetrain's own runtime for failover (the ``drivetrain``
 profile, docs/gms-failover.md) is written here too: each engine runs the main container's
-``drivetrain worker ...`` argv plus ``--failover-lock <LOCK_PATH>``, with ``ENGINE_ID=<i>`` and
-its own request-plane port.
+``drivetrain worker ...`` argv plus ``--failover-lock <LOCK_PATH>``, with ``ENGINE_ID=<i>``,
+``DRIVETRAIN_CONTAINER=engine-<i>`` and its own request-plane port.
 """
 
 from __future__ import annotations

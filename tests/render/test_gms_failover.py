@@ -256,6 +256,7 @@ def test_drivetrain_failover_runs_two_workers_sharing_a_lock() -> None:
         ]
         assert {"name": "failover", "mountPath": "/failover"} in engine["volumeMounts"]
         assert env_of(engine)["ENGINE_ID"] == str(i)
+        assert env_of(engine)["DRIVETRAIN_CONTAINER"] == f"engine-{i}"
         assert env_of(engine)["DRIVETRAIN_RPC_PORT"] == str(9090 + i)
         assert engine["ports"] == [
             {"name": f"rpc-{i}", "containerPort": 9090 + i, "protocol": "TCP"}

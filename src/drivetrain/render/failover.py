@@ -12,7 +12,8 @@ containers of a pod share its network.
   and rendezvous ports, ``NNODES`` for a multinode group.
 * ``drivetrain`` profile (drivetrain's own worker): each engine runs the same
   ``drivetrain worker ...`` argv plus ``--failover-lock /failover/lock`` on a shared emptyDir,
-  with ``ENGINE_ID=<i>`` and its request-plane port ``DRIVETRAIN_RPC_PORT=9090+i``.
+  with ``ENGINE_ID=<i>``, ``DRIVETRAIN_CONTAINER=engine-<i>`` and its request-plane port
+  ``DRIVETRAIN_RPC_PORT=9090+i``.
 """
 
 from __future__ import annotations
@@ -172,6 +173,8 @@ def drivetrain_engine(main: dict[str, Any], index: int) -> dict[str, Any]:
         out,
         {"name": envnames.RPC_PORT, "value": str(port)},
         {"name": envnames.ENGINE_ID, "value": str(index)},
+        # Two workers in one pod: each registers under its own name in kubernetes:// discovery.
+        {"name": envnames.CONTAINER, "value": out["name"]},
     )
     out["args"] = [*(out.get("args") or []), FAILOVER_LOCK_FLAG, FAILOVER_LOCK_PATH]
     out["volumeMounts"] = [
