@@ -46,3 +46,7 @@ RANK_SOURCE = "DRIVETRAIN_RANK_SOURCE"
 NNODES = "DRIVETRAIN_NNODES"
 GROVE_LEADER_CLIQUE = "DRIVETRAIN_GROVE_LEADER_CLIQUE"
 GROVE_WORKER_CLIQUE = "DRIVETRAIN_GROVE_WORKER_CLIQUE"
+
+# Failover (docs/gms-failover.md): which engine of a pair a container runs (0 starts active,
+# 1 as the shadow); the same name in both profiles.
+ENGINE_ID = "ENGINE_ID"

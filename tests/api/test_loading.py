@@ -140,12 +140,6 @@ def test_the_vllm_executor_annotation_must_be_mp_or_ray() -> None:
     assert "must be mp or ray" in message
 
 
-def test_features_outside_the_renderer_fail_naming_the_feature() -> None:
-    text = GRAPH.replace("      replicas: 2", "      replicas: 2\n      failover: {enabled: true}")
-    (message,) = errors_of(text)
-    assert "engine failover (failover) is not supported" in message
-
-
 def test_a_missing_file_is_an_error_not_a_traceback(tmp_path) -> None:
     with pytest.raises(InvalidGraph) as info:
         load_file(tmp_path / "nope.yaml")

@@ -37,6 +37,19 @@ INT_OR_STRING = {"x-kubernetes-int-or-string": True}
 Quantity = Annotated[str, BeforeValidator(_stringify), WithJsonSchema(INT_OR_STRING)]
 
 
+def whole_count(quantity: str | int | None) -> int:
+    """A count quantity (GPUs) as an int; 0 when unset or not a whole number (as Dynamo reads
+    it: ``"1.5"`` or ``"1k"`` count as none)."""
+    if quantity is None or isinstance(quantity, bool):
+        return 0
+    if isinstance(quantity, int):
+        return max(quantity, 0)
+    try:
+        return max(int(quantity.strip()), 0)
+    except ValueError:
+        return 0
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -99,11 +112,67 @@ class ExtraPodSpec(BaseModel):
     mainContainer: dict[str, Any] | None = None
 
 
-class Toggle(BaseModel):
-    """A feature block drivetrain recognises but does not render (see ``UNSUPPORTED``)."""
+#: Where the GPU memory service and the shadow engines run: in the pod (the one mode
+#: rendered), or in pods of their own (refused: not supported yet).
+TopologyMode = Literal["intraPod", "interPod"]
 
-    model_config = ConfigDict(extra="allow")
-    enabled: bool | None = None
+
+class GpuMemoryService(Strict):
+    """The GPU memory service: a ``gms-server`` sidecar holds the GPUs' memory, shared with
+    the engine(s) through a DRA claim (docs/gms-failover.md)."""
+
+    enabled: bool
+    mode: TopologyMode = "intraPod"
+    deviceClassName: str = Field(
+        default="gpu.nvidia.com", min_length=1, description="The DRA DeviceClass of the GPUs."
+    )
+
+
+class Failover(Strict):
+    """Active/shadow engines in one pod: the main container runs twice, as ``engine-0`` and
+    ``engine-1``, and the shadow takes over when the active one dies (docs/gms-failover.md)."""
+
+    enabled: bool
+    # None: not set (it must then agree with gpuMemoryService.mode only when both are set).
+    mode: TopologyMode | None = None
+    numShadows: int = Field(default=1, ge=1, le=1)
+
+
+class CheckpointIdentity(Strict):
+    """What makes two checkpoints interchangeable; its hash is the checkpoint id."""
+
+    model: str = Field(min_length=1)
+    backendFramework: Backend
+    dynamoVersion: str | None = None
+    tensorParallelSize: int = Field(default=1, ge=1)
+    pipelineParallelSize: int = Field(default=1, ge=1)
+    dtype: str | None = None
+    maxModelLen: int | None = Field(default=None, ge=1)
+    extraParameters: dict[str, str] | None = None
+
+
+class CheckpointStorage(Strict):
+    # drivetrain: the PVC that holds checkpoints, mounted at basePath in the checkpointed and
+    # restored containers (Dynamo finds it on its snapshot agent's DaemonSet instead).
+    pvcName: str = Field(min_length=1)
+    basePath: str = Field(default="/checkpoints", pattern=r"^/")
+
+
+class Checkpoint(Strict):
+    """Checkpoint/restore of a worker (docs/snapshot.md)."""
+
+    enabled: bool = False
+    # Auto: render the checkpoint Job; Manual: only the restore targets.
+    mode: Literal["Auto", "Manual"] = "Auto"
+    # Accepted for DGD compatibility and refused when enabled: it names a DynamoCheckpoint in
+    # the cluster, which a pure render cannot read.
+    checkpointRef: str | None = None
+    identity: CheckpointIdentity | None = None
+    # drivetrain: the artifact version (part of the Job name and the artifact path).
+    artifactVersion: str = Field(default="1", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    # drivetrain: how long the checkpoint Job may run (Dynamo's job.activeDeadlineSeconds).
+    activeDeadlineSeconds: int = Field(default=3600, ge=1)
+    storage: CheckpointStorage | None = None
 
 
 class Service(Strict):
@@ -133,10 +202,9 @@ class Service(Strict):
     autoscaling: dict[str, Any] | None = None  # deprecated and ignored, as in Dynamo
     scalingAdapter: dict[str, Any] | None = None
     topologyConstraint: dict[str, Any] | None = None
-    # Features outside drivetrain's renderer: a graph that enables one fails clearly.
-    gpuMemoryService: Toggle | None = None
-    failover: Toggle | None = None
-    checkpoint: Toggle | None = None
+    gpuMemoryService: GpuMemoryService | None = None
+    failover: Failover | None = None
+    checkpoint: Checkpoint | None = None
 
     @property
     def node_count(self) -> int:
@@ -149,6 +217,26 @@ class Service(Strict):
     @property
     def is_worker(self) -> bool:
         return self.componentType in WORKER_TYPES
+
+    @property
+    def gpu_count(self) -> int:
+        """GPUs per pod: ``resources.limits.gpu``, else ``requests.gpu`` (the count the DRA
+        claim of the GPU memory service asks for, as Dynamo counts it)."""
+        res = self.resources
+        limits = whole_count(res.limits.gpu if res and res.limits else None)
+        return limits or whole_count(res.requests.gpu if res and res.requests else None)
+
+    @property
+    def gms_enabled(self) -> bool:
+        return self.gpuMemoryService is not None and self.gpuMemoryService.enabled
+
+    @property
+    def failover_enabled(self) -> bool:
+        return self.failover is not None and self.failover.enabled
+
+    @property
+    def checkpoint_enabled(self) -> bool:
+        return self.checkpoint is not None and self.checkpoint.enabled
 
     @property
     def main_container(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from drivetrain.api import podspec
 from drivetrain.api.enums import ComponentType
 from drivetrain.api.errors import FieldError, InvalidGraph
+from drivetrain.api.feature_rules import feature_rules
 from drivetrain.api.models import (
     API_VERSION,
     DYNAMO_API_VERSION,
@@ -24,17 +25,11 @@ from drivetrain.api.models import (
     GraphDeployment,
     Service,
 )
+from drivetrain.podcontainers import ENGINE_NAMES
 
 VLLM_EXECUTOR_ANNOTATION = "nvidia.com/vllm-distributed-executor-backend"
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 MAX_SERVICES = 25
-
-#: Dynamo features outside drivetrain's renderer; enabling one is a clear error.
-UNSUPPORTED_FEATURES = {
-    "gpuMemoryService": "GPU memory service (gpuMemoryService)",
-    "failover": "engine failover (failover)",
-    "checkpoint": "checkpoint/restore (checkpoint)",
-}
 
 
 def prune_nulls(value: Any) -> Any:
@@ -246,14 +241,7 @@ def _service_rules(graph: GraphDeployment, name: str, svc: Service, base: str) -
                 f"{base}.componentType", f"must be one of {allowed} (got {svc.componentType!r})"
             )
         )
-    for feature, label in UNSUPPORTED_FEATURES.items():
-        block = getattr(svc, feature)
-        if block is not None and block.enabled is not False:
-            errors.append(
-                FieldError(
-                    f"{base}.{feature}", f"{label} is not supported by drivetrain's renderer"
-                )
-            )
+    errors += feature_rules(graph, name, svc)
     errors += _executor_annotation(f"{base}.annotations", svc.annotations or {})
     if svc.sharedMemory is not None:
         shm = svc.sharedMemory
@@ -274,6 +262,15 @@ def _service_rules(graph: GraphDeployment, name: str, svc: Service, base: str) -
     if svc.componentType == "epp":
         errors += _epp_rules(svc, base)
     errors += _pod_spec_fields(svc, base)
+    if svc.failover_enabled:
+        for i, c in enumerate(_user_containers(svc)):
+            if c.get("name") in ENGINE_NAMES:
+                errors.append(
+                    FieldError(
+                        f"{base}.extraPodSpec.containers[{i}].name",
+                        f"{c.get('name')!r} is the name of a failover engine; rename this one",
+                    )
+                )
     if svc.frontendSidecar is not None:
         names = [c.get("name") for c in _user_containers(svc)]
         if "sidecar-frontend" in names:

@@ -7,6 +7,7 @@ from typing import Any
 
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import ConfigMap, PersistentVolumeClaim, Service
+from lightkube.resources.resource_v1 import ResourceClaimTemplate
 
 from drivetrain.api import kinds
 from drivetrain.kube.lightkube_adapter import custom_resource
@@ -18,6 +19,8 @@ PodCliqueSet = custom_resource(kinds.POD_CLIQUE_SET)
 
 LWS_GROUP = kinds.LEADER_WORKER_SET.group
 GROVE_GROUP = kinds.POD_CLIQUE_SET.group
+#: Dynamic resource allocation (the GPU memory service's claim templates), v1 from 1.34.
+RESOURCE_GROUP = "resource.k8s.io"
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ CHILD_KINDS: dict[str, ChildKind] = {
         ChildKind("LeaderWorkerSet", LeaderWorkerSet, group=LWS_GROUP, workload=True),
         ChildKind("PodCliqueSet", PodCliqueSet, group=GROVE_GROUP, workload=True),
         ChildKind("Service", Service),
+        ChildKind("ResourceClaimTemplate", ResourceClaimTemplate, group=RESOURCE_GROUP),
     )
 }
 

@@ -100,6 +100,10 @@ def render_graph(
             if made:
                 objects += made
     for name in graph.spec.services:
+        made = attempt(workloads.checkpoint_job, graph, name, namespace)
+        if made:
+            objects += made
+    for name in graph.spec.services:
         svc_obj = workloads.service(graph, name, namespace)
         if svc_obj:
             objects.append(svc_obj)

@@ -17,10 +17,19 @@ import copy
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from drivetrain import snapshot_protocol
 from drivetrain.api.errors import FieldError, InvalidGraph
-from drivetrain.api.models import Deployer, GraphDeployment, ResourceItem, Resources, Service
+from drivetrain.api.models import (
+    Deployer,
+    GraphDeployment,
+    ResourceItem,
+    Resources,
+    Service,
+    whole_count,
+)
 from drivetrain.api.validate import VLLM_EXECUTOR_ANNOTATION
-from drivetrain.render import engines, training
+from drivetrain.podcontainers import workload_containers
+from drivetrain.render import checkpoint, engines, failover, gpu, training
 from drivetrain.render.deployers import MultinodeDeployer
 from drivetrain.render.naming import GRAPH_LABEL, ROLE_LABEL, SELECTOR_LABEL, resource_name
 from drivetrain.render.profiles import (
@@ -38,6 +47,11 @@ DEFAULT_SHM = "8Gi"
 VLLM_COMPILE_CACHE = "/root/.cache/vllm"
 
 
+#: What a pod is built for: serving (the workload's pods, restore targets when the service
+#: checkpoints) or taking the service's checkpoint (the checkpoint Job's pod, no failover).
+Purpose = Literal["serve", "checkpoint"]
+
+
 @dataclass(frozen=True)
 class PodTemplate:
     metadata: dict[str, Any]
@@ -46,6 +60,12 @@ class PodTemplate:
 
     def as_template(self) -> dict[str, Any]:
         return {"metadata": self.metadata, "spec": self.spec}
+
+    @property
+    def is_restore_target(self) -> bool:
+        return self.metadata.get("labels", {}).get(snapshot_protocol.RESTORE_TARGET_LABEL) == (
+            "true"
+        )
 
 
 @dataclass(frozen=True)
@@ -132,13 +152,6 @@ def service_engine(graph: GraphDeployment, service_name: str) -> str | None:
     """The engine of a worker service: detected from its command, else backendFramework."""
     command, args = main_command(graph, service_name)
     return _engine_of(graph, service_name, command, args)
-
-
-def _quantity_int(value: str | None) -> int:
-    try:
-        return int(value) if value is not None else 0
-    except ValueError:
-        return 0
 
 
 def k8s_resources(res: Resources | None) -> dict[str, Any]:
@@ -277,8 +290,8 @@ def _engine_context(
         service_name=service_name,
         graph_name=graph.name,
         executor=_executor(graph, service_name),
-        gpus_limit=_quantity_int(limits.gpu if limits else None),
-        gpus_request=_quantity_int(requests.gpu if requests else None),
+        gpus_limit=whole_count(limits.gpu if limits else None),
+        gpus_request=whole_count(requests.gpu if requests else None),
         compilation_cache_mount=cache,
     )
 
@@ -478,6 +491,86 @@ def _pod_metadata(view: ServiceView, role: Role) -> dict[str, Any]:
     return metadata
 
 
+def _gpu_claim(view: ServiceView, spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """15. DRA: the main container's GPUs become a claim the pod's containers can share (with
+    the GPU memory service), from the service's ResourceClaimTemplate, returned."""
+    gms = view.svc.gpuMemoryService
+    if gms is None or not gms.enabled:
+        return []
+    name = gpu.claim_template_name(view.graph.name, view.name)
+    template = gpu.resource_claim_template(
+        name,
+        namespace=view.k8s_namespace,
+        gpus=view.svc.gpu_count,
+        device_class=gms.deviceClassName,
+        graph_name=view.graph.name,
+    )
+    if template is None:  # the API rules refuse this first; kept for a graph built in code
+        raise InvalidGraph(
+            [FieldError(f"{view.base}.resources.limits.gpu", "gpuMemoryService needs a GPU")]
+        )
+    res = view.svc.resources
+    items = (res.limits, res.requests) if res else ()
+    gpu_types = {item.gpuType for item in items if item and item.gpuType}
+    gpu.apply_claim(spec, name, (gpu.GPU_RESOURCE, *sorted(gpu_types)))
+    return [template]
+
+
+def _gms(view: ServiceView, spec: dict[str, Any]) -> None:
+    """16. The GPU memory service: the ``gms-server`` native sidecar beside the main container."""
+    if view.svc.gms_enabled:
+        gpu.ensure_gms_server(spec)
+
+
+def _failover(view: ServiceView, spec: dict[str, Any]) -> None:
+    """17. Failover: the finished main container becomes ``engine-0`` and ``engine-1``."""
+    if not view.svc.failover_enabled:
+        return
+    try:
+        failover.apply_failover(
+            spec,
+            profile=view.table.name,
+            engine=view.engine,
+            node_count=view.svc.node_count,
+        )
+    except failover.FailoverError as exc:
+        raise InvalidGraph([FieldError(f"{view.base}.{exc.field}", str(exc))]) from None
+
+
+def _checkpoint(
+    view: ServiceView, spec: dict[str, Any], metadata: dict[str, Any], purpose: Purpose
+) -> None:
+    """18. Checkpoint/restore: the checkpoint Job's pod, or the service's pods as restore
+    targets (the failover engines, else the main container)."""
+    ckpt = view.svc.checkpoint
+    if ckpt is None or not ckpt.enabled or ckpt.identity is None:
+        return
+    identity = ckpt.identity
+    if view.engine and identity.backendFramework.value != view.engine:
+        raise InvalidGraph(
+            [
+                FieldError(
+                    f"{view.base}.checkpoint.identity.backendFramework",
+                    f"is {identity.backendFramework.value}, but the service runs {view.engine}",
+                )
+            ]
+        )
+    checkpoint_id = checkpoint.identity_hash(identity)
+    gms = view.svc.gms_enabled
+    try:
+        if purpose == "checkpoint":
+            checkpoint.apply_checkpoint_source(spec, metadata, ckpt, checkpoint_id, gms=gms)
+            # Not one of the service's serving pods: no Service or workload selects it.
+            metadata["labels"].pop(SELECTOR_LABEL, None)
+        else:
+            targets = [c["name"] for c in workload_containers(spec)]
+            checkpoint.apply_restore_target(
+                spec, metadata, ckpt, checkpoint_id, targets=targets, gms=gms
+            )
+    except checkpoint.CheckpointError as exc:
+        raise InvalidGraph([FieldError(f"{view.base}.{exc.field}", str(exc))]) from None
+
+
 def build_pod(
     graph: GraphDeployment,
     service_name: str,
@@ -485,8 +578,10 @@ def build_pod(
     k8s_namespace: str,
     role: Role = "main",
     deployer: MultinodeDeployer | None = None,
+    purpose: Purpose = "serve",
 ) -> PodTemplate:
-    """The pod template of one role of one service."""
+    """The pod template of one role of one service (``purpose="checkpoint"``: the pod of the
+    service's checkpoint Job)."""
     view = resolve_service(graph, service_name, k8s_namespace)
     container = _main_container(view)  # 1-2
     container["env"] = _env(view)  # 3
@@ -507,7 +602,14 @@ def build_pod(
     extra_objects += needed
     if view.svc.frontendSidecar is not None:  # 14
         spec["containers"].append(_frontend_sidecar(graph, service_name, k8s_namespace))
-    return PodTemplate(metadata=_pod_metadata(view, role), spec=spec, extra_objects=extra_objects)
+    metadata = _pod_metadata(view, role)
+    extra_objects += _gpu_claim(view, spec)  # 15
+    _gms(view, spec)  # 16
+    if purpose == "serve":
+        # After 15 and 16, so that both engines carry the claim, the GMS mount and its env.
+        _failover(view, spec)  # 17
+    _checkpoint(view, spec, metadata, purpose)  # 18
+    return PodTemplate(metadata=metadata, spec=spec, extra_objects=extra_objects)
 
 
 def _frontend_sidecar(

@@ -22,6 +22,7 @@ from drivetrain.api.enums import Deployer
 from drivetrain.cmdline import is_bare_script
 from drivetrain.distenv.shell import SCRIPT_NAME, script_text
 from drivetrain.errors import DrivetrainError
+from drivetrain.podcontainers import main_container
 from drivetrain.render.engines.detect import is_shell_form
 from drivetrain.render.naming import GRAPH_LABEL, service_slug
 
@@ -29,7 +30,6 @@ DISTENV_MOUNT_DIR = "/etc/drivetrain"
 DISTENV_SCRIPT = f"{DISTENV_MOUNT_DIR}/{SCRIPT_NAME}"
 DISTENV_VOLUME = "drivetrain-distenv"
 WRAPPER = ("sh", DISTENV_SCRIPT, "--")
-MAIN_CONTAINER = "main"
 
 
 class TrainingEnvError(DrivetrainError, ValueError):
@@ -166,9 +166,9 @@ def apply_training_env(
     _check(service_name, deployer, node_count)
     spec = copy.deepcopy(pod_spec)
     containers = spec.get("containers", [])
-    main = next((c for c in containers if c.get("name") == MAIN_CONTAINER), None)
+    main = main_container(spec)
     if main is None:
-        raise TrainingEnvError(f"service {service_name}: no container named {MAIN_CONTAINER}")
+        raise TrainingEnvError(f"service {service_name}: the pod has no container to train in")
     _wrap(main, service_name)
     env = list(main.get("env", []))
     present = {e.get("name") for e in env}

@@ -6,6 +6,7 @@ from typing import Any
 
 from drivetrain.api.kinds import DEPLOYMENT, LEADER_WORKER_SET, POD_CLIQUE_SET
 from drivetrain.api.models import GraphDeployment
+from drivetrain.render import checkpoint
 from drivetrain.render.deployers import GroveDeployer, LWSDeployer
 from drivetrain.render.naming import GRAPH_LABEL, SELECTOR_LABEL, resource_name, service_slug
 from drivetrain.render.pod import PodTemplate, build_pod, service_engine
@@ -38,14 +39,35 @@ def deployment(graph: GraphDeployment, service_name: str, namespace: str) -> lis
         "spec": {
             "replicas": svc.replica_count,
             "selector": {"matchLabels": {SELECTOR_LABEL: name}},
-            "strategy": {
-                "type": "RollingUpdate",
-                "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"},
-            },
+            "strategy": _strategy(pod),
             "template": pod.as_template(),
         },
     }
     return [*pod.extra_objects, obj]
+
+
+def _strategy(pod: PodTemplate) -> dict[str, Any]:
+    if pod.is_restore_target:
+        # As Dynamo: an old pod holds its GPUs (and the node's restore slot) until it is
+        # gone, so a surge pod restoring beside it would wait for them anyway.
+        return {"type": "Recreate"}
+    return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}
+
+
+def checkpoint_job(
+    graph: GraphDeployment, service_name: str, namespace: str
+) -> list[dict[str, Any]]:
+    """The Job that takes a service's checkpoint (``checkpoint.mode: Auto``), and what its
+    pod needs; nothing for a service that does not checkpoint that way."""
+    ckpt = graph.spec.services[service_name].checkpoint
+    if ckpt is None or not ckpt.enabled or ckpt.mode != "Auto" or ckpt.identity is None:
+        return []
+    pod = build_pod(graph, service_name, k8s_namespace=namespace, purpose="checkpoint")
+    meta = object_meta(graph, "", namespace, service_name)
+    job = checkpoint.checkpoint_job(
+        meta, pod.as_template(), ckpt, checkpoint.identity_hash(ckpt.identity)
+    )
+    return [*pod.extra_objects, job]
 
 
 def leader_worker_set(

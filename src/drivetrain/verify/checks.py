@@ -14,6 +14,8 @@ from drivetrain.verify.controllers import Pod, enumerate_pods, object_name, why_
 from drivetrain.verify.expansion import container_env, service_link_env
 from drivetrain.verify.flags import (
     NNODES_FLAGS,
+    PORT_ENV,
+    PORT_FLAGS,
     RANK_FLAGS,
     UNEXPANDED,
     leader_addresses,
@@ -42,6 +44,8 @@ class _PodRun:
     pod: Pod
     processes: list[Process] = field(default_factory=list)  # regular containers: ranks
     init_processes: list[Process] = field(default_factory=list)  # init too: leader addresses
+    #: (container, where, port) for every port a regular container declares or uses.
+    ports: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def flatten_lists(manifests: Sequence[Any]) -> list[Any]:
@@ -96,11 +100,14 @@ def verify_manifests(manifests: list[dict[str, Any]], timeout: float = TIMEOUT_S
             run = _PodRun(pod)
             links = service_env if pod.spec.get("enableServiceLinks", True) else {}
             for container, init in _containers(pod.spec):
-                procs = _simulate(pod, container, init, links, sim)
+                procs, env = _simulate(pod, container, init, links, sim)
                 report.processes.extend(procs)
                 (run.init_processes if init else run.processes).extend(procs)
                 report.problems.extend(_image(pod, container, images_seen))
+                if not init or _is_sidecar(container):  # they run side by side
+                    run.ports += _ports_of(container, env, procs)
             runs.append(run)
+            report.problems.extend(check_shared_ports(run))
     for proc in report.processes:
         report.problems.extend(_unexpanded(proc))
         report.problems.extend(_bare_script(proc))
@@ -119,6 +126,57 @@ def _containers(spec: Mapping[str, Any]) -> Iterable[tuple[Mapping[str, Any], bo
         yield c, True
     for c in spec.get("containers") or []:
         yield c, False
+
+
+def _is_sidecar(container: Mapping[str, Any]) -> bool:
+    """A native sidecar: an init container that keeps running beside the others."""
+    return container.get("restartPolicy") == "Always"
+
+
+def _ports_of(
+    container: Mapping[str, Any], env: Mapping[str, str], procs: Sequence[Process]
+) -> list[tuple[str, str, str]]:
+    """Every port one container declares (``ports``) or hands its processes (env, flags);
+    each once."""
+    name = str(container.get("name", ""))
+    found = [
+        (name, f"containerPort {p.get('name') or ''}".rstrip(), str(p.get("containerPort")))
+        for p in container.get("ports") or []
+        if isinstance(p, Mapping) and p.get("containerPort") is not None
+    ]
+    found += [(name, f"env {k}", env[k]) for k in PORT_ENV if env.get(k)]
+    for proc in procs:
+        value = int_flag(proc.argv, *PORT_FLAGS)
+        if value is not None:
+            found.append((name, PORT_FLAGS[0], str(value)))
+    return list(dict.fromkeys(found))
+
+
+def check_shared_ports(run: _PodRun) -> list[Problem]:
+    """Two containers of one pod that use the same port: they share the pod's network, so the
+    second cannot bind it (a failover pod's engines each need their own)."""
+    problems: list[Problem] = []
+    first: dict[str, tuple[str, str]] = {}
+    reported: set[tuple[str, str]] = set()
+    for container, where, port in run.ports:
+        if port not in first:
+            first[port] = (container, where)
+            continue
+        other, other_where = first[port]
+        if other != container and (container, port) not in reported:
+            reported.add((container, port))
+            problems.append(
+                Problem(
+                    workload=run.pod.workload,
+                    pod=run.pod.facts.hostname,
+                    container=container,
+                    token=f"{where}={port}",
+                    message=f"port {port} is also used by container {other} ({other_where}): "
+                    "the containers of a pod share its network",
+                    rank=run.pod.member_index if run.pod.group is not None else None,
+                )
+            )
+    return problems
 
 
 @dataclass
@@ -140,7 +198,8 @@ def _simulate(
     init: bool,
     service_env: Mapping[str, str],
     sim: _Simulation,
-) -> list[Process]:
+) -> tuple[list[Process], dict[str, str]]:
+    """The processes one container starts, and its env as the kubelet builds it."""
     report, timeout = sim.report, sim.timeout
     name = str(container.get("name", ""))
     env = container_env(container, pod.controller_env, pod.facts, service_env, sim.configmaps)
@@ -167,7 +226,7 @@ def _simulate(
             f"{pod.workload} pod {pod.facts.hostname} container {name}: no command or args; the "
             "image's own entrypoint runs and verify cannot see it"
         )
-        return []
+        return [], env.values
     call = split_shell(argv)
     if call is None:
         if env.opaque_sources and any(_KUBELET_REF.search(word) for word in argv):
@@ -176,10 +235,10 @@ def _simulate(
                 f"might come from {', '.join(env.opaque_sources)}, whose keys verify cannot see"
             )
         watched = {k: env.values[k] for k in WATCHED_ENV if k in env.values}
-        return [process("exec", argv, watched)]
+        return [process("exec", argv, watched)], env.values
     template = (pod.workload, pod.role, name)
     if template in sim.hung:
-        return []
+        return [], env.values
     runtime_env = {"HOSTNAME": pod.facts.hostname, **env.values}
     result = sim.toolbox.run(call, runtime_env, timeout=timeout)
     if result.timed_out:
@@ -210,7 +269,7 @@ def _simulate(
             f"{pod.workload} pod {pod.facts.hostname} container {name}: the script started no "
             "program"
         )
-    return procs
+    return procs, env.values
 
 
 def _rank_of(argv: Sequence[str], default: int | None) -> int | None:

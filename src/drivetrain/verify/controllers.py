@@ -458,6 +458,8 @@ _NO_PODS = frozenset(
         "PersistentVolumeClaim",
         "PodDisruptionBudget",
         "PriorityClass",
+        "ResourceClaim",
+        "ResourceClaimTemplate",
         "ResourceQuota",
         "Role",
         "RoleBinding",

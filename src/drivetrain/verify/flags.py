@@ -13,6 +13,15 @@ UNEXPANDED = re.compile(r"\$\(|\$\{|\$[A-Za-z_]")
 RANK_FLAGS = ("--node-rank", "--node_rank")
 NNODES_FLAGS = ("--nnodes",)
 ADDRESS_FLAGS = ("--dist-init-addr", "--master-addr", "--master_addr", "--data-parallel-address")
+#: Flags and env variables that set a port a process binds or rendezvous on.  The containers of
+#: a pod share its network, so two of them (a failover pod's engines) must not use one port.
+PORT_FLAGS = ("--master-port", "--master_port")
+PORT_ENV = (
+    "DYN_SYSTEM_PORT",
+    "DRIVETRAIN_RPC_PORT",
+    "VLLM_NIXL_SIDE_CHANNEL_PORT",
+    "DYN_VLLM_KV_EVENT_PORT",
+)
 
 
 def strip_port(address: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from drivetrain.api.models import whole_count
 from drivetrain.errors import DrivetrainError
 from drivetrain.render.deployers import MultinodeDeployer
 from drivetrain.render.expr import IntExpr, IntLit, Word
@@ -20,16 +21,8 @@ class EngineChoiceError(DrivetrainError, ValueError):
     """
 
 
-def parse_gpu_count(quantity: str | int | None) -> int:
-    """A GPU quantity as an int; 0 when unset or not a whole number (as Dynamo reads it)."""
-    if quantity is None or isinstance(quantity, bool):
-        return 0
-    if isinstance(quantity, int):
-        return max(quantity, 0)
-    try:
-        return max(int(quantity.strip()), 0)
-    except ValueError:
-        return 0
+#: A GPU quantity as an int; 0 when unset or not a whole number (as Dynamo reads it).
+parse_gpu_count = whole_count
 
 
 @dataclass(frozen=True)

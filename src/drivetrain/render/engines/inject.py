@@ -131,3 +131,16 @@ def append_env(container: dict[str, Any], *entries: dict[str, Any]) -> dict[str,
     env = [e for e in out.get("env", []) if e["name"] not in {x["name"] for x in entries}]
     out["env"] = env + list(entries)
     return out
+
+
+def set_env(container: dict[str, Any], *entries: dict[str, Any]) -> None:
+    """Each entry replaces the container's entry of that name where it stands (a ``$(VAR)``
+    that referred to it still does), else is appended; in place."""
+    env = list(container.get("env") or [])
+    for entry in entries:
+        at = next((i for i, e in enumerate(env) if e.get("name") == entry["name"]), None)
+        if at is None:
+            env.append(entry)
+        else:
+            env[at] = entry
+    container["env"] = env

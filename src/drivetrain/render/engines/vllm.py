@@ -11,6 +11,7 @@ import copy
 from typing import Any, Literal
 
 from drivetrain.cmdline import has_flag, int_flag
+from drivetrain.podcontainers import main_container
 from drivetrain.render.engines.base import MASTER_PORT, EngineContext
 from drivetrain.render.engines.inject import (
     append_env,
@@ -144,12 +145,6 @@ def wait_leader_configmap_name(graph_name: str) -> str:
     return f"{graph_name}-wait-leader-script"
 
 
-def _main_container(pod_spec: dict[str, Any]) -> dict[str, Any] | None:
-    containers = pod_spec.get("containers") or []
-    named = [c for c in containers if c.get("name") == "main"]
-    return named[0] if named else (containers[0] if containers else None)
-
-
 def needs_wait_for_leader(pod_spec: dict[str, Any], ctx: EngineContext) -> bool:
     """An mp worker joins the leader's torch.distributed rendezvous and must not start first.
 
@@ -159,7 +154,7 @@ def needs_wait_for_leader(pod_spec: dict[str, Any], ctx: EngineContext) -> bool:
     """
     if not (ctx.node_count > 1 and ctx.role == "worker" and ctx.executor == "mp"):
         return False
-    main = _main_container(pod_spec)
+    main = main_container(pod_spec)
     return main is not None and mode_of(main, ctx) == "tp"
 
 
@@ -173,7 +168,7 @@ def update_pod_spec(
     spec = copy.deepcopy(pod_spec)
     if not needs_wait_for_leader(spec, ctx):
         return spec, []
-    main = _main_container(spec)
+    main = main_container(spec)
     assert main is not None
     # Rendered for the shell that runs the init container's script: ${VAR}, which reads
     # the env the deployer's controller injects whatever its order.
