@@ -20,7 +20,7 @@ from typing import Any, Literal
 from drivetrain.api.errors import FieldError, InvalidGraph
 from drivetrain.api.models import Deployer, GraphDeployment, ResourceItem, Resources, Service
 from drivetrain.api.validate import VLLM_EXECUTOR_ANNOTATION
-from drivetrain.render import engines, training
+from drivetrain.render import companions, engines, rbac, sidecar, training
 from drivetrain.render.deployers import MultinodeDeployer
 from drivetrain.render.naming import GRAPH_LABEL, ROLE_LABEL, SELECTOR_LABEL, resource_name
 from drivetrain.render.profiles import (
@@ -28,8 +28,10 @@ from drivetrain.render.profiles import (
     RoleDefaults,
     _annotations,
     main_command,
+    metrics_enabled,
     profile_of,
     runtime_namespace,
+    service_discovery,
     service_env,
 )
 
@@ -64,6 +66,8 @@ class ServiceView:
     command: list[str]
     args: list[str]
     engine: str | None
+    #: the engine server of a worker paired with a drivetrain worker sidecar (render/sidecar.py)
+    server: sidecar.EngineServer | None = None
 
     @property
     def base(self) -> str:
@@ -125,6 +129,7 @@ def resolve_service(graph: GraphDeployment, service_name: str, k8s_namespace: st
         command=command,
         args=args,
         engine=_engine_of(graph, service_name, command, args),
+        server=sidecar.engine_server_of(graph, service_name, command, args),
     )
 
 
@@ -208,6 +213,11 @@ def _pod_labels(graph: GraphDeployment, service_name: str, k8s_namespace: str) -
     }
     if svc.subComponentType:
         system[keys["sub_component_type"]] = svc.subComponentType
+    if table.metrics_label and metrics_enabled(graph, service_name):
+        system[table.metrics_label] = "true"
+    if service_discovery(graph, service_name).kubernetes:
+        system.update(table.discovery_labels)
+    system.update(companions.model_pod_labels(graph, service_name))
     labels = {**(graph.spec.labels or {}), **(svc.labels or {})}
     if svc.extraPodMetadata and svc.extraPodMetadata.labels:
         labels.update(svc.extraPodMetadata.labels)
@@ -220,6 +230,7 @@ def _pod_annotations(graph: GraphDeployment, service_name: str) -> dict[str, str
     out = {**(graph.spec.annotations or {}), **(svc.annotations or {})}
     if svc.extraPodMetadata and svc.extraPodMetadata.annotations:
         out.update(svc.extraPodMetadata.annotations)
+    out.update(companions.model_pod_annotations(graph, service_name))
     return out
 
 
@@ -302,8 +313,14 @@ _NO_DEPLOYER = _SingleNode()
 
 
 def _main_container(view: ServiceView) -> dict[str, Any]:
-    """1-2. The profile's container, the user's mainContainer over it, command, args, image."""
-    container = _merge_main(_base_container(view.role_defaults), view.user_main)
+    """1-2. The profile's container (an engine server's own, when paired with a worker sidecar),
+    the user's mainContainer over it, command, args, image."""
+    base = (
+        sidecar.engine_container(view.server)
+        if view.server
+        else _base_container(view.role_defaults)
+    )
+    container = _merge_main(base, view.user_main)
     command, args = view.command, view.args
     if command in (["/bin/sh", "-c"], ["sh", "-c"]) and not args:
         # A shell with no script fails at start; with nothing to run, the image's own
@@ -332,9 +349,12 @@ def _main_container(view: ServiceView) -> dict[str, Any]:
 
 
 def _env(view: ServiceView) -> list[dict[str, Any]]:
-    """3. Env: injected first, then the user's in written order (graph < main < service)."""
+    """3. Env: injected first, then the user's in written order (graph < main < service).
+
+    A paired engine server gets the user's env only: drivetrain's is its sidecar's.
+    """
     return merge_env(
-        service_env(view.graph, view.name, view.k8s_namespace),
+        [] if view.server else service_env(view.graph, view.name, view.k8s_namespace),
         _env_dicts(view.user_main.get("env")),
         _env_dicts(view.graph.spec.envs),
         _env_dicts(view.svc.envs),
@@ -494,8 +514,11 @@ def build_pod(
     _set_resources(view, container)  # 5
     _set_env_from(view, container)  # 6
     pvc_volumes = _mount_pvcs(view, container)  # 7
-    # 8. The engine's flags and container changes for this role.
+    # 8. The engine's flags and container changes for this role (a paired server's port first:
+    # TRT-LLM's leader wraps the command it is given into its mpirun script).
     ctx = _engine_context(view, role, deployer)
+    if view.server and role != "worker":
+        container = sidecar.with_port_flags(container, view.server)
     if view.engine:
         container = engines.update_container(view.engine, container, ctx)
     spec = _pod_spec(view)  # 9
@@ -507,7 +530,36 @@ def build_pod(
     extra_objects += needed
     if view.svc.frontendSidecar is not None:  # 14
         spec["containers"].append(_frontend_sidecar(graph, service_name, k8s_namespace))
+    _worker_sidecar(view, spec, role)  # 15
+    _service_account(view, spec)  # 16
     return PodTemplate(metadata=_pod_metadata(view, role), spec=spec, extra_objects=extra_objects)
+
+
+def _worker_sidecar(view: ServiceView, spec: dict[str, Any], role: Role) -> None:
+    """15. A paired engine server gets the drivetrain worker as a native sidecar (the leader
+    only, in a multinode group: the other ranks serve no HTTP)."""
+    if view.server is None or role == "worker":
+        return
+    image = view.table.default_image
+    assert image is not None  # the drivetrain profile has one
+    worker = view.role_defaults
+    container = sidecar.worker_sidecar(
+        view.server,
+        image,
+        service_env(view.graph, view.name, view.k8s_namespace),
+        worker.ports,
+        worker.readiness,
+    )
+    spec["initContainers"] = [*spec.get("initContainers", []), container]
+
+
+def _service_account(view: ServiceView, spec: dict[str, Any]) -> None:
+    """16. Pods that name no ServiceAccount run as their graph role's (render/rbac.py)."""
+    if spec.get("serviceAccountName") or spec.get("serviceAccount"):
+        return
+    account = rbac.service_account(view.graph, view.name)
+    if account:
+        spec["serviceAccountName"] = account
 
 
 def _frontend_sidecar(
