@@ -6,7 +6,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import ConfigMap, PersistentVolumeClaim, Service
+from lightkube.resources.core_v1 import (
+    ConfigMap,
+    PersistentVolumeClaim,
+    Service,
+    ServiceAccount,
+)
+from lightkube.resources.rbac_authorization_v1 import Role, RoleBinding
 
 from drivetrain.api import kinds
 from drivetrain.kube.lightkube_adapter import custom_resource
@@ -42,6 +48,10 @@ CHILD_KINDS: dict[str, ChildKind] = {
         ChildKind("LeaderWorkerSet", LeaderWorkerSet, group=LWS_GROUP, workload=True),
         ChildKind("PodCliqueSet", PodCliqueSet, group=GROVE_GROUP, workload=True),
         ChildKind("Service", Service),
+        # The pods' RBAC (render/rbac.py): applied before the workloads, like every child.
+        ChildKind("ServiceAccount", ServiceAccount),
+        ChildKind("Role", Role),
+        ChildKind("RoleBinding", RoleBinding),
     )
 }
 

@@ -510,6 +510,8 @@ def build_pod(
     view = resolve_service(graph, service_name, k8s_namespace)
     container = _main_container(view)  # 1-2
     container["env"] = _env(view)  # 3
+    if not container["env"]:
+        del container["env"]  # a paired engine server with no env of the user's
     _set_probes(view, container)  # 4
     _set_resources(view, container)  # 5
     _set_env_from(view, container)  # 6

@@ -102,23 +102,21 @@ def engine_container(server: EngineServer) -> dict[str, Any]:
     probe gives a model up to two hours to load (as Dynamo's workers) before readiness and
     liveness count.
     """
-    probe = {"httpGet": {"path": server.health_path, "port": ENGINE_PORT_NAME}}
+
+    def probe(failures: int) -> dict[str, Any]:
+        return {
+            "httpGet": {"path": server.health_path, "port": ENGINE_PORT_NAME},
+            "periodSeconds": 10,
+            "timeoutSeconds": 5,
+            "failureThreshold": failures,
+        }
+
     return {
         "name": "main",
         "ports": [{"name": ENGINE_PORT_NAME, "containerPort": server.port, "protocol": "TCP"}],
-        "livenessProbe": {**probe, "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3},
-        "readinessProbe": {
-            **probe,
-            "periodSeconds": 10,
-            "timeoutSeconds": 5,
-            "failureThreshold": 3,
-        },
-        "startupProbe": {
-            **probe,
-            "periodSeconds": 10,
-            "timeoutSeconds": 5,
-            "failureThreshold": 720,
-        },
+        "livenessProbe": probe(3),
+        "readinessProbe": probe(3),
+        "startupProbe": probe(720),
     }
 
 

@@ -153,6 +153,7 @@ def _simulate(
             pod=pod.facts.hostname,
             container=name,
             init=init,
+            sidecar=init and container.get("restartPolicy") == "Always",
             rank=_rank_of(final, rank),
             source=source,
             argv=final,

@@ -20,6 +20,8 @@ class Process(BaseModel):
     pod: str
     container: str
     init: bool = False
+    #: an init container with ``restartPolicy: Always`` (a native sidecar: it keeps running)
+    sidecar: bool = False
     source: Literal["exec", "shell"]
     argv: list[str]
     env: dict[str, str] = Field(
@@ -73,7 +75,13 @@ class VerifyReport(BaseModel):
             table.add_column(column, no_wrap=True)
         table.add_column("argv", overflow="fold")
         for p in self.processes:
-            container = f"{p.container} (init)" if p.init else p.container
+            container = (
+                f"{p.container} (sidecar)"
+                if p.sidecar
+                else f"{p.container} (init)"
+                if p.init
+                else p.container
+            )
             rank = "-" if p.rank is None else str(p.rank)
             # Text, not markup: argv often holds '[' (shell tests, JSON) that rich would eat.
             cells = (p.workload, p.role, rank, p.pod, container, shlex.join(p.argv))
