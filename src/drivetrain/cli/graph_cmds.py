@@ -76,18 +76,38 @@ def render_file(
 ) -> list[dict[str, Any]]:
     """The objects of every graph in ``path``; raises with every error, reports the warnings
     (``strict``: exits 1 on any)."""
+    from drivetrain.render.companions import placeholder_note
+
     loaded, objects = load_and_render(path, namespace, multinode)
     warn(loaded.warnings, strict)
+    for obj in objects:
+        said = placeholder_note(obj)
+        if said:
+            note(f"{loaded.path}: {obj['kind']} {obj['metadata']['name']} is a placeholder: {said}")
     return objects
 
 
 def dump_yaml_stream(objects: list[dict[str, Any]]) -> str:
+    """A YAML stream; a placeholder object is preceded by comment lines saying what to do."""
+    import textwrap
+
     import yaml
 
+    from drivetrain.render.companions import HOW, placeholder_note
+
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    return "".join(
-        "---\n" + yaml.dump(obj, Dumper=dumper, sort_keys=False, width=1000) for obj in objects
-    )
+    out = []
+    for obj in objects:
+        out.append("---\n")
+        said = placeholder_note(obj)
+        if said:
+            why, _, command = said.partition(HOW)
+            lines = textwrap.wrap(f"PLACEHOLDER: {why}", 96, break_on_hyphens=False)
+            if command:  # on a line of its own, to copy as it is
+                lines += [HOW.strip(), command]
+            out.append("".join(f"# {line}\n" for line in lines))
+        out.append(yaml.dump(obj, Dumper=dumper, sort_keys=False, width=1000))
+    return "".join(out)
 
 
 def register(app: typer.Typer) -> None:
@@ -155,6 +175,7 @@ def register(app: typer.Typer) -> None:
         report = verify_manifests(objects)
         # A pipe gets the whole argv rather than a table squeezed to 80 columns.
         report.render_table(Console(width=None if sys.stdout.isatty() else 250))
+        warn(report.contract_warnings, strict)
         if not report.ok:
             for problem in report.problems:
                 error_line(str(problem), "verify")

@@ -19,7 +19,7 @@ import base64
 import logging
 from typing import Any
 
-from lightkube import AsyncClient
+from lightkube import AsyncClient, codecs
 from lightkube.resources.core_v1 import Secret
 
 from drivetrain.kube.lightkube_adapter import ApiError
@@ -69,7 +69,7 @@ async def ensure_mpi_secret(client: AsyncClient, name: str, namespace: str) -> b
             raise
     private, public = generate_key_pair(f"{name}@{namespace}")
     try:
-        await client.create(Secret.from_dict(secret_object(name, namespace, private, public)))
+        await client.create(codecs.from_dict(secret_object(name, namespace, private, public)))
     except ApiError as exc:
         if exc.status.code == 409:  # made meanwhile (another reconcile, or a person): keep it
             return False

@@ -27,8 +27,10 @@ MODEL_HASH_LABEL = "nvidia.com/dynamo-base-model-hash"
 MODEL_ANNOTATION = "nvidia.com/dynamo-base-model"
 SYSTEM_PORT = 9090
 #: Marks a rendered object a person (or the operator) must create with real content; its value
-#: says how.  ``drivetrain render`` prints it as a comment and a note on stderr.
+#: says why, then ``HOW`` and a command.  ``drivetrain render`` prints it as comment lines and a
+#: note on stderr.
 PLACEHOLDER_ANNOTATION = "drivetrain.dev/placeholder"
+HOW = " To make it by hand: "
 
 
 def model_hash(model: str) -> str:
@@ -110,13 +112,18 @@ def mpi_secret_placeholder(
         **meta.get("annotations", {}),
         PLACEHOLDER_ANNOTATION: (
             "TRT-LLM multinode pods mount this Secret's SSH key pair (private.key, "
-            "private.key.pub); make it once per namespace and keep it: "
-            + mpi_secret_command(namespace, name)
-            + " (drivetrain operator creates it itself)"
+            "private.key.pub): one per namespace, made once and kept (drivetrain operator "
+            "makes it itself)." + HOW + mpi_secret_command(namespace, name)
         ),
     }
     return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque"}
 
 
+def placeholder_note(obj: dict[str, Any]) -> str | None:
+    """What a placeholder object says must be done, or None for a real object."""
+    note = ((obj.get("metadata") or {}).get("annotations") or {}).get(PLACEHOLDER_ANNOTATION)
+    return str(note) if note is not None else None
+
+
 def is_placeholder(obj: dict[str, Any]) -> bool:
-    return PLACEHOLDER_ANNOTATION in ((obj.get("metadata") or {}).get("annotations") or {})
+    return placeholder_note(obj) is not None
