@@ -11,6 +11,7 @@ It needs drivetrain's ``kubernetes://`` backend; in a tree without it the module
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,12 @@ async def test_rendered_pods_serve_with_exactly_the_rendered_role(
             model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=3
         )
         assert reply.usage is not None and reply.usage.completion_tokens == 3
+        # The worker re-reads its WorkerEndpoint every lease TTL / 3 (10 s / 3 as rendered).
+        refresh = ("drivetrain.dev", "workerendpoints", "get")
+        deadline = time.monotonic() + 15
+        while refresh not in kube.emulator.used.get("account", set()):
+            assert time.monotonic() < deadline, "the worker never refreshed its WorkerEndpoint"
+            time.sleep(0.1)
         assert worker.stop() == 0  # a clean stop deletes the WorkerEndpoint: delete is used
     finally:
         for process in reversed(started):
