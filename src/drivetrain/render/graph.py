@@ -8,7 +8,7 @@ from drivetrain.api.errors import FieldError, InvalidGraph
 from drivetrain.api.models import Deployer, GraphDeployment
 from drivetrain.render import companions, rbac, workloads
 from drivetrain.render.pod import service_engine
-from drivetrain.render.profiles import KUBERNETES_SCHEME, profile_of
+from drivetrain.render.profiles import DRIVETRAIN, KUBERNETES_SCHEME, profile_of
 
 
 def spec_deployer(graph: GraphDeployment) -> Deployer | None:
@@ -74,7 +74,7 @@ def _discovery_namespace(graph: GraphDeployment, namespace: str) -> list[FieldEr
     """``kubernetes://NS`` naming another namespace than the pods': a worker publishes its
     WorkerEndpoint beside its pod (it is owned by the pod), so it would refuse to start."""
     url = graph.spec.discovery or ""
-    if profile_of(graph).name != "drivetrain" or not url.startswith(KUBERNETES_SCHEME):
+    if profile_of(graph) is not DRIVETRAIN or not url.startswith(KUBERNETES_SCHEME):
         return []
     named = url[len(KUBERNETES_SCHEME) :].strip("/")
     workers = [n for n, s in graph.spec.services.items() if s.is_worker]
