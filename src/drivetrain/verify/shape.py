@@ -12,6 +12,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from drivetrain.errors import DrivetrainError
+
 
 @dataclass(frozen=True)
 class ShapeError:
@@ -20,7 +22,7 @@ class ShapeError:
     message: str
 
 
-class InvalidManifests(ValueError):
+class InvalidManifests(DrivetrainError, ValueError):
     """Objects verify cannot read; ``errors`` names every field."""
 
     def __init__(self, errors: list[ShapeError]) -> None:
