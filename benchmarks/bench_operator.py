@@ -129,7 +129,9 @@ def main() -> None:
         running.stop()
         kubeconfig.unlink(missing_ok=True)
 
-    print(f"graphs: {n} (3 children each: 2 Deployments, 1 Service)")
+    print(
+        f"graphs: {n} (6 children each: 2 Deployments, 1 Service, the pods' ServiceAccount, Role, RoleBinding)"
+    )
     print(f"cold reconcile: {cold_s:.2f} s, {n / cold_s:.1f} graphs/s")
     print(
         f"cold API requests per graph: {len(cold) / n:.1f} "

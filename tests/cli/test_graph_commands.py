@@ -42,6 +42,9 @@ def test_render_writes_a_yaml_stream(graph_file: Path) -> None:
     assert result.returncode == 0, result.stderr
     docs = list(yaml.safe_load_all(result.stdout))
     assert [(d["kind"], d["metadata"]["name"]) for d in docs] == [
+        ("ServiceAccount", "demo-discovery"),
+        ("Role", "demo-discovery-role"),
+        ("RoleBinding", "demo-discovery-binding"),
         ("Deployment", "demo-frontend"),
         ("LeaderWorkerSet", "demo-decode"),
         ("Service", "demo-frontend"),
@@ -52,7 +55,7 @@ def test_render_json_is_one_array_and_grove_is_one_pod_clique_set(graph_file: Pa
     result = run("render", "-f", str(graph_file), "--multinode", "grove", "-o", "json")
     assert result.returncode == 0, result.stderr
     kinds = [o["kind"] for o in json.loads(result.stdout)]
-    assert kinds == ["PodCliqueSet", "Service"]
+    assert kinds == ["ServiceAccount", "Role", "RoleBinding", "PodCliqueSet", "Service"]
 
 
 def test_validate_reports_ok(graph_file: Path) -> None:

@@ -48,7 +48,10 @@ def test_graphs_only_passes_the_documents_over_and_names_them_where_external(
     result = run("render", "-f", path, "-n", "ml", "--graphs-only")
     assert result.returncode == 0, result.stderr
     kinds = [o["kind"] for o in yaml.safe_load_all(result.stdout)]
-    assert kinds == ["PersistentVolumeClaim", "Deployment", "Deployment", "Service"]
+    assert kinds == [
+        *("ServiceAccount", "Role", "RoleBinding"),  # the pods' discovery RBAC
+        *("PersistentVolumeClaim", "Deployment", "Deployment", "Service", "Service"),
+    ]
     assert f"{path}: document 1: ConfigMap engine-config is not a graph; passed over" in (
         result.stderr
     )

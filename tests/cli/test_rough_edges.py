@@ -70,6 +70,9 @@ def test_dash_reads_stdin_and_messages_name_it() -> None:
     result = run("render", "-f", "-", stdin=GRAPH)
     assert result.returncode == 0, result.stderr
     assert [d["kind"] for d in yaml.safe_load_all(result.stdout)] == [
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
         "Deployment",
         "Deployment",
         "Service",

@@ -157,17 +157,7 @@ def drivetrain_render() -> tuple[str, list[dict[str, Any]]]:
     "source",
     [
         pytest.param(operator_children, id="dynamo-operator-children"),
-        pytest.param(
-            drivetrain_render,
-            id="drivetrain-render",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=AssertionError,
-                reason="drivetrain render does not emit the discovery ServiceAccount, Role, "
-                "RoleBinding, per-component Services and labels yet (docs/dynamo-on-kubernetes.md): the pods "
-                "run as 'default' and are refused",
-            ),
-        ),
+        pytest.param(drivetrain_render, id="drivetrain-render"),
     ],
 )
 def test_dynamo_serves_through_kubernetes_discovery_using_exactly_this(
@@ -333,18 +323,49 @@ CONTAINER_RULES = {
 }
 
 
-def test_container_mode_watches_labelled_pods_and_needs_delete(node: LocalNode) -> None:
-    frontend, worker = start(node, dynamo_children(GRAPH, NS, COMPONENTS, mode="container"))
+def drivetrain_render_container_mode() -> tuple[str, list[dict[str, Any]]]:
+    """The same render, with the DGD annotated for per-container discovery."""
+    import yaml
+
+    from drivetrain.api import load_text
+    from drivetrain.render import render_graph
+
+    path = shared("dgd-examples", "examples__backends__mocker__deploy__agg.yaml")
+    doc = next(d for d in yaml.safe_load_all(path.read_text()) if d)
+    doc["metadata"]["annotations"] = {"nvidia.com/dynamo-kube-discovery-mode": "container"}
+    (graph,) = load_text(yaml.safe_dump(doc)).graphs
+    return graph.name, render_graph(graph, namespace=NS)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        pytest.param(lambda: (GRAPH, dynamo_children(GRAPH, NS, COMPONENTS, mode="container")),
+                     id="dynamo-operator-children"),
+        pytest.param(drivetrain_render_container_mode, id="drivetrain-render"),
+    ],
+)  # fmt: skip
+def test_container_mode_watches_labelled_pods_and_needs_delete(
+    node: LocalNode, source: Callable[[], tuple[str, list[dict[str, Any]]]]
+) -> None:
+    graph, manifests = source()
+    frontend, worker = start(node, manifests)
     serve_chat(node, frontend)
     node.stop()
-    calls = runtime_requests(node)
+    user = f"system:serviceaccount:{NS}:{service_account_name(graph)}"
+    calls = runtime_requests(node, user)
     # A stale-CR delete of a CR that does not exist is answered 404; nothing else fails.
     assert all(e.code < 400 or (e.verb, e.code) == ("delete", 404) for e in calls)
     assert {(e.pod, e.name) for e in calls if e.verb == "delete"} == {
         (frontend.name, frontend.name),
         (worker.name, worker.name),
     }
-    assert set().union(*(e.rules for e in calls)) == CONTAINER_RULES
+    used = set().union(*(e.rules for e in calls))
+    assert used == CONTAINER_RULES
+    rules = granted(manifests, user)
+    for group, resource, verb in used:  # each one granted by the Role bound to the account
+        wanted = Attributes(verb, group, resource, None, NS, None)
+        assert any(rule_allows(rule, wanted) for rule in rules), (group, resource, verb)
     selectors = {
         urllib.parse.parse_qs(urllib.parse.urlsplit(e.path).query).get("labelSelector", [""])[0]
         for e in calls

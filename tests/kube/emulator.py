@@ -59,6 +59,11 @@ BUILTIN: dict[str, dict[str, Any]] = {
     "v1/namespaces": {"kind": "Namespace", "namespaced": False},
     "v1/events": {"kind": "Event", "namespaced": True},
     "v1/pods": {"kind": "Pod", "namespaced": True, "subresources": {"status"}},
+    # The pods' RBAC and the MPI SSH Secret the operator writes (render/rbac.py, kube/).
+    "v1/serviceaccounts": {"kind": "ServiceAccount", "namespaced": True},
+    "v1/secrets": {"kind": "Secret", "namespaced": True},
+    "rbac.authorization.k8s.io/v1/roles": {"kind": "Role", "namespaced": True},
+    "rbac.authorization.k8s.io/v1/rolebindings": {"kind": "RoleBinding", "namespaced": True},
     "apps/v1/deployments": {"kind": "Deployment", "namespaced": True, "subresources": {"status"}},
     "apiextensions.k8s.io/v1/customresourcedefinitions": {
         "kind": "CustomResourceDefinition",
@@ -566,11 +571,8 @@ class RunningCluster:
 
 #: Resources a runtime proof needs beyond BUILTIN (declared by ClusterEmulator only).
 CLUSTER_BUILTIN: dict[str, dict[str, Any]] = {
-    "v1/serviceaccounts": {"kind": "ServiceAccount", "namespaced": True},
     "v1/endpoints": {"kind": "Endpoints", "namespaced": True},
     "discovery.k8s.io/v1/endpointslices": {"kind": "EndpointSlice", "namespaced": True},
-    "rbac.authorization.k8s.io/v1/roles": {"kind": "Role", "namespaced": True},
-    "rbac.authorization.k8s.io/v1/rolebindings": {"kind": "RoleBinding", "namespaced": True},
     "rbac.authorization.k8s.io/v1/clusterroles": {"kind": "ClusterRole", "namespaced": False},
     "rbac.authorization.k8s.io/v1/clusterrolebindings": {
         "kind": "ClusterRoleBinding",

@@ -13,16 +13,32 @@ import pytest
 import yaml
 
 from drivetrain.kube.resources import CHILD_KINDS
-from tests.paths import REPO
+from tests.paths import REPO, shared
 
 DEPLOY = REPO / "deploy"
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
 
 
-def kustomize(directory: Path) -> list[dict[str, Any]]:
-    """The objects of a kustomization: resources (files and directories) and ``namespace``.
+def _json_patch(obj: dict[str, Any], ops: list[dict[str, Any]]) -> None:
+    """The RFC 6902 ``add`` ops deploy/'s patches use (``-`` appends to a list)."""
+    for op in ops:
+        assert op["op"] == "add", op
+        *parents, last = op["path"].lstrip("/").split("/")
+        node: Any = obj
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        if isinstance(node, list):
+            node.insert(len(node) if last == "-" else int(last), op["value"])
+        else:
+            node[last] = op["value"]
 
-    Only the kustomize features deploy/ uses; kept in step with ``kubectl kustomize`` by
+
+def kustomize(directory: Path, components: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """The objects of a kustomization: resources (files and directories), components (their
+    resources and patches), JSON patches by target kind and name, and ``namespace``.
+
+    ``components`` are added as ``kustomize edit add component`` would. Only the kustomize
+    features deploy/ uses; kept in step with ``kubectl kustomize`` by
     ``test_the_builder_agrees_with_kubectl_kustomize`` where kubectl is installed.
     """
     spec = yaml.safe_load((directory / "kustomization.yaml").read_text())
@@ -33,6 +49,20 @@ def kustomize(directory: Path) -> list[dict[str, Any]]:
             objects += kustomize(path)
         else:
             objects += [d for d in yaml.safe_load_all(path.read_text()) if d]
+    patches = [(directory, p) for p in spec.get("patches", [])]
+    for name in [*spec.get("components", []), *components]:
+        component = (directory / name).resolve()
+        inner = yaml.safe_load((component / "kustomization.yaml").read_text())
+        assert inner["kind"] == "Component"
+        for entry in inner.get("resources", []):
+            objects += [d for d in yaml.safe_load_all((component / entry).read_text()) if d]
+        patches += [(component, p) for p in inner.get("patches", [])]
+    for base, patch in patches:
+        target = patch["target"]
+        ops = yaml.safe_load((base / patch["path"]).read_text())
+        for obj in objects:
+            if (obj["kind"], obj["metadata"]["name"]) == (target["kind"], target["name"]):
+                _json_patch(obj, ops)
     namespace = spec.get("namespace")
     if namespace:
         for obj in objects:
@@ -45,11 +75,22 @@ def kustomize(directory: Path) -> list[dict[str, Any]]:
 
 
 VARIANTS = {"cluster-wide": DEPLOY, "namespaced": DEPLOY / "namespaced"}
+#: Each variant with the claim-dynamo component enabled (deploy/claim-dynamo/).
+CLAIM_DYNAMO = {"cluster-wide": DEPLOY, "namespaced": DEPLOY / "namespaced"}
+WITH_COMPONENT = {
+    **{name: (path, ()) for name, path in VARIANTS.items()},
+    **{f"{name}+claim-dynamo": (path, ("claim-dynamo",)) for name, path in CLAIM_DYNAMO.items()},
+}
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+def build(variant: str) -> list[dict[str, Any]]:
+    path, components = WITH_COMPONENT[variant]
+    return kustomize(path, components)
+
+
+@pytest.mark.parametrize("variant", WITH_COMPONENT)
 def test_every_object_is_valid_kubernetes_1_30_strict(variant: str) -> None:
-    for obj in kustomize(VARIANTS[variant]):
+    for obj in build(variant):
         kubernetes_validate.validate(obj, "1.30", strict=True)
 
 
@@ -104,24 +145,68 @@ def test_the_role_grants_what_reconcile_does_to_every_child_kind(variant: str, r
     assert "patch" in allowed(granted, "drivetrain.dev", "graphdeployments/status")
 
 
-def test_nothing_grants_wildcards_or_secrets() -> None:
-    for variant in VARIANTS.values():
-        for obj in kustomize(variant):
-            for rule in obj.get("rules", []):
-                assert "*" not in rule["verbs"] and "*" not in rule["resources"]
-                assert "secrets" not in rule["resources"]
+@pytest.mark.parametrize("variant", WITH_COMPONENT)
+def test_no_wildcards_and_secrets_only_the_mpi_key_by_name_or_a_create(variant: str) -> None:
+    for obj in build(variant):
+        for rule in obj.get("rules", []):
+            assert "*" not in rule["verbs"] and "*" not in rule["resources"]
+            if "secrets" in rule["resources"]:
+                # Reading one Secret by name and creating it: never listing, changing or
+                # deleting anyone's Secrets (kube/mpi_secret.py).
+                assert rule["resources"] == ["secrets"]
+                named = rule.get("resourceNames") == ["mpi-run-ssh-secret"]
+                assert rule["verbs"] == (["get"] if named else ["create"]), rule
+
+
+@pytest.mark.parametrize("variant", ["cluster-wide+claim-dynamo", "namespaced+claim-dynamo"])
+def test_the_claim_dynamo_component_starts_the_operator_claiming_dgds(variant: str) -> None:
+    objects = build(variant)
+    (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["args"][-1] == "--claim-dynamo"
+    role = "ClusterRole" if variant.startswith("cluster") else "Role"
+    granted = [r for o in objects if o["kind"] == role for r in o["rules"]]
+    assert {"get", "list", "watch"} <= allowed(granted, "nvidia.com", "dynamographdeployments")
+    assert "patch" in allowed(granted, "nvidia.com", "dynamographdeployments/status")
+
+
+def test_the_claim_dynamo_crds_are_dynamos_byte_for_byte() -> None:
+    """The overlay installs Dynamo's own CRD files unchanged (at least the one the runtime in
+    the pods writes: DynamoWorkerMetadata)."""
+    copies = sorted((DEPLOY / "claim-dynamo" / "crds").glob("*.yaml"))
+    assert "nvidia.com_dynamoworkermetadatas.yaml" in [c.name for c in copies]
+    for copy in copies:
+        assert copy.read_bytes() == shared("crds", "dynamo", copy.name).read_bytes(), copy.name
+    names = {
+        o["metadata"]["name"]
+        for o in build("cluster-wide+claim-dynamo")
+        if o["kind"] == "CustomResourceDefinition"
+    }
+    assert "dynamoworkermetadatas.nvidia.com" in names
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_the_builder_agrees_with_kubectl_kustomize(variant: str) -> None:
+@pytest.mark.parametrize("variant", WITH_COMPONENT)
+def test_the_builder_agrees_with_kubectl_kustomize(variant: str, tmp_path: Path) -> None:
+    path, components = WITH_COMPONENT[variant]
+    if components:
+        # As a user enables it: `kustomize edit add component` in a copy of deploy/.
+        shutil.copytree(DEPLOY, tmp_path / "deploy")
+        path = tmp_path / "deploy" / path.relative_to(DEPLOY)
+        spec = yaml.safe_load((path / "kustomization.yaml").read_text())
+        spec["components"] = list(components)
+        (path / "kustomization.yaml").write_text(yaml.safe_dump(spec))
     out = subprocess.run(
-        ["kubectl", "kustomize", str(VARIANTS[variant])],
+        ["kubectl", "kustomize", str(path)],
         capture_output=True,
         text=True,
         check=True,
         timeout=60,
     ).stdout
     built = [d for d in yaml.safe_load_all(out) if d]
+    mine = build(variant)
     key = lambda o: (o["kind"], o["metadata"]["name"], o["metadata"].get("namespace"))  # noqa: E731
-    assert sorted(map(key, built)) == sorted(map(key, kustomize(VARIANTS[variant])))
+    assert sorted(map(key, built)) == sorted(map(key, mine))
+    by_key = {key(o): o for o in built}
+    for obj in mine:  # contents too: patches, namespaces of subjects
+        assert by_key[key(obj)] == obj, key(obj)

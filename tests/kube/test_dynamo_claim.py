@@ -44,7 +44,11 @@ def claiming_operator() -> Iterator[OperatorThread]:
 
 def test_a_claiming_operator_reconciles_dynamo_graphs(with_dgd: Cluster, claiming_operator) -> None:
     create_dgd(with_dgd)
-    children = eventually(lambda: len(with_dgd.children("chat")) == 3 and with_dgd.children("chat"))
+    # Dynamo's Kubernetes discovery: the ServiceAccount, Role and RoleBinding, the two
+    # Deployments, and a Service per component.
+    children = eventually(lambda: len(with_dgd.children("chat")) == 7 and with_dgd.children("chat"))
+    assert ("Service", "chat-worker") in children
+    assert ("ServiceAccount", "chat-k8s-service-discovery") in children
     (ref,) = children["Deployment", "chat-worker"]["metadata"]["ownerReferences"]
     assert ref["kind"] == "DynamoGraphDeployment"
     eventually(lambda: (dgd_status(with_dgd) or {}).get("state") == "pending")

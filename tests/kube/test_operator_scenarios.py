@@ -32,8 +32,11 @@ def state_of(cluster: Cluster, name: str) -> str | None:
 
 def test_a_new_graph_gets_its_children_and_is_pending(cluster: Cluster, operator) -> None:
     cluster.create_graph(AGG)
-    children = eventually(lambda: len(cluster.children("chat")) >= 3 and cluster.children("chat"))
+    children = eventually(lambda: len(cluster.children("chat")) >= 6 and cluster.children("chat"))
     assert set(children) == {
+        ("ServiceAccount", "chat-discovery"),
+        ("Role", "chat-discovery-role"),
+        ("RoleBinding", "chat-discovery-binding"),
         ("Deployment", "chat-frontend"),
         ("Deployment", "chat-worker"),
         ("Service", "chat-frontend"),
@@ -50,7 +53,7 @@ def workloads_ready(cluster: Cluster, graph: str) -> None:
 
 def test_every_child_is_labelled_and_controlled_by_the_graph(cluster: Cluster, operator) -> None:
     graph = cluster.create_graph(AGG)
-    children = eventually(lambda: len(cluster.children("chat")) >= 3 and cluster.children("chat"))
+    children = eventually(lambda: len(cluster.children("chat")) >= 6 and cluster.children("chat"))
     for obj in children.values():
         assert obj["metadata"]["labels"]["drivetrain.dev/graph"] == "chat"
         (ref,) = obj["metadata"]["ownerReferences"]
@@ -191,7 +194,7 @@ def test_deleting_the_graph_takes_its_children(cluster: Cluster, operator) -> No
     from drivetrain.kube.resources import GraphDeploymentResource
 
     cluster.create_graph(AGG)
-    eventually(lambda: len(cluster.children("chat")) == 3)
+    eventually(lambda: len(cluster.children("chat")) == 6)
     cluster.client.delete(GraphDeploymentResource, "chat")
     eventually(lambda: cluster.children("chat") == {})
 
@@ -235,13 +238,17 @@ def test_a_restarted_operator_writes_nothing(cluster: Cluster) -> None:
 
 def test_children_are_server_side_applied_by_one_field_manager(cluster: Cluster, operator) -> None:
     cluster.create_graph(AGG)
-    eventually(lambda: len(cluster.children("chat")) == 3)
+    eventually(lambda: len(cluster.children("chat")) == 6)
     child_writes = [
         (method, path)
         for method, path, _ in cluster.emulator.log
-        if method != "GET" and ("/deployments" in path or "/services" in path)
+        if method != "GET"
+        and any(
+            f"/{plural}/" in path
+            for plural in ("deployments", "services", "serviceaccounts", "roles", "rolebindings")
+        )
     ]
-    assert len(child_writes) == 3
+    assert len(child_writes) == 6  # serviceaccounts, roles, rolebindings, 2 deployments, 1 service
     for method, path in child_writes:
         assert method == "PATCH"
         assert "fieldManager=drivetrain" in path and "force=true" in path

@@ -54,6 +54,8 @@ def test_the_docs_example_runs_as_written() -> None:
     result = python(blocks[0])
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "rendered: ['Deployment', 'Deployment', 'Service']"
+    assert lines[0] == (
+        "rendered: ['ServiceAccount', 'Role', 'RoleBinding', 'Deployment', 'Deployment', 'Service']"
+    )
     assert lines[1] == "distenv: job-0.job.ml 1"
     assert lines[2] == "served: hi"

@@ -102,7 +102,8 @@ def test_render_validate_and_stdin(installed: Installed, outside: Path) -> None:
     result = drivetrain(installed, outside, "render", "-f", "agg.yaml", "-n", "ml")
     assert result.returncode == 0, result.stderr
     kinds = [d["kind"] for d in yaml.safe_load_all(result.stdout)]
-    assert kinds == ["Deployment", "Deployment", "Service"]
+    # The pods' RBAC for kubernetes:// discovery, then the workloads and the frontend's Service.
+    assert kinds == ["ServiceAccount", "Role", "RoleBinding", "Deployment", "Deployment", "Service"]
     piped = drivetrain(installed, outside, "render", "-f", "-", "-n", "ml", stdin=TRAINER)
     assert piped.returncode == 0, piped.stderr
     configmap = next(d for d in yaml.safe_load_all(piped.stdout) if d["kind"] == "ConfigMap")

@@ -196,7 +196,10 @@ def test_grove_renders_the_whole_graph_as_one_pod_clique_set(render) -> None:
             "minAvailable": 1,
         }
     ]
-    assert one(objects, "Service")["metadata"]["name"] == "sg-frontend"
+    # Dynamo's Kubernetes discovery: a Service per component (the worker's selects leaders).
+    services = {s["metadata"]["name"]: s["spec"]["selector"] for s in by_kind(objects, "Service")}
+    assert set(services) == {"sg-frontend", "sg-decode"}
+    assert services["sg-decode"]["drivetrain.dev/role"] == "leader"
 
 
 def test_grove_worker_rank_needs_shell_arithmetic(render) -> None:
@@ -258,7 +261,8 @@ def test_every_drivetrain_pod_shares_one_discovery_store(render) -> None:
             if e["name"] == "DRIVETRAIN_DISCOVERY"
         }
 
-    assert discovery(render(AGG)) == {"etcd://etcd:2379"}
+    # The default is the API server itself: no etcd to install (docs/discovery.md).
+    assert discovery(render(AGG)) == {"kubernetes://"}
     custom = AGG.replace("spec:\n  envs:", "spec:\n  discovery: etcd://etcd.infra:2379\n  envs:")
     assert discovery(render(custom)) == {"etcd://etcd.infra:2379"}
 

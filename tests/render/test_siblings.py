@@ -91,10 +91,15 @@ def test_documents_beside_the_graph_come_out_in_file_order_in_its_namespace_labe
     objects = render(FILE)
     assert [(o["kind"], o["metadata"]["name"]) for o in objects] == [
         ("ConfigMap", "engine-config"),
+        # the graph's own objects, in apply order (docs/rendering.md)
+        ("ServiceAccount", "demo-k8s-service-discovery"),
+        ("Role", "demo-k8s-service-discovery-role"),
+        ("RoleBinding", "demo-k8s-service-discovery-binding"),
         ("PersistentVolumeClaim", "made"),
         ("Deployment", "demo-frontend"),
         ("Deployment", "demo-worker"),
         ("Service", "demo-frontend"),
+        ("Service", "demo-worker"),
         ("PersistentVolumeClaim", "model-cache"),
     ]
     config_map, pvc = objects[0], objects[-1]
@@ -126,9 +131,13 @@ def test_what_neither_the_render_nor_the_file_provides_is_declared_on_the_pod_te
 def test_graphs_only_renders_today_s_objects_and_the_documents_count_as_external() -> None:
     objects = render(FILE, graphs_only=True)
     assert [o["kind"] for o in objects] == [
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
         "PersistentVolumeClaim",
         "Deployment",
         "Deployment",
+        "Service",
         "Service",
     ]
     assert external_refs(objects)["Deployment/demo-worker#0"] == (

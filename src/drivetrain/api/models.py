@@ -105,6 +105,20 @@ class FrontendSidecar(Strict):
     envs: list[EnvVar] | None = None
 
 
+class EngineServer(Strict):
+    """drivetrain: the main container runs an OpenAI-compatible server (an engine's own), and a
+    drivetrain worker runs beside it as a native sidecar (``--engine http``).  Detected for
+    ``vllm serve``, ``python -m vllm.entrypoints.openai.api_server``, ``python -m
+    sglang.launch_server`` and ``trtllm-serve``; declare it for any other server."""
+
+    port: int | None = Field(
+        default=None, ge=1, le=65535, description="The port it listens on (default 8000)."
+    )
+    healthPath: str = Field(
+        default="/health", pattern=r"^/", description="Its health check, for the probes."
+    )
+
+
 class ExtraPodSpec(BaseModel):
     """A Kubernetes PodSpec plus ``mainContainer``; PodSpec fields are checked in validate."""
 
@@ -192,6 +206,8 @@ class Service(Strict):
     annotations: dict[str, str] | None = None
     labels: dict[str, str] | None = None
     frontendSidecar: FrontendSidecar | None = None
+    # drivetrain: the main container is an engine's OpenAI server (docs/api.md).
+    engineServer: EngineServer | None = None
     # Accepted for DGD compatibility; see docs/api.md for what each does here.
     serviceName: str | None = None
     dynamoNamespace: str | None = None  # deprecated and ignored, as in Dynamo
@@ -263,7 +279,7 @@ class GraphSpec(Strict):
     # drivetrain: which defaults the pods get (drivetrain's runtime or Dynamo's images).
     profile: Profile | None = None
     # drivetrain: discovery URL for drivetrain's runtime in the cluster, injected as
-    # DRIVETRAIN_DISCOVERY (drivetrain profile only; default etcd://etcd:2379).
+    # DRIVETRAIN_DISCOVERY (drivetrain profile only; default kubernetes://).
     discovery: str | None = None
     # DGD fields accepted and passed over (documented in docs/api.md).
     restart: dict[str, Any] | None = None

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from drivetrain.api import podspec
-from drivetrain.api.enums import ComponentType
+from drivetrain.api.enums import ComponentType, Profile
 from drivetrain.api.errors import FieldError, InvalidGraph
 from drivetrain.api.feature_rules import feature_rules
 from drivetrain.api.models import (
@@ -271,6 +271,21 @@ def _service_rules(graph: GraphDeployment, name: str, svc: Service, base: str) -
                         f"{c.get('name')!r} is the name of a failover engine; rename this one",
                     )
                 )
+    if svc.engineServer is not None:
+        if graph.profile is not Profile.drivetrain:
+            errors.append(
+                FieldError(
+                    f"{base}.engineServer",
+                    "only under the drivetrain profile (Dynamo's workers run their own runtime)",
+                )
+            )
+        elif not svc.is_worker:
+            errors.append(
+                FieldError(
+                    f"{base}.engineServer",
+                    f"only for worker, prefill and decode services (got {svc.componentType!r})",
+                )
+            )
     if svc.frontendSidecar is not None:
         names = [c.get("name") for c in _user_containers(svc)]
         if "sidecar-frontend" in names:

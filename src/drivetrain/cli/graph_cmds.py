@@ -89,10 +89,21 @@ def render_file(
     path: Path, namespace: str, multinode: str | None, *, strict: bool = False
 ) -> list[dict[str, Any]]:
     """The objects of every graph in ``path`` and of the documents beside them; raises with
-    every error, reports the warnings (``strict``: exits 1 on any)."""
+    every error, reports the warnings (``strict``: exits 1 on any) and the placeholders."""
     loaded, objects = load_and_render(path, namespace, multinode)
     warn(loaded.warnings, strict)
+    note_placeholders(loaded, objects)
     return objects
+
+
+def note_placeholders(loaded: LoadedFile, objects: list[dict[str, Any]]) -> None:
+    """One stderr line per placeholder object (the MPI SSH Secret): what to do instead."""
+    from drivetrain.render.companions import placeholder_note
+
+    for obj in objects:
+        said = placeholder_note(obj)
+        if said:
+            note(f"{loaded.path}: {obj['kind']} {obj['metadata']['name']} is a placeholder: {said}")
 
 
 def print_external(loaded: LoadedFile, objects: list[dict[str, Any]], namespace: str) -> None:
@@ -106,12 +117,26 @@ def print_external(loaded: LoadedFile, objects: list[dict[str, Any]], namespace:
 
 
 def dump_yaml_stream(objects: list[dict[str, Any]]) -> str:
+    """A YAML stream; a placeholder object is preceded by comment lines saying what to do."""
+    import textwrap
+
     import yaml
 
+    from drivetrain.render.companions import HOW, placeholder_note
+
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    return "".join(
-        "---\n" + yaml.dump(obj, Dumper=dumper, sort_keys=False, width=1000) for obj in objects
-    )
+    out = []
+    for obj in objects:
+        out.append("---\n")
+        said = placeholder_note(obj)
+        if said:
+            why, _, command = said.partition(HOW)
+            lines = textwrap.wrap(f"PLACEHOLDER: {why}", 96, break_on_hyphens=False)
+            if command:  # on a line of its own, to copy as it is
+                lines += [HOW.strip(), command]
+            out.append("".join(f"# {line}\n" for line in lines))
+        out.append(yaml.dump(obj, Dumper=dumper, sort_keys=False, width=1000))
+    return "".join(out)
 
 
 def register(app: typer.Typer) -> None:
@@ -133,6 +158,7 @@ def register(app: typer.Typer) -> None:
         except InvalidGraph as exc:
             fail_invalid(exc)
         warn(loaded.warnings, strict)
+        note_placeholders(loaded, objects)
         print_external(loaded, objects, namespace)
         if output is OutputFormat.json:
             write_stdout(json.dumps(objects, indent=2) + "\n")
@@ -184,6 +210,7 @@ def register(app: typer.Typer) -> None:
         warn([*warnings, *report.reference_warnings], strict)
         # A pipe gets the whole argv rather than a table squeezed to 80 columns.
         report.render_table(Console(width=None if sys.stdout.isatty() else 250))
+        warn(report.contract_warnings, strict)
         if not report.ok:
             for problem in report.problems:
                 error_line(str(problem), "verify")

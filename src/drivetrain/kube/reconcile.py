@@ -18,8 +18,10 @@ from drivetrain.kube import multinode, readiness
 from drivetrain.kube.children import Plan, child_key, owned, plan
 from drivetrain.kube.client import FIELD_MANAGER
 from drivetrain.kube.lightkube_adapter import ApiError
+from drivetrain.kube.mpi_secret import ensure_mpi_secret
 from drivetrain.kube.resources import CHILD_KINDS, graph_resource
 from drivetrain.render import render_graph
+from drivetrain.render.companions import is_placeholder
 from drivetrain.render.naming import GRAPH_LABEL
 
 log = logging.getLogger("drivetrain.operator")
@@ -107,7 +109,12 @@ async def reconcile(
         status = readiness.failed_status("InvalidSpec", message, generation, previous)
         return await _write_status(client, body, status, Outcome(status))
 
-    desired = owned(rendered, body)
+    # A placeholder (the MPI SSH Secret) is not applied: the operator makes the real object
+    # once per namespace and never rewrites it (kube/mpi_secret.py).
+    for obj in (o for o in rendered if is_placeholder(o)):
+        if obj["kind"] == "Secret":
+            await ensure_mpi_secret(client, obj["metadata"]["name"], namespace)
+    desired = owned([o for o in rendered if not is_placeholder(o)], body)
     live = await list_children(client, namespace, name, groups)
     todo = plan(desired, live, uid, generations)
     current = {child_key(o): o for o in todo.unchanged}

@@ -6,7 +6,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import ConfigMap, PersistentVolumeClaim, Service
+from lightkube.resources.core_v1 import (
+    ConfigMap,
+    PersistentVolumeClaim,
+    Service,
+    ServiceAccount,
+)
+from lightkube.resources.rbac_authorization_v1 import Role, RoleBinding
 from lightkube.resources.resource_v1 import ResourceClaimTemplate
 
 from drivetrain.api import kinds
@@ -46,6 +52,10 @@ CHILD_KINDS: dict[str, ChildKind] = {
         ChildKind("PodCliqueSet", PodCliqueSet, group=GROVE_GROUP, workload=True),
         ChildKind("Service", Service),
         ChildKind("ResourceClaimTemplate", ResourceClaimTemplate, group=RESOURCE_GROUP),
+        # The pods' RBAC (render/rbac.py): applied before the workloads, like every child.
+        ChildKind("ServiceAccount", ServiceAccount),
+        ChildKind("Role", Role),
+        ChildKind("RoleBinding", RoleBinding),
     )
 }
 

@@ -37,6 +37,7 @@ from drivetrain.local.podenv import ClusterEnv
 from drivetrain.render import render_graph
 from drivetrain.render.naming import SELECTOR_LABEL, resource_name
 from drivetrain.render.profiles import main_command
+from drivetrain.render.sidecar import engine_server_of, is_worker_sidecar
 
 #: How a drivetrain command is started: the interpreter running ``up`` and its package.
 DRIVETRAIN_ARGV = [sys.executable, "-m", "drivetrain.cli.main"]
@@ -82,11 +83,14 @@ class ProcessSpec:
 def local_containers(pod_spec: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The containers of a rendered pod that ``up`` runs as processes of the service.
 
-    One rule for every service: today the main container. User sidecars and init containers
-    are not run (they need their images); this is the place to add a container that runs
-    beside the engine as a process of the service.
+    One rule for every service: the main container, and the drivetrain worker paired with an
+    engine server as a native sidecar (render/sidecar.py), which starts first.  User sidecars
+    and init containers are not run (they need their images).  A paired service is refused
+    before this is asked (``_service_problems``): its main container is the engine itself.
     """
-    return [c for c in pod_spec.get("containers") or [] if c.get("name") == MAIN_CONTAINER]
+    sidecars = [c for c in pod_spec.get("initContainers") or [] if is_worker_sidecar(c)]
+    mains = [c for c in pod_spec.get("containers") or [] if c.get("name") == MAIN_CONTAINER]
+    return [*sidecars, *mains]
 
 
 def pod_templates(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -133,10 +137,32 @@ def _service_problems(graph: GraphDeployment) -> dict[str, str]:
             )
         else:
             command, args = main_command(graph, name)
-            if drivetrain_argv([*command, *args]) is None:
+            paired = _engine_server_problem(graph, name, command, args)
+            if paired:
+                problems[name] = paired
+            elif drivetrain_argv([*command, *args]) is None:
                 image = svc.main_container.get("image")
                 problems[name] = _foreign_command(name, [*command, *args], image)
     return problems
+
+
+def _engine_server_problem(
+    graph: GraphDeployment, name: str, command: list[str], args: list[str]
+) -> str | None:
+    """Why a worker whose main container is an engine's own server cannot run here."""
+    try:
+        server = engine_server_of(graph, name, command, args)
+    except InvalidGraph:
+        return None  # the render reports it
+    if server is None:
+        return None
+    what = f"`{' '.join([*command, *args])}`" if command or args else "an engine server"
+    return (
+        f"service {name}: runs the engine server {what}, which a cluster pairs with a "
+        "drivetrain worker sidecar; `drivetrain up` does not run engines here (they need their "
+        "image and accelerators): run the engine yourself with `drivetrain worker --engine http "
+        "--upstream <its URL>` beside it (docs/runtime.md)"
+    )
 
 
 def _render(

@@ -7,7 +7,9 @@ from typing import Any
 
 from drivetrain.api.errors import FieldError, InvalidGraph
 from drivetrain.api.models import Deployer, GraphDeployment
-from drivetrain.render import external, workloads
+from drivetrain.render import companions, external, rbac, workloads
+from drivetrain.render.pod import service_engine
+from drivetrain.render.profiles import DRIVETRAIN, KUBERNETES_SCHEME, profile_of
 
 
 def spec_deployer(graph: GraphDeployment) -> Deployer | None:
@@ -61,6 +63,33 @@ def _pvcs(graph: GraphDeployment, namespace: str) -> list[dict[str, Any]]:
     return out
 
 
+def _mpi_secrets(graph: GraphDeployment, namespace: str) -> list[dict[str, Any]]:
+    """The MPI SSH Secret's placeholder when a service runs TRT-LLM over several nodes."""
+    for name, svc in graph.spec.services.items():
+        if svc.node_count > 1 and service_engine(graph, name) == "trtllm":
+            return [companions.mpi_secret_placeholder(graph, namespace)]
+    return []
+
+
+def _discovery_namespace(graph: GraphDeployment, namespace: str) -> list[FieldError]:
+    """``kubernetes://NS`` naming another namespace than the pods': a worker publishes its
+    WorkerEndpoint beside its pod (it is owned by the pod), so it would refuse to start."""
+    url = graph.spec.discovery or ""
+    if profile_of(graph) is not DRIVETRAIN or not url.startswith(KUBERNETES_SCHEME):
+        return []
+    named = url[len(KUBERNETES_SCHEME) :].strip("/")
+    workers = [n for n, s in graph.spec.services.items() if s.is_worker]
+    if named and named != namespace and workers:
+        return [
+            FieldError(
+                "spec.discovery",
+                f"{url} names namespace {named!r}, but the graph's pods run in {namespace!r}: "
+                "a worker publishes its WorkerEndpoint beside its own pod (docs/discovery.md)",
+            )
+        ]
+    return []
+
+
 def render_graph(
     graph: GraphDeployment,
     *,
@@ -69,6 +98,10 @@ def render_graph(
     provided: Collection[str] = (),
 ) -> list[dict[str, Any]]:
     """Every Kubernetes object the graph needs in ``namespace``, in apply order.
+
+    The order follows Dynamo's reconcile (docs/rendering.md): the pods' RBAC first (a pod
+    naming a ServiceAccount that does not exist yet is refused), PVCs, the MPI SSH Secret, the
+    workloads with what they mount, then the Services.
 
     Each pod template lists, in the ``drivetrain.dev/external-refs`` annotation, the Secrets,
     ConfigMaps, PVCs... its pods reference that are neither rendered here nor ``provided``
@@ -80,7 +113,7 @@ def render_graph(
     """
     deployer = choose_deployer(graph, multinode)
     objects: list[dict[str, Any]] = list(_pvcs(graph, namespace))
-    errors: list[FieldError] = []
+    errors: list[FieldError] = _discovery_namespace(graph, namespace)
 
     def attempt(produce: Any, *args: Any) -> Any:
         try:
@@ -107,9 +140,14 @@ def render_graph(
         svc_obj = workloads.service(graph, name, namespace)
         if svc_obj:
             objects.append(svc_obj)
+    objects += companions.model_services(graph, namespace)
     if errors:
         # The same engine error is found once per role; report it once.
         unique = list(dict.fromkeys(errors))
         raise InvalidGraph(unique)
+    pods_rbac = rbac.render_rbac(graph, namespace, objects)
+    secrets = _mpi_secrets(graph, namespace)
+    pvcs = [o for o in objects if o["kind"] == "PersistentVolumeClaim"]
+    rest = [o for o in objects if o["kind"] != "PersistentVolumeClaim"]
     # Last: what is external depends on every object rendered above.
-    return external.declare(workloads.dedupe(objects), provided)
+    return external.declare(workloads.dedupe([*pods_rbac, *pvcs, *secrets, *rest]), provided)

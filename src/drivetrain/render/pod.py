@@ -29,7 +29,16 @@ from drivetrain.api.models import (
 )
 from drivetrain.api.validate import VLLM_EXECUTOR_ANNOTATION
 from drivetrain.podcontainers import workload_containers
-from drivetrain.render import checkpoint, engines, failover, gpu, training
+from drivetrain.render import (
+    checkpoint,
+    companions,
+    engines,
+    failover,
+    gpu,
+    rbac,
+    sidecar,
+    training,
+)
 from drivetrain.render.deployers import MultinodeDeployer
 from drivetrain.render.naming import GRAPH_LABEL, ROLE_LABEL, SELECTOR_LABEL, resource_name
 from drivetrain.render.profiles import (
@@ -37,8 +46,10 @@ from drivetrain.render.profiles import (
     RoleDefaults,
     _annotations,
     main_command,
+    metrics_enabled,
     profile_of,
     runtime_namespace,
+    service_discovery,
     service_env,
 )
 
@@ -84,6 +95,8 @@ class ServiceView:
     command: list[str]
     args: list[str]
     engine: str | None
+    #: the engine server of a worker paired with a drivetrain worker sidecar (render/sidecar.py)
+    server: sidecar.EngineServer | None = None
 
     @property
     def base(self) -> str:
@@ -145,6 +158,7 @@ def resolve_service(graph: GraphDeployment, service_name: str, k8s_namespace: st
         command=command,
         args=args,
         engine=_engine_of(graph, service_name, command, args),
+        server=sidecar.engine_server_of(graph, service_name, command, args),
     )
 
 
@@ -221,6 +235,11 @@ def _pod_labels(graph: GraphDeployment, service_name: str, k8s_namespace: str) -
     }
     if svc.subComponentType:
         system[keys["sub_component_type"]] = svc.subComponentType
+    if table.metrics_label and metrics_enabled(graph, service_name):
+        system[table.metrics_label] = "true"
+    if service_discovery(graph, service_name).kubernetes:
+        system.update(table.discovery_labels)
+    system.update(companions.model_pod_labels(graph, service_name))
     labels = {**(graph.spec.labels or {}), **(svc.labels or {})}
     if svc.extraPodMetadata and svc.extraPodMetadata.labels:
         labels.update(svc.extraPodMetadata.labels)
@@ -233,6 +252,7 @@ def _pod_annotations(graph: GraphDeployment, service_name: str) -> dict[str, str
     out = {**(graph.spec.annotations or {}), **(svc.annotations or {})}
     if svc.extraPodMetadata and svc.extraPodMetadata.annotations:
         out.update(svc.extraPodMetadata.annotations)
+    out.update(companions.model_pod_annotations(graph, service_name))
     return out
 
 
@@ -315,8 +335,14 @@ _NO_DEPLOYER = _SingleNode()
 
 
 def _main_container(view: ServiceView) -> dict[str, Any]:
-    """1-2. The profile's container, the user's mainContainer over it, command, args, image."""
-    container = _merge_main(_base_container(view.role_defaults), view.user_main)
+    """1-2. The profile's container (an engine server's own, when paired with a worker sidecar),
+    the user's mainContainer over it, command, args, image."""
+    base = (
+        sidecar.engine_container(view.server)
+        if view.server
+        else _base_container(view.role_defaults)
+    )
+    container = _merge_main(base, view.user_main)
     command, args = view.command, view.args
     if command in (["/bin/sh", "-c"], ["sh", "-c"]) and not args:
         # A shell with no script fails at start; with nothing to run, the image's own
@@ -345,9 +371,12 @@ def _main_container(view: ServiceView) -> dict[str, Any]:
 
 
 def _env(view: ServiceView) -> list[dict[str, Any]]:
-    """3. Env: injected first, then the user's in written order (graph < main < service)."""
+    """3. Env: injected first, then the user's in written order (graph < main < service).
+
+    A paired engine server gets the user's env only: drivetrain's is its sidecar's.
+    """
     return merge_env(
-        service_env(view.graph, view.name, view.k8s_namespace),
+        [] if view.server else service_env(view.graph, view.name, view.k8s_namespace),
         _env_dicts(view.user_main.get("env")),
         _env_dicts(view.graph.spec.envs),
         _env_dicts(view.svc.envs),
@@ -492,7 +521,7 @@ def _pod_metadata(view: ServiceView, role: Role) -> dict[str, Any]:
 
 
 def _gpu_claim(view: ServiceView, spec: dict[str, Any]) -> list[dict[str, Any]]:
-    """15. DRA: the main container's GPUs become a claim the pod's containers can share (with
+    """17. DRA: the main container's GPUs become a claim the pod's containers can share (with
     the GPU memory service), from the service's ResourceClaimTemplate, returned."""
     gms = view.svc.gpuMemoryService
     if gms is None or not gms.enabled:
@@ -517,13 +546,13 @@ def _gpu_claim(view: ServiceView, spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _gms(view: ServiceView, spec: dict[str, Any]) -> None:
-    """16. The GPU memory service: the ``gms-server`` native sidecar beside the main container."""
+    """18. The GPU memory service: the ``gms-server`` native sidecar beside the main container."""
     if view.svc.gms_enabled:
         gpu.ensure_gms_server(spec)
 
 
 def _failover(view: ServiceView, spec: dict[str, Any]) -> None:
-    """17. Failover: the finished main container becomes ``engine-0`` and ``engine-1``."""
+    """19. Failover: the finished main container becomes ``engine-0`` and ``engine-1``."""
     if not view.svc.failover_enabled:
         return
     try:
@@ -540,7 +569,7 @@ def _failover(view: ServiceView, spec: dict[str, Any]) -> None:
 def _checkpoint(
     view: ServiceView, spec: dict[str, Any], metadata: dict[str, Any], purpose: Purpose
 ) -> None:
-    """18. Checkpoint/restore: the checkpoint Job's pod, or the service's pods as restore
+    """20. Checkpoint/restore: the checkpoint Job's pod, or the service's pods as restore
     targets (the failover engines, else the main container)."""
     ckpt = view.svc.checkpoint
     if ckpt is None or not ckpt.enabled or ckpt.identity is None:
@@ -585,12 +614,17 @@ def build_pod(
     view = resolve_service(graph, service_name, k8s_namespace)
     container = _main_container(view)  # 1-2
     container["env"] = _env(view)  # 3
+    if not container["env"]:
+        del container["env"]  # a paired engine server with no env of the user's
     _set_probes(view, container)  # 4
     _set_resources(view, container)  # 5
     _set_env_from(view, container)  # 6
     pvc_volumes = _mount_pvcs(view, container)  # 7
-    # 8. The engine's flags and container changes for this role.
+    # 8. The engine's flags and container changes for this role (a paired server's port first:
+    # TRT-LLM's leader wraps the command it is given into its mpirun script).
     ctx = _engine_context(view, role, deployer)
+    if view.server and role != "worker":
+        container = sidecar.with_port_flags(container, view.server)
     if view.engine:
         container = engines.update_container(view.engine, container, ctx)
     spec = _pod_spec(view)  # 9
@@ -603,13 +637,42 @@ def build_pod(
     if view.svc.frontendSidecar is not None:  # 14
         spec["containers"].append(_frontend_sidecar(graph, service_name, k8s_namespace))
     metadata = _pod_metadata(view, role)
-    extra_objects += _gpu_claim(view, spec)  # 15
-    _gms(view, spec)  # 16
+    _worker_sidecar(view, spec, role)  # 15
+    _service_account(view, spec)  # 16
+    extra_objects += _gpu_claim(view, spec)  # 17
+    _gms(view, spec)  # 18
     if purpose == "serve":
-        # After 15 and 16, so that both engines carry the claim, the GMS mount and its env.
-        _failover(view, spec)  # 17
-    _checkpoint(view, spec, metadata, purpose)  # 18
+        # After 17 and 18, so that both engines carry the claim, the GMS mount and its env.
+        _failover(view, spec)  # 19
+    _checkpoint(view, spec, metadata, purpose)  # 20
     return PodTemplate(metadata=metadata, spec=spec, extra_objects=extra_objects)
+
+
+def _worker_sidecar(view: ServiceView, spec: dict[str, Any], role: Role) -> None:
+    """15. A paired engine server gets the drivetrain worker as a native sidecar (the leader
+    only, in a multinode group: the other ranks serve no HTTP)."""
+    if view.server is None or role == "worker":
+        return
+    image = view.table.default_image
+    assert image is not None  # the drivetrain profile has one
+    worker = view.role_defaults
+    container = sidecar.worker_sidecar(
+        view.server,
+        image,
+        service_env(view.graph, view.name, view.k8s_namespace),
+        worker.ports,
+        worker.readiness,
+    )
+    spec["initContainers"] = [*spec.get("initContainers", []), container]
+
+
+def _service_account(view: ServiceView, spec: dict[str, Any]) -> None:
+    """16. Pods that name no ServiceAccount run as their graph role's (render/rbac.py)."""
+    if spec.get("serviceAccountName") or spec.get("serviceAccount"):
+        return
+    account = rbac.service_account(view.graph, view.name)
+    if account:
+        spec["serviceAccountName"] = account
 
 
 def _frontend_sidecar(

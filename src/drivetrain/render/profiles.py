@@ -9,7 +9,7 @@ reads the table; there is no second code path per profile.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from drivetrain import __version__, envnames
 from drivetrain.api.models import WORKER_TYPES, GraphDeployment, Profile
@@ -49,6 +49,12 @@ class ProfileTable:
     global_namespace: str
     #: the image a main container gets when the user names none (None: the user must).
     default_image: str | None = None
+    #: labels on the pod templates and component Services of a service with Kubernetes
+    #: discovery on (docs/dynamo-on-kubernetes.md: the Service's are the ones the runtime reads).
+    discovery_labels: dict[str, str] = field(default_factory=dict)
+    #: a label every pod carries unless the graph turns metrics off (Prometheus' PodMonitor
+    #: selects on it, and Dynamo's planner reads the metrics it scrapes).
+    metrics_label: str | None = None
 
     def role(self, component_type: str) -> RoleDefaults:
         if component_type in WORKER_TYPES:
@@ -152,6 +158,11 @@ DYNAMO = ProfileTable(
     },
     namespace_format="{k8s_namespace}-{graph_dashed}",
     global_namespace="dynamo",
+    discovery_labels={
+        "nvidia.com/dynamo-discovery-backend": "kubernetes",
+        "nvidia.com/dynamo-discovery-enabled": "true",
+    },
+    metrics_label="nvidia.com/metrics-enabled",
 )
 
 DRIVETRAIN = ProfileTable(
@@ -213,8 +224,15 @@ DRIVETRAIN = ProfileTable(
     default_image=f"drivetrain:{__version__}",
 )
 
-#: drivetrain's runtime in a cluster, when the graph names no discovery URL.
-DEFAULT_CLUSTER_DISCOVERY = "etcd://etcd:2379"
+#: drivetrain's runtime in a cluster, when the graph names no discovery URL: the API server
+#: itself (WorkerEndpoint objects, docs/discovery.md), so no store has to be installed.
+DEFAULT_CLUSTER_DISCOVERY = "kubernetes://"
+KUBERNETES_SCHEME = "kubernetes://"
+
+# Dynamo's annotations (graph, spec or service level; the service's wins), docs/rendering.md.
+DISCOVERY_BACKEND_ANNOTATION = "nvidia.com/dynamo-discovery-backend"
+DISCOVERY_MODE_ANNOTATION = "nvidia.com/dynamo-kube-discovery-mode"
+METRICS_ANNOTATION = "nvidia.com/enable-metrics"
 
 PROFILES = {Profile.dynamo: DYNAMO, Profile.drivetrain: DRIVETRAIN}
 
@@ -237,6 +255,44 @@ def runtime_namespace(graph: GraphDeployment, service_name: str, k8s_namespace: 
     return table.namespace_format.format(
         k8s_namespace=k8s_namespace, graph_dashed=graph.name.replace(".", "-")
     )
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """How one service's runtime finds the others, as rendered."""
+
+    #: ``kubernetes`` (through the API server: needs RBAC, and for Dynamo a Service per
+    #: component), or anything else (``etcd``, ``file``...: nothing around the pods).
+    backend: str
+    #: Dynamo's per-pod or per-container discovery (``DYN_KUBE_DISCOVERY_MODE``).
+    mode: Literal["pod", "container"] = "pod"
+    #: drivetrain's discovery URL (``DRIVETRAIN_DISCOVERY``); None under the dynamo profile.
+    url: str | None = None
+
+    @property
+    def kubernetes(self) -> bool:
+        return self.backend == "kubernetes"
+
+
+def service_discovery(graph: GraphDeployment, service_name: str) -> Discovery:
+    """The discovery of one service's pods: ``spec.discovery`` (default ``kubernetes://``) under
+    the drivetrain profile; under the dynamo profile Kubernetes unless the backend annotation
+    says ``etcd``, as Dynamo's operator decides."""
+    if profile_of(graph) is DYNAMO:
+        annotations = _annotations(graph, service_name)
+        backend = (
+            "etcd" if annotations.get(DISCOVERY_BACKEND_ANNOTATION) == "etcd" else "kubernetes"
+        )
+        container = annotations.get(DISCOVERY_MODE_ANNOTATION) == "container"
+        return Discovery(backend, "container" if container else "pod")
+    url = graph.spec.discovery or DEFAULT_CLUSTER_DISCOVERY
+    scheme = url.split("://", 1)[0] if "://" in url else url
+    return Discovery(scheme, url=url)
+
+
+def metrics_enabled(graph: GraphDeployment, service_name: str) -> bool:
+    """Dynamo's ``nvidia.com/enable-metrics: "false"`` turns the metrics label off."""
+    return _annotations(graph, service_name).get(METRICS_ANNOTATION, "").lower() != "false"
 
 
 def _values(
@@ -269,21 +325,17 @@ def service_env(
         {"name": n, "value": v.format(**values)} for n, v in table.common_env
     ]
     env += [{"name": n, "valueFrom": {"fieldRef": {"fieldPath": p}}} for n, p in table.field_env]
+    discovery = service_discovery(graph, service_name)
     if table is DYNAMO:
-        backend = _annotations(graph, service_name).get("nvidia.com/dynamo-discovery-backend")
-        if backend != "etcd":
+        if discovery.kubernetes:
             env.append({"name": envnames.DYN_DISCOVERY_BACKEND, "value": "kubernetes"})
-        if (
-            _annotations(graph, service_name).get("nvidia.com/dynamo-kube-discovery-mode")
-            == "container"
-        ):
+        if discovery.mode == "container":  # the operator sets these whatever the backend
             env.append({"name": "CONTAINER_NAME", "value": "main"})
             env.append({"name": envnames.DYN_KUBE_DISCOVERY_MODE, "value": "container"})
     else:
-        # Every pod of a graph must share one store; without spec.discovery that is the etcd
-        # Service named `etcd` in the graph's namespace (the convention, as Dynamo's platform).
-        url = graph.spec.discovery or DEFAULT_CLUSTER_DISCOVERY
-        env.append({"name": envnames.DISCOVERY, "value": url})
+        # Every pod of a graph shares one store: by default the API server (no etcd to run).
+        assert discovery.url is not None
+        env.append({"name": envnames.DISCOVERY, "value": discovery.url})
     env += [{"name": n, "value": v.format(**values)} for n, v in table.role(role).env]
     return env
 

@@ -1,4 +1,5 @@
-"""Workload objects around pod templates: Deployment, LeaderWorkerSet, PodCliqueSet, Service."""
+"""Workload objects around pod templates: Deployment, LeaderWorkerSet, PodCliqueSet, and each
+component's Service."""
 
 from __future__ import annotations
 
@@ -8,24 +9,15 @@ from drivetrain.api.kinds import DEPLOYMENT, LEADER_WORKER_SET, POD_CLIQUE_SET
 from drivetrain.api.models import GraphDeployment
 from drivetrain.render import checkpoint
 from drivetrain.render.deployers import GroveDeployer, LWSDeployer
-from drivetrain.render.naming import GRAPH_LABEL, SELECTOR_LABEL, resource_name, service_slug
+from drivetrain.render.naming import (
+    ROLE_LABEL,
+    SELECTOR_LABEL,
+    object_meta,
+    resource_name,
+    service_slug,
+)
 from drivetrain.render.pod import PodTemplate, build_pod, service_engine
-
-
-def object_meta(
-    graph: GraphDeployment, name: str, namespace: str, service_name: str | None = None
-) -> dict[str, Any]:
-    labels = dict(graph.spec.labels or {})
-    annotations = dict(graph.spec.annotations or {})
-    if service_name is not None:
-        svc = graph.spec.services[service_name]
-        labels.update(svc.labels or {})
-        annotations.update(svc.annotations or {})
-    labels[GRAPH_LABEL] = graph.name
-    meta: dict[str, Any] = {"name": name, "namespace": namespace, "labels": labels}
-    if annotations:
-        meta["annotations"] = annotations
-    return meta
+from drivetrain.render.profiles import DYNAMO, profile_of, runtime_namespace, service_discovery
 
 
 def deployment(graph: GraphDeployment, service_name: str, namespace: str) -> list[dict[str, Any]]:
@@ -172,23 +164,65 @@ def _clique(name: str, replicas: int, pod: PodTemplate) -> dict[str, Any]:
     return clique
 
 
+#: A component Service's port, by component type (Dynamo's ``GenerateComponentService``).
+_FRONTEND_PORT = {"name": "http", "port": 8000, "targetPort": "http", "protocol": "TCP"}
+_EPP_PORT = {
+    "name": "grpc",
+    "port": 9002,
+    "targetPort": 9002,
+    "protocol": "TCP",
+    "appProtocol": "http2",
+}
+_SYSTEM_PORT = {"name": "system", "port": 9090, "targetPort": "system", "protocol": "TCP"}
+
+
 def service(graph: GraphDeployment, service_name: str, namespace: str) -> dict[str, Any] | None:
-    """A ClusterIP Service for a frontend: port 8000 named http."""
+    """The Service of one component, or None when it needs none.
+
+    * A frontend always gets one: port 8000 named ``http``, for clients.
+    * Under the dynamo profile with Kubernetes discovery on, every component gets one: the
+      runtime finds workers through the EndpointSlices of Services labelled
+      ``nvidia.com/dynamo-discovery-enabled`` (docs/dynamo-on-kubernetes.md); port ``system``
+      9090 (EPP: ``grpc`` 9002), the component and discovery labels, and Dynamo's selector
+      (component type, Dynamo namespace, component).
+    * A multinode component's Service selects each group's leader only.
+    """
     svc = graph.spec.services[service_name]
-    if svc.componentType != "frontend":
+    table = profile_of(graph)
+    dynamo = table is DYNAMO
+    kubernetes = service_discovery(graph, service_name).kubernetes
+    if svc.componentType != "frontend" and not (dynamo and kubernetes):
         return None
     name = resource_name(graph, service_name)
-    selector = {SELECTOR_LABEL: name}
+    meta = object_meta(graph, name, namespace, service_name)
+    if dynamo:
+        keys = table.label_keys
+        dyn_namespace = runtime_namespace(graph, service_name, namespace)
+        selector = {
+            keys["component_type"]: svc.componentType,
+            keys["namespace"]: dyn_namespace,
+            keys["service"]: service_name,
+        }
+        component = {keys["graph"]: graph.name, **selector}
+        meta["labels"].update(component)
+        if kubernetes:
+            meta["labels"].update(table.discovery_labels)
+    else:
+        selector = {SELECTOR_LABEL: name}
     if svc.node_count > 1:
-        selector["drivetrain.dev/role"] = "leader"
+        selector[ROLE_LABEL] = "leader"
+    port = (
+        _FRONTEND_PORT
+        if svc.componentType == "frontend"
+        else _EPP_PORT
+        if svc.componentType == "epp"
+        else _SYSTEM_PORT
+    )
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": object_meta(graph, name, namespace, service_name),
-        "spec": {
-            "selector": selector,
-            "ports": [{"name": "http", "port": 8000, "targetPort": "http", "protocol": "TCP"}],
-        },
+        "metadata": meta,
+        "spec": {"selector": selector, "ports": [dict(port)]},
     }
 
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from drivetrain.cmdline import expand_argv, int_flag, is_bare_script
 from drivetrain.verify.controllers import Pod, enumerate_pods, object_name, why_not_simulated
+from drivetrain.verify.discovery import discovery_contract
 from drivetrain.verify.expansion import container_env, service_link_env
 from drivetrain.verify.flags import (
     NNODES_FLAGS,
@@ -91,11 +92,13 @@ def verify_manifests(manifests: list[dict[str, Any]], timeout: float = TIMEOUT_S
     }
     service_env = service_link_env(services, ips)
     runs: list[_PodRun] = []
+    pods: list[Pod] = []
     images_seen: set[tuple[str, str, str]] = set()
     present = Present(objects)
     with Toolbox() as toolbox:
         sim = _Simulation(configmaps, toolbox, report, timeout)
         for pod in enumerate_pods(objects):
+            pods.append(pod)
             report.reference_warnings.extend(check_references(pod, present))
             run = _PodRun(pod)
             links = service_env if pod.spec.get("enableServiceLinks", True) else {}
@@ -118,6 +121,7 @@ def verify_manifests(manifests: list[dict[str, Any]], timeout: float = TIMEOUT_S
     for members in groups.values():
         report.problems.extend(check_ranks(members))
         report.problems.extend(check_leader_address(members))
+    report.discovery = discovery_contract(objects, pods)
     return report
 
 
@@ -215,6 +219,7 @@ def _simulate(
             pod=pod.facts.hostname,
             container=name,
             init=init,
+            sidecar=init and container.get("restartPolicy") == "Always",
             rank=_rank_of(final, rank),
             source=source,
             argv=final,

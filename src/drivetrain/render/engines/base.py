@@ -12,6 +12,8 @@ from drivetrain.render.expr import IntExpr, IntLit, Word
 
 #: The port multinode engines rendezvous on (torch distributed, SGLang's dist-init).
 MASTER_PORT = 29500
+#: The Secret holding TRT-LLM multinode's SSH key pair (Dynamo's Helm default name).
+MPI_SECRET = "mpi-run-ssh-secret"
 
 
 class EngineChoiceError(DrivetrainError, ValueError):
@@ -35,7 +37,7 @@ class EngineContext:
     executor: Literal["mp", "ray"] = "mp"  # vLLM's multinode executor
     gpus_limit: int = 0  # resources.limits.gpu
     gpus_request: int = 0  # resources.requests.gpu
-    mpi_secret: str = "mpi-run-ssh-secret"
+    mpi_secret: str = MPI_SECRET
     compilation_cache_mount: str | None = None  # mountPoint of a useAsCompilationCache volume
 
     @property

@@ -65,6 +65,32 @@ def engines_in(text: str) -> list[str]:
     return found
 
 
+#: ``python -m <module>`` entry points of the engines' own OpenAI-compatible servers.
+SERVER_MODULES = {"vllm.entrypoints.openai.api_server": "vllm", "sglang.launch_server": "sglang"}
+
+
+def engine_server(command: list[str], args: list[str]) -> str | None:
+    """The engine whose own OpenAI-compatible server the command starts, or None.
+
+    ``vllm serve``, ``python -m vllm.entrypoints.openai.api_server``, ``python -m
+    sglang.launch_server`` and ``trtllm-serve`` (not a launcher such as ``dynamo.vllm``, which
+    runs a runtime of its own).
+    """
+    found: list[str] = []
+    for segment in _segments(" ".join([*command, *args])):
+        hits = [
+            (m.start(), SERVER_MODULES[m.group(1)])
+            for m in _MODULE.finditer(segment)
+            if m.group(1) in SERVER_MODULES
+        ]
+        hits += [(m.start(), "vllm") for m in _VLLM_SERVE.finditer(segment)]
+        hits += [(m.start(), "trtllm") for m in _TRTLLM_SERVE.finditer(segment)]
+        for _, engine in sorted(hits):
+            if engine not in found:
+                found.append(engine)
+    return found[0] if len(found) == 1 else None
+
+
 def detect_engine(command: list[str], args: list[str]) -> str | None:
     """The one engine the command runs, None if none; EngineChoiceError if several."""
     found = engines_in(" ".join([*command, *args]))
