@@ -123,6 +123,9 @@ class Service(Strict):
     annotations: dict[str, str] | None = None
     labels: dict[str, str] | None = None
     frontendSidecar: FrontendSidecar | None = None
+    # drivetrain: a trainer runs as a Job; this many failed pods are retried before the Job
+    # fails (default 0: a finished or failed run stays finished).
+    backoffLimit: int | None = Field(default=None, ge=0)
     # Accepted for DGD compatibility; see docs/api.md for what each does here.
     serviceName: str | None = None
     dynamoNamespace: str | None = None  # deprecated and ignored, as in Dynamo

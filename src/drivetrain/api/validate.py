@@ -246,6 +246,7 @@ def _service_rules(graph: GraphDeployment, name: str, svc: Service, base: str) -
                 f"{base}.componentType", f"must be one of {allowed} (got {svc.componentType!r})"
             )
         )
+    errors += _trainer_rules(svc, base)
     for feature, label in UNSUPPORTED_FEATURES.items():
         block = getattr(svc, feature)
         if block is not None and block.enabled is not False:
@@ -283,6 +284,32 @@ def _service_rules(graph: GraphDeployment, name: str, svc: Service, base: str) -
                     "a container named sidecar-frontend collides with frontendSidecar",
                 )
             )
+    return errors
+
+
+def _trainer_rules(svc: Service, base: str) -> list[FieldError]:
+    """A trainer runs to completion as one Job (an Indexed Job when multinode), docs/api.md."""
+    if svc.componentType != ComponentType.trainer:
+        if svc.backoffLimit is not None:
+            return [FieldError(f"{base}.backoffLimit", "applies to trainer services only")]
+        return []
+    errors = []
+    if svc.replica_count > 1:
+        errors.append(
+            FieldError(
+                f"{base}.replicas",
+                f"a trainer runs as one Job: at most 1 (got {svc.replica_count}); "
+                "use multinode.nodeCount for more pods",
+            )
+        )
+    policy = (svc.extraPodSpec.model_extra or {}).get("restartPolicy") if svc.extraPodSpec else None
+    if policy not in (None, "Never"):
+        errors.append(
+            FieldError(
+                f"{base}.extraPodSpec.restartPolicy",
+                f"a trainer's pods run once (Never; backoffLimit retries failed pods), got {policy!r}",
+            )
+        )
     return errors
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from drivetrain.api.models import Deployer, GraphDeployment
 from drivetrain.render.naming import resource_name
+from drivetrain.render.workloads import is_trainer
 
 READY = "Ready"
 
@@ -27,13 +28,17 @@ class ChildStatus:
     updated: int
     is_ready: bool
     reason: str  # what is missing, "" when ready
+    #: a trainer's Job that ran to completion: done, not down
+    succeeded: bool = False
 
 
 def service_children(graph: GraphDeployment, deployer: Deployer) -> dict[str, tuple[str, str]]:
     """service → (kind, name) of the workload that runs it."""
     out = {}
     for name, svc in graph.spec.services.items():
-        if deployer is Deployer.grove:
+        if is_trainer(graph, name):
+            out[name] = ("Job", resource_name(graph, name))
+        elif deployer is Deployer.grove:
             out[name] = ("PodCliqueSet", graph.name)
         elif svc.node_count > 1:
             out[name] = ("LeaderWorkerSet", resource_name(graph, name))
@@ -42,10 +47,44 @@ def service_children(graph: GraphDeployment, deployer: Deployer) -> dict[str, tu
     return out
 
 
+def _condition_true(status: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    return next(
+        (
+            c
+            for c in status.get("conditions") or []
+            if c.get("type") == kind and c.get("status") == "True"
+        ),
+        None,
+    )
+
+
+def job_status(obj: dict[str, Any], name: str) -> ChildStatus:
+    """A trainer's Job: ready while all its pods are ready, done once it completed.
+
+    A Job has no rollout and no ``observedGeneration``; its controller's conditions say how it
+    ended (``Complete`` / ``Failed``, kubernetes ``pkg/controller/job``).
+    """
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    desired = int(spec.get("parallelism", 1)) if not spec.get("suspend") else 0
+    if _condition_true(status, "Complete"):
+        count = int(spec.get("completions", 1))
+        return ChildStatus("Job", name, count, count, count, True, "", succeeded=True)
+    failed = _condition_true(status, "Failed")
+    ready = int(status.get("ready", 0))
+    if failed:
+        why = failed.get("message") or failed.get("reason") or "the Job failed"
+        return ChildStatus("Job", name, desired, ready, desired, False, f"failed: {why}")
+    reason = "" if ready >= desired else f"{ready}/{desired} pods ready"
+    return ChildStatus("Job", name, desired, ready, desired, not reason, reason)
+
+
 def child_status(obj: dict[str, Any] | None, kind: str, name: str) -> ChildStatus:
-    """Readiness of a Deployment, LeaderWorkerSet or PodCliqueSet from its status fields."""
+    """Readiness of a Deployment, LeaderWorkerSet, PodCliqueSet or Job from its status fields."""
     if obj is None:
         return ChildStatus(kind, name, 0, 0, 0, False, "not created yet")
+    if kind == "Job":
+        return job_status(obj, name)
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
     desired = int(spec.get("replicas", 1))
@@ -114,6 +153,7 @@ def graph_status(
             "replicas": c.replicas,
             "readyReplicas": c.ready,
             "updatedReplicas": c.updated,
+            **({"succeeded": True} if c.succeeded else {}),
         }
         for svc, c in sorted(children.items())
     }
