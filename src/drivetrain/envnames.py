@@ -44,3 +44,11 @@ RANK_SOURCE = "DRIVETRAIN_RANK_SOURCE"
 NNODES = "DRIVETRAIN_NNODES"
 GROVE_LEADER_CLIQUE = "DRIVETRAIN_GROVE_LEADER_CLIQUE"
 GROVE_WORKER_CLIQUE = "DRIVETRAIN_GROVE_WORKER_CLIQUE"
+
+# The frontend of an RLRun's graph, for the training code (docs/rl.md): one per graph as
+# DRIVETRAIN_FRONTEND_URL_<KEY>, and without suffix (plus OpenAI's client's own variable) when
+# the run has one graph.
+FRONTEND_URL = "DRIVETRAIN_FRONTEND_URL"
+OPENAI_BASE_URL = "OPENAI_BASE_URL"
+#: The RayJob's entrypoint script, carried to the driver in the Ray head's env (docs/rl.md).
+ENTRYPOINT = "DRIVETRAIN_ENTRYPOINT"

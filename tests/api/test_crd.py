@@ -10,14 +10,14 @@ import kubernetes_validate
 import yaml
 
 from drivetrain.api import load_text
-from drivetrain.api.crd import graph_crd, graph_crd_yaml
+from drivetrain.api.crd import crds_yaml, graph_crd, rlrun_crd
 from drivetrain.api.validate import prune_nulls
 from tests.paths import REPO, shared
 
 
 def test_the_committed_crd_equals_the_generated_one() -> None:
     committed = (REPO / "deploy" / "crd.yaml").read_text()
-    assert committed == graph_crd_yaml(), "run `drivetrain crd > deploy/crd.yaml`"
+    assert committed == crds_yaml(), "run `drivetrain crd > deploy/crd.yaml`"
 
 
 def test_the_crd_is_a_valid_custom_resource_definition() -> None:

@@ -64,7 +64,7 @@ def _locations(exc: ValidationError) -> list[tuple[Any, ...]]:
     ]
 
 
-def _pydantic_errors(exc: ValidationError) -> list[FieldError]:
+def pydantic_errors(exc: ValidationError) -> list[FieldError]:
     errors = []
     for err, loc in zip(exc.errors(include_url=False), _locations(exc), strict=True):
         kind = err["type"]
@@ -131,7 +131,7 @@ def check_document(
         try:
             graph = GraphDeployment.model_validate(pruned)
         except ValidationError as exc:
-            errors = _pydantic_errors(exc)
+            errors = pydantic_errors(exc)
             graph = _valid_part(pruned, exc)
         if graph is not None:
             errors += check_rules(graph)

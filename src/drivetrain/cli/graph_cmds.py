@@ -162,7 +162,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def crd() -> None:
-        """Print the GraphDeployment CustomResourceDefinition generated from the models."""
-        from drivetrain.api.crd import graph_crd_yaml
+        """Print the GraphDeployment and RLRun CustomResourceDefinitions generated from the models."""
+        from drivetrain.api.crd import crds_yaml
 
-        write_stdout(graph_crd_yaml())
+        write_stdout(crds_yaml())
