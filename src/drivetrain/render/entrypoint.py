@@ -11,10 +11,11 @@ the program's own status.
 ``bash -c`` command line of its submitter pod (``ray job submit ... -- <entrypoint> ;``) and the
 Ray CLI re-quotes what bash left with Windows rules (``subprocess.list2cmdline``) before the
 driver's ``sh`` parses it again: a pipe, a ``$`` or a quote in a script would be taken apart on
-the way.  So the script travels in the head container's env (``DRIVETRAIN_ENTRYPOINT``), and
-``spec.entrypoint`` is a fixed command with no character either layer changes, which writes it
-to a file and runs it with ``sh``: the same script then runs the same way under K8sJobMode,
-HTTPMode and ``drivetrain up``.
+the way.  So the script travels in the Ray containers' env (``DRIVETRAIN_ENTRYPOINT``), and
+``spec.entrypoint`` is a fixed command that survives both layers unchanged: Python (which every
+Ray image has) replaces itself with ``sh -c "$DRIVETRAIN_ENTRYPOINT"``.  The same script then
+runs the same way under K8sJobMode, HTTPMode and ``drivetrain up``, with no file to write and
+the driver's stdin left alone.
 """
 
 from __future__ import annotations
@@ -22,10 +23,6 @@ from __future__ import annotations
 import shlex
 
 from drivetrain import envnames
-
-#: Where the driver's shell writes the script before running it (in the head pod).
-SCRIPT_FILE = "/tmp/drivetrain-entrypoint.sh"
-
 
 def entrypoint_script(entrypoint: str, log_file: str | None = None) -> str:
     """The script the driver runs: ``entrypoint`` itself, or with ``log_file`` a POSIX sh
@@ -52,11 +49,15 @@ exit "$dt_status"
 
 
 def submitted_entrypoint() -> str:
-    """``spec.entrypoint`` of every rendered RayJob: run the script the head's env carries.
+    """``spec.entrypoint`` of every rendered RayJob: run the script the Ray containers' env
+    carries.
 
-    Only letters, ``/``, ``.``, ``-``, ``_``, ``>``, ``&`` and spaces inside one single-quoted
-    word: bash (K8sJobMode's submitter) hands it over as one argument, ``list2cmdline``
-    double-quotes it, and the driver's sh finds nothing to expand in it.
+    ``python3 -c '<code>'``, the code free of ``$``, backquotes, backslashes and single quotes:
+    bash (K8sJobMode's submitter) hands the code over as one argument, ``list2cmdline`` wraps
+    it in double quotes with its ``"`` escaped, and the driver's sh, inside double quotes, finds
+    nothing to expand and only those escapes to undo.
     """
-    script = f"printenv {envnames.ENTRYPOINT} > {SCRIPT_FILE} && exec sh {SCRIPT_FILE}"
-    return f"sh -c '{script}'"
+    code = (
+        'import os; os.execvp("sh", ["sh", "-c", os.environ["' + envnames.ENTRYPOINT + '"]])'
+    )
+    return f"python3 -c '{code}'"
