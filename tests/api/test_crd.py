@@ -68,3 +68,16 @@ def test_the_crd_schema_accepts_every_example_graph_spec_that_loads() -> None:
             assert not errors, f"{path}: {errors[:3]}"
             checked += 1
     assert checked > 80
+
+
+def test_the_rlrun_crd_is_valid_and_accepts_the_example_run() -> None:
+    crd = rlrun_crd()
+    kubernetes_validate.validate(crd, "1.30", strict=True)
+    spec = crd["spec"]
+    assert (spec["names"]["kind"], spec["names"]["shortNames"]) == ("RLRun", ["rlrun"])
+    schema = spec["versions"][0]["schema"]["openAPIV3Schema"]
+    assert _no_refs(schema)
+    from drivetrain.api.rlrun_loader import load_runs
+
+    (run,) = load_runs(REPO / "examples" / "rl" / "run.yaml").runs
+    jsonschema.Draft7Validator(schema["properties"]["spec"]).validate(run.applied["spec"])

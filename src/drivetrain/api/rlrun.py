@@ -165,7 +165,7 @@ def resolve_graph(run: RLRun, key: str, base: dict[str, Any]) -> dict[str, Any]:
     spec = doc.get("spec") if isinstance(doc.get("spec"), dict) else {}
     spec = deep_merge(spec, ref.overrides or {})
     _fill_images(spec, run.spec.image, run.spec.imagePullSecrets or [])
-    written = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+    written: dict[str, Any] = doc["metadata"] if isinstance(doc.get("metadata"), dict) else {}
     meta: dict[str, Any] = {"name": graph_name(run, key, base)}
     labels = {**(run.spec.labels or {}), **(written.get("labels") or {}), **(ref.labels or {})}
     annotations = {

@@ -24,6 +24,7 @@ import shlex
 
 from drivetrain import envnames
 
+
 def entrypoint_script(entrypoint: str, log_file: str | None = None) -> str:
     """The script the driver runs: ``entrypoint`` itself, or with ``log_file`` a POSIX sh
     wrapper that copies its output to the file and exits with its status."""
@@ -57,7 +58,5 @@ def submitted_entrypoint() -> str:
     it in double quotes with its ``"`` escaped, and the driver's sh, inside double quotes, finds
     nothing to expand and only those escapes to undo.
     """
-    code = (
-        'import os; os.execvp("sh", ["sh", "-c", os.environ["' + envnames.ENTRYPOINT + '"]])'
-    )
+    code = 'import os; os.execvp("sh", ["sh", "-c", os.environ["' + envnames.ENTRYPOINT + '"]])'
     return f"python3 -c '{code}'"
