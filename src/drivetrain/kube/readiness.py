@@ -108,11 +108,18 @@ def child_status(obj: dict[str, Any] | None, kind: str, name: str) -> ChildStatu
     return ChildStatus(kind, name, desired, ready, updated, not reason, reason)
 
 
-def _condition(
-    status: str, reason: str, message: str, generation: int | None, previous: dict[str, Any]
+def condition(
+    status: str,
+    reason: str,
+    message: str,
+    generation: int | None,
+    previous: dict[str, Any],
+    kind: str = READY,
 ) -> dict[str, Any]:
+    """A status condition of type ``kind``; its ``lastTransitionTime`` is kept from
+    ``previous`` (the object's current status) while its status holds."""
     old: dict[str, Any] = next(
-        (c for c in previous.get("conditions") or [] if c.get("type") == READY), {}
+        (c for c in previous.get("conditions") or [] if c.get("type") == kind), {}
     )
     # The transition time moves only when the status does, so a steady graph writes nothing.
     if old.get("status") == status and old.get("lastTransitionTime"):
@@ -120,7 +127,7 @@ def _condition(
     else:
         when = datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     cond = {
-        "type": READY,
+        "type": kind,
         "status": status,
         "reason": reason,
         "message": message,
@@ -137,7 +144,7 @@ def failed_status(
     return {
         "observedGeneration": generation,
         "state": "failed",
-        "conditions": [_condition("False", reason, message, generation, previous)],
+        "conditions": [condition("False", reason, message, generation, previous)],
         "services": {},
     }
 
@@ -163,7 +170,7 @@ def graph_status(
     if waiting:
         state, cond = (
             "pending",
-            _condition(
+            condition(
                 "False",
                 "ResourcesNotReady",
                 "not ready: " + "; ".join(waiting),
@@ -174,9 +181,7 @@ def graph_status(
     else:
         state, cond = (
             "successful",
-            _condition(
-                "True", "AllResourcesReady", "all resources are ready", generation, previous
-            ),
+            condition("True", "AllResourcesReady", "all resources are ready", generation, previous),
         )
     return {
         "observedGeneration": generation,
