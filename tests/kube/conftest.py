@@ -150,13 +150,16 @@ def with_grove(cluster: Cluster) -> Cluster:
 class OperatorThread:
     """``drivetrain operator``'s handlers under kopf's KopfRunner, startable more than once."""
 
-    def __init__(self, claim_dynamo: bool = False) -> None:
+    def __init__(self, claim_dynamo: bool = False, run_poll_s: float = 5.0) -> None:
         self.claim_dynamo = claim_dynamo
+        self.run_poll_s = run_poll_s
         self._runner: KopfRunner | None = None
 
     def start(self) -> None:
         registry = kopf.OperatorRegistry()
-        register(registry, OperatorState(claim_dynamo=self.claim_dynamo))
+        register(
+            registry, OperatorState(claim_dynamo=self.claim_dynamo, run_poll_s=self.run_poll_s)
+        )
         self._runner = KopfRunner(
             ["run", "--standalone", "--all-namespaces"],
             registry=registry,

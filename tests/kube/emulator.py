@@ -453,13 +453,15 @@ class ExtendedEmulator(kmock.KubernetesEmulator):
         query = dict(request.params)
         try:
             timeout = aiohttp.ClientTimeout(total=10)
-            async with aiohttp.ClientSession(timeout=timeout) as session:
-                async with session.get(url, params=query) as reply:
-                    body = await reply.read()
-                    ctype = reply.headers.get("Content-Type", "application/octet-stream")
-                    return aiohttp.web.Response(
-                        body=body, status=reply.status, headers={"Content-Type": ctype}
-                    )
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.get(url, params=query) as reply,
+            ):
+                body = await reply.read()
+                ctype = reply.headers.get("Content-Type", "application/octet-stream")
+                return aiohttp.web.Response(
+                    body=body, status=reply.status, headers={"Content-Type": ctype}
+                )
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ApiError(
                 503, "ServiceUnavailable", f"error trying to reach service: {exc}"
