@@ -3,6 +3,8 @@ thread (kopf's KopfRunner), and "controllers" played by the tests through the AP
 
 from __future__ import annotations
 
+import copy
+import functools
 import textwrap
 import time
 from collections.abc import Callable, Iterator
@@ -138,6 +140,29 @@ def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster
 @pytest.fixture
 def with_lws(cluster: Cluster) -> Cluster:
     cluster.install_crd(shared("crds", "lws", "leaderworkerset.x-k8s.io_leaderworkersets.yaml"))
+    return cluster
+
+
+@functools.cache
+def kuberay_crds() -> list[dict[str, Any]]:
+    """KubeRay's RayJob and RayCluster CRDs without their schemas: the emulator serves what a
+    CRD names and does not validate (1.4 MB of schema would cost seconds per test)."""
+    out = []
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    for plural in ("rayjobs", "rayclusters"):
+        crd = yaml.load(shared("crds", "kuberay", f"ray.io_{plural}.yaml").read_text(), loader)
+        for version in crd["spec"]["versions"]:
+            version["schema"] = {
+                "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+            }
+        out.append(crd)
+    return out
+
+
+@pytest.fixture
+def ray_cluster(cluster: Cluster) -> Cluster:
+    for crd in kuberay_crds():
+        cluster.client.create(codecs.from_dict(copy.deepcopy(crd)))
     return cluster
 
 

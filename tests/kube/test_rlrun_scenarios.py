@@ -10,17 +10,16 @@ writes nothing.
 
 from __future__ import annotations
 
-import copy
-import functools
 import textwrap
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
-from lightkube import codecs
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Event
+from lightkube.types import PatchType
 
 from drivetrain.kube.resources import (
     GraphDeploymentResource,
@@ -30,7 +29,6 @@ from drivetrain.kube.resources import (
 )
 from tests.kube.conftest import NS, Cluster, OperatorThread, eventually, quiet
 from tests.kube.players import FrontendThread, KubeRay, Pods, free_port
-from tests.paths import shared
 
 RUN = """
 apiVersion: drivetrain.dev/v1alpha1
@@ -66,29 +64,6 @@ spec:
     job:
       entrypoint: python3 train.py
 """
-
-
-@functools.cache
-def kuberay_crds() -> list[dict[str, Any]]:
-    """KubeRay's RayJob and RayCluster CRDs without their schemas: the emulator serves what a
-    CRD names and does not validate (1.4 MB of schema would cost seconds per test)."""
-    out = []
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    for plural in ("rayjobs", "rayclusters"):
-        crd = yaml.load(shared("crds", "kuberay", f"ray.io_{plural}.yaml").read_text(), loader)
-        for version in crd["spec"]["versions"]:
-            version["schema"] = {
-                "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-            }
-        out.append(crd)
-    return out
-
-
-@pytest.fixture
-def ray_cluster(cluster: Cluster) -> Cluster:
-    for crd in kuberay_crds():
-        cluster.client.create(codecs.from_dict(copy.deepcopy(crd)))
-    return cluster
 
 
 @pytest.fixture
@@ -274,11 +249,19 @@ def test_a_gate_that_times_out_fails_the_run_and_leaves_the_rayjob_suspended(
     ray_cluster: Cluster, op
 ) -> None:
     cluster = ray_cluster
-    run = yaml.safe_load(textwrap.dedent(RUN))
-    run["spec"]["graphs"]["policy"]["readyTimeoutS"] = 1
-    create_run(cluster, yaml.safe_dump(run))
+    create_run(cluster)
     eventually(lambda: cluster.children("policy").get(("Deployment", "policy-frontend")))
     Pods(cluster).start("policy", ready=False)
+    eventually(
+        lambda: run_status(cluster).get("graphs", {}).get("policy", {}).get("gate") == "pods"
+    )
+    time.sleep(1.1)  # the graph is now older than the timeout below
+    cluster.client.patch(
+        RLRunResource,
+        "grpo",
+        {"spec": {"graphs": {"policy": {"readyTimeoutS": 1}}}},
+        patch_type=PatchType.MERGE,
+    )
     status = eventually(lambda: phase_is(cluster, "Failed") and run_status(cluster), timeout=15)
     assert status["reason"] == "GateTimedOut"
     assert status["message"] == (

@@ -156,10 +156,10 @@ def resolve_graphs(
             continue  # the merged graph would only repeat it (a service with no componentType)
         document = resolve_graph(run, key, base)
         graph, found = check_document(document)
-        errors += [_located(e, key, source) for e in found]
+        errors += [locate_graph_error(e, key, source) for e in found]
         if graph is None or found:
             continue
-        warnings += [_located(w, key, source) for w in graph_warnings(graph)]
+        warnings += [locate_graph_error(w, key, source) for w in graph_warnings(graph)]
         if graph.name in names:
             errors.append(
                 FieldError(
@@ -183,8 +183,9 @@ def _unknown_services(
     return [(svc, known) for svc in named if svc not in known]
 
 
-def _located(error: FieldError, key: str, source: GraphSource) -> FieldError:
-    """A problem of a resolved graph, said where the user can find it."""
+def locate_graph_error(error: FieldError, key: str, source: GraphSource) -> FieldError:
+    """A problem of a resolved graph, said where the user can find it (an inline graph's
+    still to be located in the run's file and document)."""
     if source.inline:
         path = f"spec.graphs.{key}.graph" + (f".{error.path}" if error.path else "")
         return FieldError(path, error.message, None, None, error.line, error.column)

@@ -1,4 +1,4 @@
-"""Graph commands: ``render``, ``validate``, ``verify`` and ``crd``."""
+"""Graph commands: ``render``, ``validate``, ``verify`` and ``crd`` (graph and RLRun files)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from rich.markup import escape
 
 from drivetrain.api.enums import Deployer
 from drivetrain.api.errors import FieldError, InvalidGraph
+from drivetrain.cli.inputs import Input, read_input, run_objects
 from drivetrain.cli.output import (
     EXIT_INVALID,
+    EXIT_USAGE,
     StrictOption,
     err_console,
     error_line,
@@ -28,7 +30,10 @@ if TYPE_CHECKING:
     from drivetrain.api.loader import LoadedFile
 
 FileOption = typer.Option(
-    ..., "-f", "--file", help="Graph file (YAML, several documents allowed; - reads stdin)."
+    ...,
+    "-f",
+    "--file",
+    help="Graph or RLRun file (YAML, several documents allowed; - reads stdin).",
 )
 NamespaceOption = typer.Option("default", "-n", "--namespace", help="Kubernetes namespace.")
 
@@ -47,14 +52,14 @@ MultinodeOption = typer.Option(
 
 
 def load_and_render(
-    path: Path, namespace: str, multinode: str | None
+    inp: Input, namespace: str, multinode: str | None
 ) -> tuple[LoadedFile, list[dict[str, Any]]]:
-    """Load every graph in ``path`` and render them all, or raise with every error: those of
-    every document, a schema error beside the rules and engine errors of the same graph."""
-    from drivetrain.api.loader import load_file
+    """Load every graph of a graph file and render them all, or raise with every error: those
+    of every document, a schema error beside the rules and engine errors of the same graph."""
+    from drivetrain.api.loader import load_text
     from drivetrain.render import render_graph
 
-    loaded = load_file(path, keep_going=True)
+    loaded = load_text(inp.text, inp.file, keep_going=True)
     for skipped in loaded.skipped:
         note(f"{loaded.path}: {skipped} is not a graph; passed over")
     objects: list[dict[str, Any]] = []
@@ -72,11 +77,22 @@ def load_and_render(
 
 
 def render_file(
-    path: Path, namespace: str, multinode: str | None, *, strict: bool = False
+    path: Path,
+    namespace: str,
+    multinode: str | None,
+    *,
+    strict: bool = False,
+    children: bool = False,
 ) -> list[dict[str, Any]]:
-    """The objects of every graph in ``path``; raises with every error, reports the warnings
-    (``strict``: exits 1 on any)."""
-    loaded, objects = load_and_render(path, namespace, multinode)
+    """The objects of every graph in ``path``, or of every run (its graphs as custom
+    resources, ``children``: with their objects, then the Ray object); raises with every
+    error, reports the warnings (``strict``: exits 1 on any)."""
+    inp = read_input(path)
+    if inp.runs:
+        objects, _, warnings = run_objects(inp, namespace, multinode, children=children)
+        warn(warnings, strict)
+        return objects
+    loaded, objects = load_and_render(inp, namespace, multinode)
     warn(loaded.warnings, strict)
     return objects
 
@@ -100,10 +116,25 @@ def register(app: typer.Typer) -> None:
             OutputFormat.yaml, "-o", "--output", help="yaml or json."
         ),
         strict: bool = StrictOption,
+        render_children: bool = typer.Option(
+            False,
+            "--render-children",
+            help="RLRun files: also each graph's objects, after the graph's custom resource.",
+        ),
     ) -> None:
-        """Render a graph into Kubernetes objects (YAML stream or a JSON array)."""
+        """Render a graph into Kubernetes objects (YAML stream or a JSON array); an RLRun
+        into its graphs' custom resources and its RayJob or RayCluster."""
         try:
-            objects = render_file(file, namespace, multinode, strict=strict)
+            if render_children and not read_input(file).runs:
+                error_line(
+                    "--render-children applies to RLRun files (a graph file renders its "
+                    "objects already)",
+                    "usage",
+                )
+                raise typer.Exit(EXIT_USAGE)
+            objects = render_file(
+                file, namespace, multinode, strict=strict, children=render_children
+            )
         except InvalidGraph as exc:
             fail_invalid(exc)
         if output is OutputFormat.json:
@@ -113,9 +144,13 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def validate(file: Path = FileOption, strict: bool = StrictOption) -> None:
-        """Check a graph file; list every error with its file, document and field path."""
+        """Check a graph or RLRun file; list every error with its file, document and field path."""
         try:
-            loaded, _ = load_and_render(file, "default", None)
+            inp = read_input(file)
+            if inp.runs:
+                _validate_runs(inp, strict)
+                return
+            loaded, _ = load_and_render(inp, "default", None)
         except InvalidGraph as exc:
             fail_invalid(exc)
         warn(loaded.warnings, strict)
@@ -159,6 +194,18 @@ def register(app: typer.Typer) -> None:
             for problem in report.problems:
                 error_line(str(problem), "verify")
             raise typer.Exit(EXIT_INVALID)
+
+    def _validate_runs(inp: Input, strict: bool) -> None:
+        from drivetrain.api.rlrun_loader import load_runs_text
+
+        run_objects(inp, "default", None, children=False)  # the renderer's errors too
+        loaded = load_runs_text(inp.text, inp.file, inp.folder)
+        warn(loaded.warnings, strict)
+        summary = ", ".join(f"{r.name}: graphs {', '.join(r.graphs)}" for r in loaded.runs)
+        err_console.print(
+            f"[green]ok[/green]: {escape(inp.file)}: {len(loaded.runs)} run(s) valid "
+            f"({escape(summary)})"
+        )
 
     @app.command()
     def crd() -> None:

@@ -1,5 +1,7 @@
 """What ``drivetrain verify -f FILE`` reads: graphs and Kubernetes objects, per document.
 
+An RLRun file is its graphs' rendered objects (the Ray objects are KubeRay's to run).
+
 A ``GraphDeployment`` or ``DynamoGraphDeployment`` document is rendered first (as ``drivetrain
 render`` would); any other document is taken as Kubernetes objects as written: one object, a
 ``kind: List`` (``kubectl get -o yaml``) or a list of objects (``drivetrain render -o json``).
@@ -14,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from drivetrain.api.errors import FieldError, InvalidGraph
-from drivetrain.api.loader import GRAPH_KINDS, parse_yaml_documents, read_text
+from drivetrain.api.loader import GRAPH_KINDS, parse_yaml_documents
 from drivetrain.api.validate import check_document, graph_warnings
+from drivetrain.cli.inputs import read_input, run_objects
 from drivetrain.cli.output import note
 from drivetrain.render import render_graph
 from drivetrain.verify import shape_errors
@@ -46,7 +49,11 @@ def read_objects(
 ) -> tuple[list[dict[str, Any]], list[FieldError]]:
     """Every object to verify in ``path`` (``-``: stdin), graphs rendered, and the graphs'
     warnings; ``InvalidGraph`` with every error."""
-    text, file = read_text(path)
+    inp = read_input(path)
+    if inp.runs:
+        _, children, run_warnings = run_objects(inp, namespace, multinode, children=True)
+        return children, run_warnings
+    text, file = inp.text, inp.file
     objects: list[dict[str, Any]] = []
     where: list[tuple[int, str]] = []  # (document, path inside it) of each manifest object
     errors: list[FieldError] = []
