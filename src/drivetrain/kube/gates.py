@@ -58,6 +58,8 @@ def status_gate(graph: dict[str, Any]) -> Gate:
     ready: dict[str, Any] = next(
         (c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {}
     )
+    if not status.get("state"):
+        return Gate(False, STATUS, "no status yet (is the graph's operator running?)")
     if state == "failed":
         why = ready.get("message") or ready.get("reason") or "no reason given"
         return Gate(False, STATUS, f"state is failed: {why}", failed=True)
