@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -147,6 +148,24 @@ def _play_until_released(cluster: Cluster, frontend: FrontendThread) -> KubeRay:
     return kuberay
 
 
+class Lines:
+    """A subprocess's stderr lines as they come (so a test can wait for one)."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        assert proc.stderr is not None
+        stream = proc.stderr
+        self._thread = threading.Thread(target=lambda: self.lines.extend(stream), daemon=True)
+        self._thread.start()
+
+    def saw(self, text: str) -> bool:
+        return any(text in line for line in self.lines)
+
+    def text(self) -> str:
+        self._thread.join(10)
+        return "".join(self.lines)
+
+
 def test_apply_wait_exits_0_when_the_run_succeeds(ray_cluster: Cluster, tmp_path: Path) -> None:
     op = OperatorThread(run_poll_s=0.3)
     op.start()
@@ -154,21 +173,23 @@ def test_apply_wait_exits_0_when_the_run_succeeds(ray_cluster: Cluster, tmp_path
     proc = popen(
         "apply", "-f", str(files(tmp_path)), "-n", NS, "--wait", kubeconfig=ray_cluster.kubeconfig
     )
+    err = Lines(proc)
     try:
+        eventually(
+            lambda: err.saw("RLRun grpo: WaitingForGraphs: waiting for graph policy"), timeout=60
+        )
         kuberay = _play_until_released(ray_cluster, frontend)
         for _ in range(3):
             kuberay.step("grpo")
-        time.sleep(1.5)  # and running
+        eventually(lambda: err.saw("RLRun grpo: Running"), timeout=30)
         kuberay.finish("grpo", "SUCCEEDED")
-        _, err = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
     finally:
         proc.kill()
         frontend.stop()
         op.stop()
-    assert proc.returncode == 0, err
-    assert "RLRun grpo: WaitingForGraphs: waiting for graph policy" in err
-    assert "RLRun grpo: Running" in err
-    assert "RLRun grpo: Succeeded" in err
+    assert proc.returncode == 0, err.text()
+    assert "RLRun grpo: Succeeded: the Ray job succeeded" in err.text()
 
 
 def test_apply_wait_exits_1_printing_the_failed_gate(ray_cluster: Cluster, tmp_path: Path) -> None:
