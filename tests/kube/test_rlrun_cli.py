@@ -234,26 +234,26 @@ def test_apply_wait_for_a_plain_graph_waits_for_the_three_gates(
         "--wait",
         kubeconfig=cluster.kubeconfig,
     )
+    err = Lines(proc)
     try:
         eventually(
             lambda: cluster.children("policy").get(("Deployment", "policy-worker")), timeout=30
         )
         Pods(cluster).start("policy", ready=False, frontend_port=frontend.port)
-        time.sleep(1.5)
-        assert proc.poll() is None, "pods not Ready: still waiting"
+        eventually(lambda: err.saw("waiting: pods: 0/2 pods ready"), timeout=60)
+        assert proc.poll() is None
         Pods(cluster).set_ready("policy")
-        time.sleep(1.5)
-        assert proc.poll() is None, "nothing listens: still waiting"
+        waiting = "waiting: frontend: GET /v1/models through the service proxy answered 503"
+        eventually(lambda: err.saw(waiting), timeout=30)
+        assert proc.poll() is None
         frontend.start()
-        _, err = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
     finally:
         proc.kill()
         frontend.stop()
         op.stop()
-    assert proc.returncode == 0, err
-    assert "waiting: pods: 0/2 pods ready" in err
-    assert "waiting: frontend: GET /v1/models through the service proxy answered 503" in err
-    assert "GraphDeployment ml/policy: all gates passed" in err
+    assert proc.returncode == 0, err.text()
+    assert "GraphDeployment ml/policy: all gates passed" in err.text()
 
 
 def test_apply_wait_for_a_graph_times_out_naming_the_gate(cluster: Cluster, tmp_path: Path) -> None:
