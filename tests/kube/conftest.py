@@ -144,19 +144,23 @@ def with_lws(cluster: Cluster) -> Cluster:
 
 
 @functools.cache
-def kuberay_crds() -> list[dict[str, Any]]:
-    """KubeRay's RayJob and RayCluster CRDs without their schemas: the emulator serves what a
-    CRD names and does not validate (1.4 MB of schema would cost seconds per test)."""
-    out = []
+def schemaless_crd(*parts: str) -> dict[str, Any]:
+    """A CRD from ../shared without its schema: the emulator serves what a CRD names and does
+    not validate (a megabyte of schema would cost seconds per test)."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    for plural in ("rayjobs", "rayclusters"):
-        crd = yaml.load(shared("crds", "kuberay", f"ray.io_{plural}.yaml").read_text(), loader)
-        for version in crd["spec"]["versions"]:
-            version["schema"] = {
-                "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-            }
-        out.append(crd)
-    return out
+    crd = yaml.load(shared(*parts).read_text(), loader)
+    for version in crd["spec"]["versions"]:
+        version["schema"] = {
+            "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+        }
+    return crd
+
+
+def kuberay_crds() -> list[dict[str, Any]]:
+    """KubeRay's RayJob and RayCluster CRDs (schemaless)."""
+    return [
+        schemaless_crd("crds", "kuberay", f"ray.io_{p}.yaml") for p in ("rayjobs", "rayclusters")
+    ]
 
 
 @pytest.fixture

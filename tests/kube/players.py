@@ -220,7 +220,8 @@ class FrontendThread:
     def stop(self) -> None:
         if self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
+        if self._thread.is_alive():
+            self._thread.join(10)
 
 
 def free_port() -> int:

@@ -10,6 +10,7 @@ writes nothing.
 
 from __future__ import annotations
 
+import copy
 import textwrap
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+from lightkube import codecs
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Event
 from lightkube.types import PatchType
@@ -27,7 +29,7 @@ from drivetrain.kube.resources import (
     RayJobResource,
     RLRunResource,
 )
-from tests.kube.conftest import NS, Cluster, OperatorThread, eventually, quiet
+from tests.kube.conftest import NS, Cluster, OperatorThread, eventually, quiet, schemaless_crd
 from tests.kube.players import FrontendThread, KubeRay, Pods, free_port
 
 RUN = """
@@ -123,7 +125,7 @@ def bring_up(cluster: Cluster, frontend: FrontendThread, kuberay: KubeRay) -> No
     kuberay.step("grpo")
     Pods(cluster).start("policy", ready=True, frontend_port=frontend.port)
     frontend.start()
-    eventually(lambda: rayjob(cluster).get("spec", {}).get("suspend") is False, timeout=15)
+    eventually(lambda: rayjob(cluster).get("spec", {}).get("suspend") is False, timeout=30)
 
 
 def test_the_rayjob_comes_first_suspended_and_owns_the_graph(ray_cluster: Cluster, op) -> None:
@@ -262,7 +264,7 @@ def test_a_gate_that_times_out_fails_the_run_and_leaves_the_rayjob_suspended(
         {"spec": {"graphs": {"policy": {"readyTimeoutS": 1}}}},
         patch_type=PatchType.MERGE,
     )
-    status = eventually(lambda: phase_is(cluster, "Failed") and run_status(cluster), timeout=15)
+    status = eventually(lambda: phase_is(cluster, "Failed") and run_status(cluster), timeout=30)
     assert status["reason"] == "GateTimedOut"
     assert status["message"] == (
         "graph policy (policy) did not pass its pods gate within readyTimeoutS=1: "
@@ -363,3 +365,98 @@ def test_an_existing_graph_of_the_same_name_is_never_adopted(ray_cluster: Cluste
         in status["message"]
     )
     assert "ownerReferences" not in graph(cluster)["metadata"], "left as it was"
+
+
+DGD_RUN = RUN.replace(
+    "apiVersion: drivetrain.dev/v1alpha1\n        kind: GraphDeployment",
+    "apiVersion: nvidia.com/v1alpha1\n        kind: DynamoGraphDeployment",
+)
+
+
+def play_dynamo(cluster: Cluster, name: str, port: int) -> None:
+    """Dynamo's operator for one DGD: its frontend Service (``<dgd>-frontend``, port 8000),
+    pods labelled as Dynamo labels them, and a successful status for the current generation."""
+    from drivetrain.kube.resources import DynamoGraphDeploymentResource
+
+    dgd = cluster.client.get(DynamoGraphDeploymentResource, name).to_dict()
+    labels = {
+        "nvidia.com/dynamo-graph-deployment-name": name,
+        "nvidia.com/dynamo-component": "Frontend",
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": f"{name}-frontend", "namespace": NS},
+        "spec": {
+            "selector": labels,
+            "ports": [{"name": "http", "port": 8000, "targetPort": "http"}],
+        },
+    }
+    cluster.client.create(codecs.from_dict(service))
+    cluster.client.create(
+        codecs.from_dict(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": f"{name}-frontend-0", "namespace": NS, "labels": labels},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "main",
+                            "image": "x",
+                            "ports": [{"name": "http", "containerPort": port}],
+                        }
+                    ]
+                },
+                "status": {
+                    "phase": "Running",
+                    "podIP": "127.0.0.1",
+                    "conditions": [{"type": "Ready", "status": "True"}],
+                },
+            }
+        )
+    )
+    cluster.client.patch(
+        DynamoGraphDeploymentResource.Status,
+        name,
+        {
+            "status": {
+                "state": "successful",
+                "observedGeneration": dgd["metadata"]["generation"],
+                "conditions": [{"type": "Ready", "status": "True", "reason": "AllResourcesReady"}],
+            }
+        },
+        patch_type=PatchType.MERGE,
+    )
+
+
+def test_a_dgd_graph_is_gated_on_dynamos_status_labels_and_frontend(
+    ray_cluster: Cluster, op, frontend
+) -> None:
+    """The run creates a DGD that Dynamo's operator (played here) serves; drivetrain's
+    operator, not claiming DGDs, leaves the DGD itself alone."""
+    cluster = ray_cluster
+    cluster.client.create(
+        codecs.from_dict(
+            copy.deepcopy(
+                schemaless_crd("crds", "dynamo", "nvidia.com_dynamographdeployments.yaml")
+            )
+        )
+    )
+    create_run(cluster, DGD_RUN)
+    from drivetrain.kube.resources import DynamoGraphDeploymentResource
+
+    made = eventually(lambda: list(cluster.client.list(DynamoGraphDeploymentResource)))
+    (dgd,) = [d.to_dict() for d in made]
+    assert dgd["metadata"]["ownerReferences"][0]["kind"] == "RayJob"
+    eventually(
+        lambda: run_status(cluster).get("graphs", {}).get("policy", {}).get("gate") == "status"
+    )
+    assert cluster.children("policy") == {}, "no children from drivetrain: Dynamo's to make"
+    play_dynamo(cluster, "policy", frontend.port)
+    eventually(
+        lambda: run_status(cluster).get("graphs", {}).get("policy", {}).get("gate") == "frontend"
+    )
+    frontend.start()
+    eventually(lambda: rayjob(cluster).get("spec", {}).get("suspend") is False)
+    assert run_status(cluster)["graphs"]["policy"]["kind"] == "DynamoGraphDeployment"
