@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-frameworks lint typecheck imports image bench bench-render bench-frontend bench-stream bench-stream-guard bench-operator bench-discovery bench-transformers tiny-model clean
+.PHONY: install demo demo-rl test test-frameworks lint typecheck imports image bench bench-render bench-frontend bench-stream bench-stream-guard bench-operator bench-discovery bench-transformers tiny-model clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,6 +18,12 @@ install: $(STAMP)
 # The main job: a frontend and two mocker workers on this machine (Ctrl-C stops everything).
 demo: $(STAMP)
 	$(BIN)/drivetrain up -f examples/agg.yaml --port 8000
+
+# The RL example (examples/rl): its graph on this machine, then its training loop (rollouts
+# through the openai client, a score, a CPU torch step); exits with the loop's exit status.
+demo-rl: $(STAMP)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==2.13.0
+	$(BIN)/drivetrain up -f examples/rl/run.yaml --port 8000
 
 test: $(STAMP)
 	./scripts/test-deps.sh $(BIN)

@@ -53,6 +53,11 @@ def _strict(schema: Any) -> Any:
             and not out.get("x-kubernetes-embedded-resource")
         ):
             out["additionalProperties"] = False
+        if "required" in out and "properties" in out:
+            # The API server defaults before it validates: a defaulted field is never missing.
+            out["required"] = [
+                k for k in out["required"] if "default" not in out["properties"].get(k, {})
+            ]
         fmt = out.get("format")
         if fmt == "int32":
             out.setdefault("minimum", -(2**31))

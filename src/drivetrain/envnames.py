@@ -50,3 +50,11 @@ GROVE_WORKER_CLIQUE = "DRIVETRAIN_GROVE_WORKER_CLIQUE"
 # Failover (docs/gms-failover.md): which engine of a pair a container runs (0 starts active,
 # 1 as the shadow); the same name in both profiles.
 ENGINE_ID = "ENGINE_ID"
+
+# The frontend of an RLRun's graph, for the training code (docs/rl.md): one per graph as
+# DRIVETRAIN_FRONTEND_URL_<KEY>, and without suffix (plus OpenAI's client's own variable) when
+# the run has one graph.
+FRONTEND_URL = "DRIVETRAIN_FRONTEND_URL"
+OPENAI_BASE_URL = "OPENAI_BASE_URL"
+#: The RayJob's entrypoint script, carried to the driver in the Ray head's env (docs/rl.md).
+ENTRYPOINT = "DRIVETRAIN_ENTRYPOINT"

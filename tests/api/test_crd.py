@@ -10,14 +10,14 @@ import kubernetes_validate
 import yaml
 
 from drivetrain.api import load_text
-from drivetrain.api.crd import graph_crd, graph_crd_yaml
+from drivetrain.api.crd import crds_yaml, graph_crd, rlrun_crd
 from drivetrain.api.validate import prune_nulls
 from tests.paths import REPO, shared
 
 
 def test_the_committed_crd_equals_the_generated_one() -> None:
     committed = (REPO / "deploy" / "crd.yaml").read_text()
-    assert committed == graph_crd_yaml(), "run `drivetrain crd > deploy/crd.yaml`"
+    assert committed == crds_yaml(), "run `drivetrain crd > deploy/crd.yaml`"
 
 
 def test_the_crd_is_a_valid_custom_resource_definition() -> None:
@@ -68,3 +68,16 @@ def test_the_crd_schema_accepts_every_example_graph_spec_that_loads() -> None:
             assert not errors, f"{path}: {errors[:3]}"
             checked += 1
     assert checked > 80
+
+
+def test_the_rlrun_crd_is_valid_and_accepts_the_example_run() -> None:
+    crd = rlrun_crd()
+    kubernetes_validate.validate(crd, "1.30", strict=True)
+    spec = crd["spec"]
+    assert (spec["names"]["kind"], spec["names"]["shortNames"]) == ("RLRun", ["rlrun"])
+    schema = spec["versions"][0]["schema"]["openAPIV3Schema"]
+    assert _no_refs(schema)
+    from drivetrain.api.rlrun_loader import load_runs
+
+    (run,) = load_runs(REPO / "examples" / "rl" / "run.yaml").runs
+    jsonschema.Draft7Validator(schema["properties"]["spec"]).validate(run.applied["spec"])

@@ -26,6 +26,7 @@ NO_CLUSTER = {"KUBECONFIG": "/nonexistent/kubeconfig", "KUBERNETES_SERVICE_HOST"
 LWS = {"LWS_LEADER_ADDRESS": "rl-0.rl.ml", "LWS_GROUP_SIZE": "2", "LWS_WORKER_INDEX": "1"}
 MISSING = "/nonexistent/graph.yaml"
 GRAPH = str(REPO / "examples" / "agg.yaml")
+RUN = str(REPO / "examples" / "rl" / "run.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +43,14 @@ def cases(port: int) -> dict[str, list[tuple[int, list[str], dict[str, str]]]]:
     return {
         "render": [
             (2, ["render"], {}),
+            (2, ["render", "-f", GRAPH, "--render-children"], {}),
+            (0, ["render", "-f", RUN, "--render-children"], {}),
             (1, ["render", "-f", MISSING], {}),
             (0, ["render", "-f", GRAPH], {}),
         ],
         "validate": [
             (2, ["validate", "--nope"], {}),
+            (0, ["validate", "-f", RUN], {}),
             (1, ["validate", "-f", MISSING], {}),
             (0, ["validate", "-f", GRAPH], {}),
         ],
@@ -75,8 +79,13 @@ def cases(port: int) -> dict[str, list[tuple[int, list[str], dict[str, str]]]]:
         "up": [(2, ["up", "--nope"], {}), (1, ["up", "-f", MISSING], {})],
         "operator": [(2, ["operator", "--nope"], {}), (1, ["operator"], NO_CLUSTER)],
         "apply": [(2, ["apply"], {}), (1, ["apply", "-f", MISSING], {})],
-        "status": [(2, ["status"], {}), (1, ["status", "g"], NO_CLUSTER)],
-        "delete": [(2, ["delete"], {}), (1, ["delete", "g"], NO_CLUSTER)],
+        "status": [
+            (2, ["status"], {}),
+            (2, ["status", "g", "--rlrun", "--dynamo"], {}),
+            (1, ["status", "g"], NO_CLUSTER),
+            (1, ["status", "g", "--rlrun"], NO_CLUSTER),
+        ],
+        "delete": [(2, ["delete"], {}), (1, ["delete", "g", "--rlrun"], NO_CLUSTER)],
         "distenv": [
             (2, ["distenv", "--json", "--print"], {}),
             (1, ["distenv", "--json"], {**LWS, "LWS_GROUP_SIZE": "3x"}),

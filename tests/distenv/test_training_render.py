@@ -187,59 +187,60 @@ def test_every_rendered_pod_mounts_what_it_runs(nodes: int, multinode: str | Non
     walked = list(pod_specs(objects))
     assert len(walked) >= 2
     wrapped = [n for n, s in walked if main_of(s)["command"][:2] == ["sh", DISTENV_SCRIPT]]
-    assert wrapped, "the trainer pods were wrapped"
+    assert wrapped == ["Job/rl-trainer"], "the trainer is a Job on every deployer, and wrapped"
     for name, spec in walked:
         assert unmounted_runs(spec, objects) == [], name
-        if main_of(spec)["command"][:2] == ["sh", DISTENV_SCRIPT]:
-            again, _ = hook(spec, deployer=None if nodes == 1 else multinode, nodes=nodes)
+        if name in wrapped:
+            job = ("rl-trainer", "rl-trainer") if nodes > 1 else None
+            again, _ = hook(spec, deployer=None, nodes=nodes, indexed_job=job)
             assert again == spec, "already wrapped once, with this node count and source"
 
 
-def test_grove_clique_names_passed_to_pods_are_the_rendered_ones() -> None:
-    objects = rendered_with_hook(3, "grove")
+def test_the_grove_clique_names_are_the_rendered_ones_for_services_in_the_clique_set() -> None:
+    text = GRAPH.replace("componentType: trainer", "componentType: worker").replace(
+        "MULTINODE", "multinode: {nodeCount: 3}"
+    )
+    (graph,) = load_text(
+        text.replace("spec:\n  services:", "spec:\n  backendFramework: sglang\n  services:")
+    ).graphs
+    objects = render_graph(graph, namespace="ml", multinode="grove")
     (pcs,) = [o for o in objects if o["kind"] == "PodCliqueSet"]
     names = {c["name"] for c in pcs["spec"]["template"]["cliques"]}
     assert set(grove_cliques("trainer")) <= names
 
 
-def test_a_rendered_lws_worker_runs_the_user_command_with_the_derived_env(
-    tmp_path: Path,
-) -> None:
-    """Run the wrapped argv for real: the ConfigMap's file stands in for the mount."""
+def _indexed_worker(tmp_path: Path) -> tuple[list[str], dict[str, str]]:
+    """The wrapped argv of the rendered Indexed Job's main container, the ConfigMap's file
+    standing in for the mount, and the env the renderer gave it."""
     objects = rendered_with_hook(3, "lws")
-    (lws,) = [o for o in objects if o["kind"] == "LeaderWorkerSet"]
-    worker = main_of(lws["spec"]["leaderWorkerTemplate"]["workerTemplate"]["spec"])
+    (job,) = [o for o in objects if o["kind"] == "Job"]
+    main = main_of(job["spec"]["template"]["spec"])
     (cm,) = [
         o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "rl-distenv"
     ]
     (tmp_path / "distenv.sh").write_text(cm["data"]["distenv.sh"])
-    argv = [w.replace(DISTENV_MOUNT_DIR, str(tmp_path)) for w in worker["command"] + worker["args"]]
+    argv = [w.replace(DISTENV_MOUNT_DIR, str(tmp_path)) for w in main["command"] + main["args"]]
     argv[0] = shutil.which("dash") or argv[0]
-    lws_vars = {
-        "LWS_LEADER_ADDRESS": "rl-trainer-0.rl-trainer.ml",
-        "LWS_GROUP_SIZE": "3",
-        "LWS_WORKER_INDEX": "2",
-    }
-    env = {"PATH": os.environ["PATH"], **env_of(worker), **lws_vars}
+    return argv, env_of(main)
+
+
+def test_a_rendered_indexed_job_pod_runs_the_user_command_with_the_derived_env(
+    tmp_path: Path,
+) -> None:
+    """Run the wrapped argv for real, as pod 2 of the Job (the Job controller's index)."""
+    argv, env = _indexed_worker(tmp_path)
+    env = {"PATH": os.environ["PATH"], **env, "JOB_COMPLETION_INDEX": "2"}
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == "2|rl-trainer-0.rl-trainer.ml|3|an arg\n"
+    assert proc.stdout == "2|rl-trainer-0.rl-trainer|3|an arg\n"
 
 
-def test_a_rendered_lws_pod_whose_group_size_disagrees_does_not_start(tmp_path: Path) -> None:
-    objects = rendered_with_hook(3, "lws")
-    (lws,) = [o for o in objects if o["kind"] == "LeaderWorkerSet"]
-    worker = main_of(lws["spec"]["leaderWorkerTemplate"]["workerTemplate"]["spec"])
-    (tmp_path / "distenv.sh").write_text(script_text())
-    argv = [w.replace(DISTENV_MOUNT_DIR, str(tmp_path)) for w in worker["command"]]
-    env = {
-        **env_of(worker),
-        "LWS_LEADER_ADDRESS": "a-0.a.ml",
-        "LWS_GROUP_SIZE": "2",
-        "LWS_WORKER_INDEX": "1",
-        "PATH": os.environ["PATH"],
-    }
+def test_a_rendered_indexed_job_pod_with_an_index_out_of_range_does_not_start(
+    tmp_path: Path,
+) -> None:
+    argv, env = _indexed_worker(tmp_path)
+    env = {"PATH": os.environ["PATH"], **env, "JOB_COMPLETION_INDEX": "3"}
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 1
     assert proc.stdout == ""
-    assert "DRIVETRAIN_NNODES=3" in proc.stderr
+    assert "JOB_COMPLETION_INDEX" in proc.stderr

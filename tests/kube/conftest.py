@@ -3,6 +3,8 @@ thread (kopf's KopfRunner), and "controllers" played by the tests through the AP
 
 from __future__ import annotations
 
+import copy
+import functools
 import textwrap
 import time
 from collections.abc import Callable, Iterator
@@ -141,6 +143,33 @@ def with_lws(cluster: Cluster) -> Cluster:
     return cluster
 
 
+@functools.cache
+def schemaless_crd(*parts: str) -> dict[str, Any]:
+    """A CRD from ../shared without its schema: the emulator serves what a CRD names and does
+    not validate (a megabyte of schema would cost seconds per test)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    crd = yaml.load(shared(*parts).read_text(), loader)
+    for version in crd["spec"]["versions"]:
+        version["schema"] = {
+            "openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+        }
+    return crd
+
+
+def kuberay_crds() -> list[dict[str, Any]]:
+    """KubeRay's RayJob and RayCluster CRDs (schemaless)."""
+    return [
+        schemaless_crd("crds", "kuberay", f"ray.io_{p}.yaml") for p in ("rayjobs", "rayclusters")
+    ]
+
+
+@pytest.fixture
+def ray_cluster(cluster: Cluster) -> Cluster:
+    for crd in kuberay_crds():
+        cluster.client.create(codecs.from_dict(copy.deepcopy(crd)))
+    return cluster
+
+
 @pytest.fixture
 def with_grove(cluster: Cluster) -> Cluster:
     cluster.install_crd(shared("crds", "grove", "grove.io_podcliquesets.yaml"))
@@ -150,13 +179,16 @@ def with_grove(cluster: Cluster) -> Cluster:
 class OperatorThread:
     """``drivetrain operator``'s handlers under kopf's KopfRunner, startable more than once."""
 
-    def __init__(self, claim_dynamo: bool = False) -> None:
+    def __init__(self, claim_dynamo: bool = False, run_poll_s: float = 5.0) -> None:
         self.claim_dynamo = claim_dynamo
+        self.run_poll_s = run_poll_s
         self._runner: KopfRunner | None = None
 
     def start(self) -> None:
         registry = kopf.OperatorRegistry()
-        register(registry, OperatorState(claim_dynamo=self.claim_dynamo))
+        register(
+            registry, OperatorState(claim_dynamo=self.claim_dynamo, run_poll_s=self.run_poll_s)
+        )
         self._runner = KopfRunner(
             ["run", "--standalone", "--all-namespaces"],
             registry=registry,

@@ -15,7 +15,12 @@ parsing and discovery, and serves every resource request itself from one store:
 * the status subresource is isolated when the resource declares it;
 * label selectors (``=``, ``==``, ``!=``, ``in``, ``notin``, ``key``, ``!key``) on list and watch;
 * watch resume from ``resourceVersion`` (no replay of older objects) and ``timeoutSeconds``;
-* background ownerReference garbage collection (cascading);
+* background ownerReference garbage collection (cascading), by Kubernetes' rule: an object
+  goes only when *all* its owners are gone, an owner being an object of the referenced kind and
+  name (in the dependent's namespace) with the referenced uid;
+* the service proxy (``GET .../services/<name>[:<port>]/proxy/<path>``): the request goes to a
+  Ready pod the Service selects, at its target port (a named port resolved against the pod's
+  containers), as the API server's proxy does; 503 when no pod is Ready or nothing listens;
 * creating a CustomResourceDefinition registers its resource for discovery and requests;
 * ``history_limit`` trims kmock's request log (its per-request cost grows with the log);
 * ``writes`` records every mutating request (method, path) for "writes nothing" assertions.
@@ -65,6 +70,7 @@ BUILTIN: dict[str, dict[str, Any]] = {
     "rbac.authorization.k8s.io/v1/roles": {"kind": "Role", "namespaced": True},
     "rbac.authorization.k8s.io/v1/rolebindings": {"kind": "RoleBinding", "namespaced": True},
     "apps/v1/deployments": {"kind": "Deployment", "namespaced": True, "subresources": {"status"}},
+    "batch/v1/jobs": {"kind": "Job", "namespaced": True, "subresources": {"status"}},
     "apiextensions.k8s.io/v1/customresourcedefinitions": {
         "kind": "CustomResourceDefinition",
         "namespaced": False,
@@ -275,6 +281,8 @@ class ExtendedEmulator(kmock.KubernetesEmulator):
         raw = request._raw_request
         assert raw is not None
         self.log.append((method, str(raw.rel_url), raw.headers.get("User-Agent", "")))
+        if (group, plural) == ("", "services") and (request.subresource or "").startswith("proxy"):
+            return await self._proxy(request, method)
         if method == "GET" and request.params.get("watch") in ("true", "True", "1"):
             return await self._watch(raw, request, group, plural)
         if method == "GET":
@@ -392,6 +400,78 @@ class ExtendedEmulator(kmock.KubernetesEmulator):
         await response.write_eof()
         return response
 
+    # ----------------------------------------------------------------- the service proxy
+
+    async def _proxy(self, request: rendering.Request, method: str) -> aiohttp.web.StreamResponse:
+        """The API server's service proxy: to a Ready endpoint of the Service, or 503."""
+        if method != "GET":
+            raise ApiError(405, "MethodNotAllowed", f"{method} through the proxy is not served")
+        ns = request.namespace
+        name, _, wanted = (request.name or "").partition(":")
+        service = self._get(("", "services", ns, name))
+        spec = service.get("spec") or {}
+        ports = spec.get("ports") or []
+        port = next(
+            (
+                p
+                for p in ports
+                if not wanted or str(p.get("port")) == wanted or p.get("name") == wanted
+            ),
+            None,
+        )
+        if port is None:
+            raise ApiError(
+                503, "ServiceUnavailable", f'no service port "{wanted}" on service "{name}"'
+            )
+        target = port.get("targetPort", port["port"])
+        endpoints = []
+        for (g, p, pod_ns, _), pod in self.store.items():
+            status = pod.get("status") or {}
+            labels = pod["metadata"].get("labels") or {}
+            if (g, p, pod_ns) != ("", "pods", ns) or not spec.get("selector"):
+                continue
+            if any(labels.get(k) != v for k, v in spec["selector"].items()):
+                continue
+            ready = any(
+                c.get("type") == "Ready" and c.get("status") == "True"
+                for c in status.get("conditions") or []
+            )
+            if not ready or not status.get("podIP") or pod["metadata"].get("deletionTimestamp"):
+                continue
+            number = target
+            if isinstance(target, str):
+                named = {
+                    cp.get("name"): cp.get("containerPort")
+                    for c in pod["spec"].get("containers", [])
+                    for cp in c.get("ports", [])
+                }
+                number = named.get(target)
+            if number is not None:
+                endpoints.append((status["podIP"], int(number)))
+        if not endpoints:
+            raise ApiError(
+                503, "ServiceUnavailable", f'no endpoints available for service "{name}"'
+            )
+        host, number = sorted(endpoints)[0]
+        rest = (request.subresource or "").partition("/")[2]
+        url = f"http://{host}:{number}/{rest}"
+        query = dict(request.params)
+        try:
+            timeout = aiohttp.ClientTimeout(total=10)
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.get(url, params=query) as reply,
+            ):
+                body = await reply.read()
+                ctype = reply.headers.get("Content-Type", "application/octet-stream")
+                return aiohttp.web.Response(
+                    body=body, status=reply.status, headers={"Content-Type": ctype}
+                )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ApiError(
+                503, "ServiceUnavailable", f"error trying to reach service: {exc}"
+            ) from None
+
     # ----------------------------------------------------------------- writes
 
     def _bump(self, obj: dict[str, Any]) -> None:
@@ -494,15 +574,30 @@ class ExtendedEmulator(kmock.KubernetesEmulator):
         self._collect_garbage()
         return live
 
+    def _owner_present(self, ref: dict[str, Any], namespace: str | None) -> bool:
+        """Whether the object a reference names exists: the referenced kind and name, in the
+        dependent's namespace (or cluster-scoped), with the referenced uid (the garbage
+        collector's lookup; a same-named object with another uid is a different object)."""
+        for (group, plural, ns, name), obj in self.store.items():
+            info = self._info.get((group, plural), {})
+            if (
+                name == ref.get("name")
+                and info.get("kind") == ref.get("kind")
+                and ns in (namespace, None)
+                and obj["metadata"]["uid"] == ref.get("uid")
+            ):
+                return True
+        return False
+
     def _collect_garbage(self) -> None:
-        """Background cascading deletion: drop objects whose every owner is gone."""
+        """Background cascading deletion: an object goes only when *all* its owners are gone
+        (Kubernetes' rule); an owner being deleted (``deletionTimestamp``) is still there."""
         while True:
-            uids = {obj["metadata"]["uid"] for obj in self.store.values()}
             orphans = [
                 key
                 for key, obj in self.store.items()
                 if (refs := obj["metadata"].get("ownerReferences"))
-                and not any(ref.get("uid") in uids for ref in refs)
+                and not any(self._owner_present(ref, key[2]) for ref in refs)
             ]
             if not orphans:
                 return
@@ -925,7 +1020,8 @@ class ClusterEmulator(ExtendedEmulator):
             verb=request_verb(raw.method, request.name is not None, watch),
             group=res.group or "",
             resource=res.plural,
-            subresource=request.subresource,
+            # `services/<name>/proxy/<path>`: the subresource is "proxy", the rest its path.
+            subresource=(request.subresource or "").split("/")[0] or None,
             namespace=request.namespace,
             name=request.name,
         )

@@ -141,7 +141,15 @@ def test_the_role_grants_what_reconcile_does_to_every_child_kind(variant: str, r
         assert needed <= allowed(granted, group, plural), kind.kind
         if not kind.prunable:
             assert "delete" not in allowed(granted, group, plural), kind.kind
-    assert allowed(granted, "drivetrain.dev", "graphdeployments") == {"get", "list", "watch"}
+    # Graphs: read and watched; written (created, deleted) only for the RLRuns that own them.
+    assert allowed(granted, "drivetrain.dev", "graphdeployments") == {
+        "get",
+        "list",
+        "watch",
+        "create",
+        "patch",
+        "delete",
+    }
     assert "patch" in allowed(granted, "drivetrain.dev", "graphdeployments/status")
 
 
@@ -183,6 +191,21 @@ def test_the_claim_dynamo_crds_are_dynamos_byte_for_byte() -> None:
         if o["kind"] == "CustomResourceDefinition"
     }
     assert "dynamoworkermetadatas.nvidia.com" in names
+
+
+@pytest.mark.parametrize(
+    ("variant", "role"), [("cluster-wide", "ClusterRole"), ("namespaced", "Role")]
+)
+def test_the_role_grants_what_an_rlrun_needs(variant: str, role: str) -> None:
+    granted = rules(kustomize(VARIANTS[variant]), role)
+    crud = {"get", "list", "watch", "create", "patch", "delete"}
+    assert allowed(granted, "drivetrain.dev", "rlruns") == {"get", "list", "watch"}
+    assert allowed(granted, "drivetrain.dev", "rlruns/status") == {"get", "patch", "update"}
+    assert allowed(granted, "ray.io", "rayjobs") == crud
+    assert allowed(granted, "ray.io", "rayclusters") == crud
+    assert allowed(granted, "batch", "jobs") == crud
+    assert allowed(granted, "", "pods") == {"get", "list", "watch"}
+    assert allowed(granted, "", "services/proxy") == {"get"}
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")

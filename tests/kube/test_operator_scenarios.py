@@ -277,3 +277,49 @@ def test_a_workload_changed_by_hand_is_put_back(cluster: Cluster, operator) -> N
     eventually(
         lambda: cluster.children("chat")["Deployment", "chat-worker"]["spec"]["replicas"] == 2
     )
+
+
+TRAINER = """
+apiVersion: drivetrain.dev/v1alpha1
+kind: GraphDeployment
+metadata: {name: train}
+spec:
+  services:
+    policy:
+      componentType: trainer
+      multinode: {nodeCount: 2}
+      extraPodSpec:
+        mainContainer: {image: pytorch/pytorch:2.5, command: [torchrun], args: [train.py]}
+"""
+
+
+def test_a_trainer_is_a_job_and_a_changed_one_is_created_again(cluster: Cluster, operator) -> None:
+    """A Job's pod template cannot be changed in place (the API server refuses): the operator
+    deletes the old Job and creates the new one; a Job that completed makes the graph
+    successful, with no LeaderWorkerSet needed."""
+    cluster.create_graph(TRAINER)
+    job = eventually(lambda: cluster.children("train").get(("Job", "train-policy")))
+    assert ("Service", "train-policy") in cluster.children("train"), "the headless Service"
+    assert job["spec"]["completionMode"] == "Indexed"
+    cluster.patch_graph(
+        "train",
+        {
+            "spec": {
+                "services": {"policy": {"extraPodSpec": {"mainContainer": {"args": ["v2.py"]}}}}
+            }
+        },
+    )
+
+    def recreated() -> dict | None:
+        new = cluster.children("train").get(("Job", "train-policy"))
+        return new if new and new["metadata"]["uid"] != job["metadata"]["uid"] else None
+
+    new = eventually(recreated)
+    assert new["spec"]["template"]["spec"]["containers"][-1]["args"] == ["v2.py"]
+    cluster.set_child_status(
+        "Job",
+        "train-policy",
+        {"succeeded": 2, "conditions": [{"type": "Complete", "status": "True"}]},
+    )
+    eventually(lambda: state_of(cluster, "train") == "successful")
+    assert cluster.graph("train")["status"]["services"]["policy"]["succeeded"] is True

@@ -120,3 +120,47 @@ def test_an_unchanged_condition_keeps_its_transition_time_so_nothing_is_rewritte
 def test_status_patch_nulls_services_that_went_away(previous_services: dict) -> None:
     patch = status_patch({"services": previous_services}, {"services": {"kept": {"replicas": 1}}})
     assert patch["services"] == {"kept": {"replicas": 1}, "gone": None}
+
+
+def job(parallelism: int = 2, completions: int = 2, **status: Any) -> dict[str, Any]:
+    return {
+        "kind": "Job",
+        "metadata": {"name": "t", "generation": 1},  # a Job's status has no observedGeneration
+        "spec": {"parallelism": parallelism, "completions": completions},
+        "status": status,
+    }
+
+
+def test_a_running_trainer_job_is_ready_when_all_its_pods_are() -> None:
+    assert child_status(job(ready=2, active=2), "Job", "t").is_ready
+    waiting = child_status(job(ready=1, active=2), "Job", "t")
+    assert (waiting.is_ready, waiting.reason) == (False, "1/2 pods ready")
+
+
+def test_a_succeeded_trainer_counts_as_done_not_down() -> None:
+    done = child_status(
+        job(succeeded=2, ready=0, conditions=[{"type": "Complete", "status": "True"}]), "Job", "t"
+    )
+    assert done.is_ready and done.succeeded
+    status = graph_status({"trainer": done}, 1, {})
+    assert status["state"] == "successful"
+    assert status["services"]["trainer"]["succeeded"] is True
+
+
+def test_a_failed_trainer_job_is_not_ready_and_says_why() -> None:
+    failed = child_status(
+        job(
+            failed=1,
+            conditions=[
+                {
+                    "type": "Failed",
+                    "status": "True",
+                    "message": "Job has reached the specified backoff limit",
+                }
+            ],
+        ),
+        "Job",
+        "t",
+    )
+    assert not failed.is_ready
+    assert failed.reason == "failed: Job has reached the specified backoff limit"

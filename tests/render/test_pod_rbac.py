@@ -60,10 +60,11 @@ def granted(objects: list[dict[str, Any]], role: str) -> set[Need]:
 
 
 def accounts(objects: list[dict[str, Any]]) -> dict[str, str | None]:
-    """Deployment name → its pods' serviceAccountName."""
+    """Deployment or Job (trainers) name → its pods' serviceAccountName."""
     return {
         d["metadata"]["name"]: d["spec"]["template"]["spec"].get("serviceAccountName")
-        for d in by_kind(objects, "Deployment")
+        for kind in ("Deployment", "Job")
+        for d in by_kind(objects, kind)
     }
 
 
@@ -280,7 +281,7 @@ def test_trainers_get_jax_bootstrap_rules_and_services_only_without_a_subdomain(
         "      extraPodSpec:\n", "      extraPodSpec:\n        subdomain: rl\n"
     )
     assert granted(render(with_subdomain), "rl-trainer-role") == set(rbacrules.TRAINER)
-    # Multinode pods get their subdomain from their controller (LWS, Grove).
+    # A multinode trainer is an Indexed Job whose pods have a subdomain, whatever the deployer.
     multinode = TRAINER.replace(
         "      componentType: trainer\n",
         "      componentType: trainer\n      multinode: {nodeCount: 2}\n",

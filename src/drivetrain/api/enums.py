@@ -35,3 +35,10 @@ class Deployer(StrEnum):
 class Profile(StrEnum):
     drivetrain = "drivetrain"
     dynamo = "dynamo"
+
+
+class RayMode(StrEnum):
+    """What an RLRun creates beside its graphs: a one-shot RayJob or a long-lived RayCluster."""
+
+    rayjob = "rayjob"
+    raycluster = "raycluster"

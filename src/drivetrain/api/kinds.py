@@ -39,8 +39,17 @@ POD_CLIQUE_SET = ResourceType("grove.io", "v1alpha1", "PodCliqueSet", "podclique
 SERVICE = ResourceType("", "v1", "Service", "services")
 CONFIG_MAP = ResourceType("", "v1", "ConfigMap", "configmaps")
 PERSISTENT_VOLUME_CLAIM = ResourceType("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims")
+POD = ResourceType("", "v1", "Pod", "pods")
+JOB = ResourceType("batch", "v1", "Job", "jobs")
+#: The RL run: graphs and the Ray training beside them (docs/rl.md).
+RLRUN = ResourceType("drivetrain.dev", "v1alpha1", "RLRun", "rlruns")
+#: KubeRay's resources (ray.io/v1), which an RLRun creates.
+RAY_JOB = ResourceType("ray.io", "v1", "RayJob", "rayjobs")
+RAY_CLUSTER = ResourceType("ray.io", "v1", "RayCluster", "rayclusters")
 
 #: The graph kinds, by kind.
 GRAPH_KINDS = {t.kind: t for t in (GRAPH, DYNAMO_GRAPH)}
-#: The workloads that run a graph's pods (their readiness is the graph's).
-WORKLOADS = (DEPLOYMENT, LEADER_WORKER_SET, POD_CLIQUE_SET)
+#: The workloads that run a graph's pods (their readiness is the graph's); a trainer is a Job.
+WORKLOADS = (DEPLOYMENT, LEADER_WORKER_SET, POD_CLIQUE_SET, JOB)
+#: The Ray objects an RLRun creates, by kind.
+RAY_KINDS = {t.kind: t for t in (RAY_JOB, RAY_CLUSTER)}

@@ -208,6 +208,9 @@ class Service(Strict):
     frontendSidecar: FrontendSidecar | None = None
     # drivetrain: the main container is an engine's OpenAI server (docs/api.md).
     engineServer: EngineServer | None = None
+    # drivetrain: a trainer runs as a Job; this many failed pods are retried before the Job
+    # fails (default 0: a finished or failed run stays finished).
+    backoffLimit: int | None = Field(default=None, ge=0)
     # Accepted for DGD compatibility; see docs/api.md for what each does here.
     serviceName: str | None = None
     dynamoNamespace: str | None = None  # deprecated and ignored, as in Dynamo

@@ -59,7 +59,7 @@ def _locations(exc: ValidationError) -> list[tuple[Any, ...]]:
     ]
 
 
-def _pydantic_errors(exc: ValidationError) -> list[FieldError]:
+def pydantic_errors(exc: ValidationError) -> list[FieldError]:
     errors = []
     for err, loc in zip(exc.errors(include_url=False), _locations(exc), strict=True):
         kind = err["type"]
@@ -126,7 +126,7 @@ def check_document(
         try:
             graph = GraphDeployment.model_validate(pruned)
         except ValidationError as exc:
-            errors = _pydantic_errors(exc)
+            errors = pydantic_errors(exc)
             graph = _valid_part(pruned, exc)
         if graph is not None:
             errors += check_rules(graph)
@@ -242,6 +242,7 @@ def _service_rules(graph: GraphDeployment, name: str, svc: Service, base: str) -
             )
         )
     errors += feature_rules(graph, name, svc)
+    errors += _trainer_rules(svc, base)
     errors += _executor_annotation(f"{base}.annotations", svc.annotations or {})
     if svc.sharedMemory is not None:
         shm = svc.sharedMemory
@@ -295,6 +296,32 @@ def _service_rules(graph: GraphDeployment, name: str, svc: Service, base: str) -
                     "a container named sidecar-frontend collides with frontendSidecar",
                 )
             )
+    return errors
+
+
+def _trainer_rules(svc: Service, base: str) -> list[FieldError]:
+    """A trainer runs to completion as one Job (an Indexed Job when multinode), docs/api.md."""
+    if svc.componentType != ComponentType.trainer:
+        if svc.backoffLimit is not None:
+            return [FieldError(f"{base}.backoffLimit", "applies to trainer services only")]
+        return []
+    errors = []
+    if svc.replica_count > 1:
+        errors.append(
+            FieldError(
+                f"{base}.replicas",
+                f"a trainer runs as one Job: at most 1 (got {svc.replica_count}); "
+                "use multinode.nodeCount for more pods",
+            )
+        )
+    policy = (svc.extraPodSpec.model_extra or {}).get("restartPolicy") if svc.extraPodSpec else None
+    if policy not in (None, "Never"):
+        errors.append(
+            FieldError(
+                f"{base}.extraPodSpec.restartPolicy",
+                f"a trainer's pods run once (Never; backoffLimit retries failed pods), got {policy!r}",
+            )
+        )
     return errors
 
 

@@ -1,4 +1,4 @@
-"""Graph commands: ``render``, ``validate``, ``verify`` and ``crd``."""
+"""Graph commands: ``render``, ``validate``, ``verify`` and ``crd`` (graph and RLRun files)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from rich.markup import escape
 
 from drivetrain.api.enums import Deployer
 from drivetrain.api.errors import InvalidGraph
+from drivetrain.cli.inputs import Input, read_input, run_objects
 from drivetrain.cli.output import (
     EXIT_INVALID,
+    EXIT_USAGE,
     StrictOption,
     err_console,
     error_line,
@@ -28,7 +30,10 @@ if TYPE_CHECKING:
     from drivetrain.api.loader import LoadedFile
 
 FileOption = typer.Option(
-    ..., "-f", "--file", help="Graph file (YAML, several documents allowed; - reads stdin)."
+    ...,
+    "-f",
+    "--file",
+    help="Graph or RLRun file (YAML, several documents allowed; - reads stdin).",
 )
 NamespaceOption = typer.Option("default", "-n", "--namespace", help="Kubernetes namespace.")
 
@@ -55,20 +60,20 @@ GraphsOnlyOption = typer.Option(
 
 
 def load_and_render(
-    path: Path,
+    inp: Input,
     namespace: str,
     multinode: str | None,
     *,
     graphs_only: bool = False,
     check_namespaces: bool = True,
 ) -> tuple[LoadedFile, list[dict[str, Any]]]:
-    """Load every graph in ``path`` and render them all with the documents beside them
+    """Load every graph of a graph file and render them all with the documents beside them
     (``render/siblings.py``), or raise with every error: those of every document, a schema
     error beside the rules and engine errors of the same graph."""
-    from drivetrain.api.loader import load_file
+    from drivetrain.api.loader import load_text
     from drivetrain.render.siblings import render_documents
 
-    loaded = load_file(path, keep_going=True)
+    loaded = load_text(inp.text, inp.file, keep_going=True)
     if graphs_only:
         for sibling in loaded.siblings:
             note(f"{loaded.path}: {sibling.describe()} is not a graph; passed over (--graphs-only)")
@@ -86,11 +91,23 @@ def load_and_render(
 
 
 def render_file(
-    path: Path, namespace: str, multinode: str | None, *, strict: bool = False
+    path: Path,
+    namespace: str,
+    multinode: str | None,
+    *,
+    strict: bool = False,
+    children: bool = False,
 ) -> list[dict[str, Any]]:
-    """The objects of every graph in ``path`` and of the documents beside them; raises with
-    every error, reports the warnings (``strict``: exits 1 on any) and the placeholders."""
-    loaded, objects = load_and_render(path, namespace, multinode)
+    """The objects of every graph in ``path`` and of the documents beside them, or of every
+    run (its graphs as custom resources, ``children``: with their objects, then the Ray
+    object); raises with every error, reports the warnings (``strict``: exits 1 on any) and
+    the placeholders."""
+    inp = read_input(path)
+    if inp.runs:
+        objects, _, warnings = run_objects(inp, namespace, multinode, children=children)
+        warn(warnings, strict)
+        return objects
+    loaded, objects = load_and_render(inp, namespace, multinode)
     warn(loaded.warnings, strict)
     note_placeholders(loaded, objects)
     return objects
@@ -150,16 +167,40 @@ def register(app: typer.Typer) -> None:
         ),
         strict: bool = StrictOption,
         graphs_only: bool = GraphsOnlyOption,
+        render_children: bool = typer.Option(
+            False,
+            "--render-children",
+            help="RLRun files: also each graph's objects, after the graph's custom resource.",
+        ),
     ) -> None:
         """Render a graph into Kubernetes objects (YAML stream or a JSON array), with the
-        documents written beside it; say on stderr what the user must create."""
+        documents written beside it, saying on stderr what the user must create; an RLRun into
+        its graphs' custom resources and its RayJob or RayCluster."""
+        loaded: LoadedFile | None = None
         try:
-            loaded, objects = load_and_render(file, namespace, multinode, graphs_only=graphs_only)
+            inp = read_input(file)
+            if render_children and not inp.runs:
+                error_line(
+                    "--render-children applies to RLRun files (a graph file renders its "
+                    "objects already)",
+                    "usage",
+                )
+                raise typer.Exit(EXIT_USAGE)
+            if inp.runs:
+                objects, _, warnings = run_objects(
+                    inp, namespace, multinode, children=render_children
+                )
+            else:
+                loaded, objects = load_and_render(
+                    inp, namespace, multinode, graphs_only=graphs_only
+                )
+                warnings = loaded.warnings
         except InvalidGraph as exc:
             fail_invalid(exc)
-        warn(loaded.warnings, strict)
-        note_placeholders(loaded, objects)
-        print_external(loaded, objects, namespace)
+        warn(warnings, strict)
+        if loaded is not None:
+            note_placeholders(loaded, objects)
+            print_external(loaded, objects, namespace)
         if output is OutputFormat.json:
             write_stdout(json.dumps(objects, indent=2) + "\n")
         else:
@@ -167,10 +208,14 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def validate(file: Path = FileOption, strict: bool = StrictOption) -> None:
-        """Check a graph file; list every error with its file, document and field path."""
+        """Check a graph or RLRun file; list every error with its file, document and field path."""
         try:
+            inp = read_input(file)
+            if inp.runs:
+                _validate_runs(inp, strict)
+                return
             # No namespace is rendered into: the documents' own are not checked.
-            loaded, _ = load_and_render(file, "default", None, check_namespaces=False)
+            loaded, _ = load_and_render(inp, "default", None, check_namespaces=False)
         except InvalidGraph as exc:
             fail_invalid(exc)
         warn(loaded.warnings, strict)
@@ -216,9 +261,21 @@ def register(app: typer.Typer) -> None:
                 error_line(str(problem), "verify")
             raise typer.Exit(EXIT_INVALID)
 
+    def _validate_runs(inp: Input, strict: bool) -> None:
+        from drivetrain.api.rlrun_loader import load_runs_text
+
+        run_objects(inp, "default", None, children=False)  # the renderer's errors too
+        loaded = load_runs_text(inp.text, inp.file, inp.folder)
+        warn(loaded.warnings, strict)
+        summary = ", ".join(f"{r.name}: graphs {', '.join(r.graphs)}" for r in loaded.runs)
+        err_console.print(
+            f"[green]ok[/green]: {escape(inp.file)}: {len(loaded.runs)} run(s) valid "
+            f"({escape(summary)})"
+        )
+
     @app.command()
     def crd() -> None:
-        """Print the GraphDeployment CustomResourceDefinition generated from the models."""
-        from drivetrain.api.crd import graph_crd_yaml
+        """Print the GraphDeployment and RLRun CustomResourceDefinitions generated from the models."""
+        from drivetrain.api.crd import crds_yaml
 
-        write_stdout(graph_crd_yaml())
+        write_stdout(crds_yaml())

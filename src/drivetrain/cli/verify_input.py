@@ -1,5 +1,7 @@
 """What ``drivetrain verify -f FILE`` reads: graphs and Kubernetes objects, per document.
 
+An RLRun file is its graphs' rendered objects (the Ray objects are KubeRay's to run).
+
 A ``GraphDeployment`` or ``DynamoGraphDeployment`` document is rendered first (as ``drivetrain
 render`` would: what the other documents define is no external reference of its pods); any
 other document is taken as Kubernetes objects as written: one object, a
@@ -15,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from drivetrain.api.errors import FieldError, InvalidGraph
-from drivetrain.api.loader import GRAPH_KINDS, parse_yaml_documents, read_text
+from drivetrain.api.loader import GRAPH_KINDS, parse_yaml_documents
 from drivetrain.api.validate import check_document, graph_warnings
+from drivetrain.cli.inputs import read_input, run_objects
 from drivetrain.cli.output import note
 from drivetrain.render import render_graph
 from drivetrain.render.siblings import provided_tokens
@@ -48,7 +51,11 @@ def read_objects(
 ) -> tuple[list[dict[str, Any]], list[FieldError]]:
     """Every object to verify in ``path`` (``-``: stdin), graphs rendered, and the graphs'
     warnings; ``InvalidGraph`` with every error."""
-    text, file = read_text(path)
+    inp = read_input(path)
+    if inp.runs:
+        _, children, run_warnings = run_objects(inp, namespace, multinode, children=True)
+        return children, run_warnings
+    text, file = inp.text, inp.file
     errors: list[FieldError] = []
     warnings: list[FieldError] = []
     documents = parse_yaml_documents(text, file)

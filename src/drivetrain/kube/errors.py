@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from drivetrain.api.kinds import GRAPH, GRAPH_KINDS
+from drivetrain.api.kinds import GRAPH, GRAPH_KINDS, RLRUN
 from drivetrain.errors import DrivetrainError
 from drivetrain.kube.lightkube_adapter import ApiError, HTTPStatusError, TransportError
 
@@ -23,7 +23,8 @@ class CrdMissing(KubeError):
 
 
 def crd_missing(kind: str) -> CrdMissing:
-    crd = GRAPH_KINDS[kind].crd_name if kind in GRAPH_KINDS else kind
+    known = {**GRAPH_KINDS, RLRUN.kind: RLRUN}
+    crd = known[kind].crd_name if kind in known else kind
     return CrdMissing(
         f"the cluster does not serve {kind} (CRD {crd} is not installed; install it with "
         "`kubectl apply -k deploy/`)"

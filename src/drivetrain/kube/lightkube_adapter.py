@@ -26,7 +26,14 @@ TransportError = _http.TransportError
 #: An error response that is not a Kubernetes ``Status`` object.
 HTTPStatusError = _http.HTTPStatusError
 
-__all__ = ["ApiError", "HTTPStatusError", "TransportError", "api_groups", "custom_resource"]
+__all__ = [
+    "ApiError",
+    "HTTPStatusError",
+    "TransportError",
+    "api_groups",
+    "custom_resource",
+    "service_proxy_get",
+]
 
 
 def custom_resource(rt: ResourceType) -> Any:
@@ -41,3 +48,18 @@ async def api_groups(client: AsyncClient) -> set[str]:
     response = await http.get("/apis")
     response.raise_for_status()
     return {g["name"] for g in response.json().get("groups", [])}
+
+
+async def service_proxy_get(
+    client: AsyncClient, namespace: str, service: str, port: int, path: str, timeout: float
+) -> int:
+    """``GET`` ``path`` of a Service through the API server's service proxy
+    (``/api/v1/namespaces/<ns>/services/<name>:<port>/proxy/<path>``); the HTTP status.
+
+    Raises ``TransportError`` when the API server itself cannot be reached.  lightkube has no
+    call for subresources like this one, hence its HTTP client (same server, same credentials).
+    """
+    http = client._client._client
+    url = f"/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy/{path.lstrip('/')}"
+    response = await http.get(url, timeout=timeout)
+    return int(response.status_code)

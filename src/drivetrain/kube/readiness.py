@@ -14,6 +14,7 @@ from typing import Any
 
 from drivetrain.api.models import Deployer, GraphDeployment
 from drivetrain.render.naming import resource_name
+from drivetrain.render.workloads import is_trainer
 
 READY = "Ready"
 
@@ -27,13 +28,17 @@ class ChildStatus:
     updated: int
     is_ready: bool
     reason: str  # what is missing, "" when ready
+    #: a trainer's Job that ran to completion: done, not down
+    succeeded: bool = False
 
 
 def service_children(graph: GraphDeployment, deployer: Deployer) -> dict[str, tuple[str, str]]:
     """service → (kind, name) of the workload that runs it."""
     out = {}
     for name, svc in graph.spec.services.items():
-        if deployer is Deployer.grove:
+        if is_trainer(graph, name):
+            out[name] = ("Job", resource_name(graph, name))
+        elif deployer is Deployer.grove:
             out[name] = ("PodCliqueSet", graph.name)
         elif svc.node_count > 1:
             out[name] = ("LeaderWorkerSet", resource_name(graph, name))
@@ -42,10 +47,44 @@ def service_children(graph: GraphDeployment, deployer: Deployer) -> dict[str, tu
     return out
 
 
+def _condition_true(status: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    return next(
+        (
+            c
+            for c in status.get("conditions") or []
+            if c.get("type") == kind and c.get("status") == "True"
+        ),
+        None,
+    )
+
+
+def job_status(obj: dict[str, Any], name: str) -> ChildStatus:
+    """A trainer's Job: ready while all its pods are ready, done once it completed.
+
+    A Job has no rollout and no ``observedGeneration``; its controller's conditions say how it
+    ended (``Complete`` / ``Failed``, kubernetes ``pkg/controller/job``).
+    """
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    desired = int(spec.get("parallelism", 1)) if not spec.get("suspend") else 0
+    if _condition_true(status, "Complete"):
+        count = int(spec.get("completions", 1))
+        return ChildStatus("Job", name, count, count, count, True, "", succeeded=True)
+    failed = _condition_true(status, "Failed")
+    ready = int(status.get("ready", 0))
+    if failed:
+        why = failed.get("message") or failed.get("reason") or "the Job failed"
+        return ChildStatus("Job", name, desired, ready, desired, False, f"failed: {why}")
+    reason = "" if ready >= desired else f"{ready}/{desired} pods ready"
+    return ChildStatus("Job", name, desired, ready, desired, not reason, reason)
+
+
 def child_status(obj: dict[str, Any] | None, kind: str, name: str) -> ChildStatus:
-    """Readiness of a Deployment, LeaderWorkerSet or PodCliqueSet from its status fields."""
+    """Readiness of a Deployment, LeaderWorkerSet, PodCliqueSet or Job from its status fields."""
     if obj is None:
         return ChildStatus(kind, name, 0, 0, 0, False, "not created yet")
+    if kind == "Job":
+        return job_status(obj, name)
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
     desired = int(spec.get("replicas", 1))
@@ -69,11 +108,18 @@ def child_status(obj: dict[str, Any] | None, kind: str, name: str) -> ChildStatu
     return ChildStatus(kind, name, desired, ready, updated, not reason, reason)
 
 
-def _condition(
-    status: str, reason: str, message: str, generation: int | None, previous: dict[str, Any]
+def condition(
+    status: str,
+    reason: str,
+    message: str,
+    generation: int | None,
+    previous: dict[str, Any],
+    kind: str = READY,
 ) -> dict[str, Any]:
+    """A status condition of type ``kind``; its ``lastTransitionTime`` is kept from
+    ``previous`` (the object's current status) while its status holds."""
     old: dict[str, Any] = next(
-        (c for c in previous.get("conditions") or [] if c.get("type") == READY), {}
+        (c for c in previous.get("conditions") or [] if c.get("type") == kind), {}
     )
     # The transition time moves only when the status does, so a steady graph writes nothing.
     if old.get("status") == status and old.get("lastTransitionTime"):
@@ -81,7 +127,7 @@ def _condition(
     else:
         when = datetime.datetime.now(tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     cond = {
-        "type": READY,
+        "type": kind,
         "status": status,
         "reason": reason,
         "message": message,
@@ -98,7 +144,7 @@ def failed_status(
     return {
         "observedGeneration": generation,
         "state": "failed",
-        "conditions": [_condition("False", reason, message, generation, previous)],
+        "conditions": [condition("False", reason, message, generation, previous)],
         "services": {},
     }
 
@@ -114,6 +160,7 @@ def graph_status(
             "replicas": c.replicas,
             "readyReplicas": c.ready,
             "updatedReplicas": c.updated,
+            **({"succeeded": True} if c.succeeded else {}),
         }
         for svc, c in sorted(children.items())
     }
@@ -123,7 +170,7 @@ def graph_status(
     if waiting:
         state, cond = (
             "pending",
-            _condition(
+            condition(
                 "False",
                 "ResourcesNotReady",
                 "not ready: " + "; ".join(waiting),
@@ -134,9 +181,7 @@ def graph_status(
     else:
         state, cond = (
             "successful",
-            _condition(
-                "True", "AllResourcesReady", "all resources are ready", generation, previous
-            ),
+            condition("True", "AllResourcesReady", "all resources are ready", generation, previous),
         )
     return {
         "observedGeneration": generation,

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lightkube import AsyncClient, codecs
-from lightkube.types import PatchType
+from lightkube.types import CascadeType, PatchType
 
 from drivetrain.api import InvalidGraph, parse_graph
 from drivetrain.kube import multinode, readiness
@@ -120,19 +120,17 @@ async def reconcile(
     current = {child_key(o): o for o in todo.unchanged}
     for obj in todo.unchanged:  # adopt what a previous operator process applied
         _remember(generations, obj)
+    live_keys = {child_key(o) for o in live}
     for obj in todo.apply:
+        kind = CHILD_KINDS[obj["kind"]]
+        if kind.recreate and child_key(obj) in live_keys:
+            await _delete(client, obj, namespace)
         applied = await client.apply(codecs.from_dict(obj), field_manager=FIELD_MANAGER, force=True)
         current[child_key(obj)] = {**_as_dict(applied), "kind": obj["kind"]}
         _remember(generations, current[child_key(obj)], overwrite=True)
     for obj in todo.delete:
         generations.pop(obj["metadata"].get("uid", ""), None)
-        try:
-            await client.delete(
-                CHILD_KINDS[obj["kind"]].resource, obj["metadata"]["name"], namespace=namespace
-            )
-        except ApiError as exc:
-            if exc.status.code != 404:  # already gone is what we wanted
-                raise
+        await _delete(client, obj, namespace)
     if todo.writes:
         log.info(
             "graph %s/%s: applied %s, deleted %s",
@@ -148,6 +146,20 @@ async def reconcile(
     }
     status = readiness.graph_status(children, generation, previous)
     return await _write_status(client, body, status, Outcome(status, todo))
+
+
+async def _delete(client: AsyncClient, obj: dict[str, Any], namespace: str) -> None:
+    try:
+        # Background: the object goes now, the garbage collector takes its pods after.
+        await client.delete(
+            CHILD_KINDS[obj["kind"]].resource,
+            obj["metadata"]["name"],
+            namespace=namespace,
+            cascade=CascadeType.BACKGROUND,
+        )
+    except ApiError as exc:
+        if exc.status.code != 404:  # already gone is what we wanted
+            raise
 
 
 async def _write_status(

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import (
     ConfigMap,
     PersistentVolumeClaim,
+    Pod,
     Service,
     ServiceAccount,
 )
@@ -19,6 +21,10 @@ from drivetrain.api import kinds
 from drivetrain.kube.lightkube_adapter import custom_resource
 
 GraphDeploymentResource = custom_resource(kinds.GRAPH)
+RLRunResource = custom_resource(kinds.RLRUN)
+RayJobResource = custom_resource(kinds.RAY_JOB)
+RayClusterResource = custom_resource(kinds.RAY_CLUSTER)
+PodResource = Pod
 DynamoGraphDeploymentResource = custom_resource(kinds.DYNAMO_GRAPH)
 LeaderWorkerSet = custom_resource(kinds.LEADER_WORKER_SET)
 PodCliqueSet = custom_resource(kinds.POD_CLIQUE_SET)
@@ -40,6 +46,9 @@ class ChildKind:
     prunable: bool = True
     #: Has replicas whose readiness makes the graph ready.
     workload: bool = False
+    #: The API server refuses changes to its pod template (a Job's): a changed one is deleted
+    #: and created again instead of applied.
+    recreate: bool = False
 
 
 CHILD_KINDS: dict[str, ChildKind] = {
@@ -50,6 +59,7 @@ CHILD_KINDS: dict[str, ChildKind] = {
         ChildKind("Deployment", Deployment, workload=True),
         ChildKind("LeaderWorkerSet", LeaderWorkerSet, group=LWS_GROUP, workload=True),
         ChildKind("PodCliqueSet", PodCliqueSet, group=GROVE_GROUP, workload=True),
+        ChildKind("Job", Job, workload=True, recreate=True),
         ChildKind("Service", Service),
         ChildKind("ResourceClaimTemplate", ResourceClaimTemplate, group=RESOURCE_GROUP),
         # The pods' RBAC (render/rbac.py): applied before the workloads, like every child.
@@ -66,3 +76,12 @@ def graph_resource(kind: str) -> Any:
         if kind == kinds.DYNAMO_GRAPH.kind
         else GraphDeploymentResource
     )
+
+
+#: The custom resources the CLI reads and writes by kind (graphs and runs).
+PRIMARY = {
+    kinds.GRAPH.kind: GraphDeploymentResource,
+    kinds.DYNAMO_GRAPH.kind: DynamoGraphDeploymentResource,
+    kinds.RLRUN.kind: RLRunResource,
+}
+RAY_RESOURCES = {kinds.RAY_JOB.kind: RayJobResource, kinds.RAY_CLUSTER.kind: RayClusterResource}

@@ -10,7 +10,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from drivetrain.api.loader import load_graphs
+from drivetrain.api.loader import load_text, parse_yaml_documents, read_text
+from drivetrain.api.rlrun_loader import holds_runs
 from drivetrain.local.backoff import RestartPolicy
 from drivetrain.local.envfile import read_env_file
 from drivetrain.local.logs import LogSink
@@ -33,14 +34,16 @@ class UpOptions:
     env_file: Path | None = None
 
 
-def plan_file(opts: UpOptions, discovery: str) -> list[ProcessSpec]:
+def plan_file(opts: UpOptions, discovery: str, text: str | None = None) -> list[ProcessSpec]:
     """Every process of every graph in the file; raises InvalidGraph (the graph file or the
     env file) / UnrunnableGraph.
 
     Processes run in the graph file's folder, so relative paths in a service's args (such
     as ``--model-path models/tiny``) are relative to the graph file.
     """
-    graphs = load_graphs(opts.file)
+    if text is None:
+        text, _ = read_text(opts.file)
+    graphs = load_text(text, str(opts.file)).graphs
     supplied = read_env_file(opts.env_file) if opts.env_file is not None else None
     cwd = opts.file.resolve().parent
     specs: list[ProcessSpec] = []
@@ -58,14 +61,28 @@ def plan_file(opts: UpOptions, discovery: str) -> list[ProcessSpec]:
 
 
 def run_up(opts: UpOptions, log: LogSink | None = None) -> int:
-    """Plan first (errors raise before anything starts), then supervise until a signal."""
+    """Plan first (errors raise before anything starts), then supervise until a signal; an
+    RLRun file runs its graphs, then its entrypoint (``local.rlrun``)."""
+    from drivetrain.local.rlrun import load_run, plan_run, supervise_run
+
+    text, name = read_text(opts.file)
+    run = None
+    if holds_runs(parse_yaml_documents(text, name)):
+        run = load_run(text, name, Path(opts.file).resolve().parent)
     tmp: str | None = None
     discovery = opts.discovery
     if discovery is None:
         tmp = tempfile.mkdtemp(prefix="drivetrain-up-")
         discovery = f"file://{tmp}"
     try:
-        specs = plan_file(opts, discovery)
+        if run is not None:
+            plan = plan_run(
+                run, port=opts.port, host=opts.host, discovery=discovery, env_file=opts.env_file
+            )
+            return asyncio.run(
+                supervise_run(plan, opts.grace, discovery, log or LogSink(), STOP_SIGNALS)
+            )
+        specs = plan_file(opts, discovery, text)
         return asyncio.run(_supervise(specs, opts, discovery, log or LogSink()))
     finally:
         if tmp is not None:

@@ -39,7 +39,7 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
 class ReplicaState:
     spec: ProcessSpec
     pid: int | None = None
-    state: str = "starting"  # starting | running | restarting | failed | stopped
+    state: str = "starting"  # starting | running | restarting | failed | stopped | exited
     restarts: int = 0
     last_exit: int | None = None
     process: asyncio.subprocess.Process | None = field(default=None, repr=False)
@@ -81,6 +81,26 @@ class Supervisor:
 
     def stop(self) -> None:
         self.stopping.set()
+
+    async def run_once(self, spec: ProcessSpec) -> int:
+        """Run ``spec`` once, never restarted (a job's entrypoint), while ``run()`` keeps the
+        others up; its exit status, or 128+N when signal N ended it, as a shell reports it.
+        Stopping the supervisor stops it with the rest."""
+        r = ReplicaState(spec)
+        self.replicas.append(r)
+        try:
+            proc = await self._start(r)
+        except OSError as exc:
+            self.log.event(f"{spec.name} cannot start: {exc}", style="bold red")
+            r.state = "failed"
+            return 127 if isinstance(exc, FileNotFoundError) else 126
+        pump = asyncio.create_task(self._pump(r, proc))
+        code = await proc.wait()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(pump, 2.0)
+        r.last_exit, r.state = code, "exited"
+        self._changed()
+        return 128 - code if code < 0 else code
 
     def kill_now(self) -> None:
         """A second Ctrl-C: no grace period."""

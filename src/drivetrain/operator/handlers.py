@@ -11,6 +11,10 @@ Design (see docs/operator.md):
   instead of on a timer.  Deleted children are re-created the same way.
 * Reconciles of one graph never overlap, and a burst of events while one runs collapses into
   one more run (``Coalescer``).
+* RLRuns (``kube.rlrun``) are reconciled on their own events and on those of their RayJob,
+  RayCluster and graphs (found by the run label).  A run waiting for its graphs' gates is
+  looked at again after ``run_poll_s`` (pods and the frontend's answer are not watched), from
+  memory: a timer writes nothing.
 """
 
 from __future__ import annotations
@@ -31,8 +35,10 @@ from drivetrain.kube.client import async_client
 from drivetrain.kube.errors import cluster_errors, crd_missing
 from drivetrain.kube.lightkube_adapter import ApiError, api_groups
 from drivetrain.kube.reconcile import reconcile
-from drivetrain.kube.resources import graph_resource
+from drivetrain.kube.resources import RLRunResource, graph_resource
+from drivetrain.kube.rlrun import reconcile_run
 from drivetrain.render.naming import GRAPH_LABEL
+from drivetrain.render.rlrun import RUN_LABEL
 
 log = logging.getLogger("drivetrain.operator")
 
@@ -84,6 +90,10 @@ class OperatorState:
     coalescer: Coalescer = field(default_factory=Coalescer)
     #: child uid → generation after this process's apply (drift detection, see kube.children)
     applied_generations: dict[str, int] = field(default_factory=dict)
+    #: how often a run waiting for its graphs' gates is looked at again
+    run_poll_s: float = 5.0
+    #: the pending look-again of each run (one per run)
+    requeues: dict[Any, asyncio.Task[None]] = field(default_factory=dict)
     _groups: set[str] = field(default_factory=set)
     _groups_at: float = -1e9
 
@@ -134,6 +144,54 @@ async def reconcile_graph(
     await state.coalescer.run((kind, namespace, name), job, delay)
 
 
+async def _fetch_run(client: AsyncClient, namespace: str, name: str) -> dict | None:
+    try:
+        obj = await client.get(RLRunResource, name, namespace=namespace)
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return None
+        raise
+    return {**obj.to_dict(), "kind": kinds.RLRUN.kind}
+
+
+async def reconcile_rlrun(
+    state: OperatorState, namespace: str, name: str, body: dict | None = None, delay: float = 0.0
+) -> None:
+    client = state.api()
+    key = (kinds.RLRUN.kind, namespace, name)
+
+    async def job(rerun: bool) -> None:
+        current = body if body is not None and not rerun else None
+        if current is None:
+            current = await _fetch_run(client, namespace, name)
+        if current is None or current["metadata"].get("deletionTimestamp"):
+            return  # going away: the RayJob and, through it, the graphs go with it
+        outcome = await reconcile_run(client, current, poll_s=state.run_poll_s)
+        if outcome.requeue_after is not None:
+            _requeue(state, key, outcome.requeue_after)
+
+    await state.coalescer.run(key, job, delay)
+
+
+def _requeue(state: OperatorState, key: Any, delay: float) -> None:
+    pending = state.requeues.get(key)
+    if pending is not None and not pending.done():
+        return
+
+    async def again() -> None:
+        await asyncio.sleep(delay)
+        state.requeues.pop(key, None)
+        try:
+            await reconcile_rlrun(state, key[1], key[2])
+        except Exception as exc:  # no handler to retry it: look again later
+            log.warning(
+                "rlrun %s/%s: reconcile failed (%s); again in %gs", key[1], key[2], exc, delay
+            )
+            _requeue(state, key, delay)
+
+    state.requeues[key] = asyncio.create_task(again())
+
+
 def register(registry: kopf.OperatorRegistry, state: OperatorState) -> None:
     """Add the operator's handlers to ``registry``."""
 
@@ -157,6 +215,24 @@ def register(registry: kopf.OperatorRegistry, state: OperatorState) -> None:
                 )
                 return
 
+    async def on_rlrun(type: str | None, body: Any, **_: Any) -> None:
+        plain = _plain(body)
+        meta = plain["metadata"]
+        key = (kinds.RLRUN.kind, meta["namespace"], meta["name"])
+        if type == "DELETED":
+            pending = state.requeues.pop(key, None)
+            if pending is not None:
+                pending.cancel()
+            return
+        await reconcile_rlrun(state, meta["namespace"], meta["name"], {**plain, "kind": key[0]})
+
+    async def on_run_member(body: Any, **_: Any) -> None:
+        """A run's RayJob, RayCluster or graph changed: look at the run."""
+        meta = body.get("metadata", {})
+        run = (meta.get("labels") or {}).get(RUN_LABEL)
+        if run:
+            await reconcile_rlrun(state, meta["namespace"], run, delay=CHILD_DEBOUNCE_S)
+
     async def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
@@ -170,6 +246,9 @@ def register(registry: kopf.OperatorRegistry, state: OperatorState) -> None:
         watch(kinds.DYNAMO_GRAPH, on_graph)
     for child in kinds.WORKLOADS:
         watch(child, on_child, labels={GRAPH_LABEL: kopf.PRESENT})
+    watch(kinds.RLRUN, on_rlrun)
+    for member in (kinds.GRAPH, kinds.DYNAMO_GRAPH, kinds.RAY_JOB, kinds.RAY_CLUSTER):
+        watch(member, on_run_member, labels={RUN_LABEL: kopf.PRESENT})
 
 
 async def preflight(state: OperatorState) -> None:

@@ -21,7 +21,12 @@ def spec_deployer(graph: GraphDeployment) -> Deployer | None:
 
 
 def graph_needs_multinode(graph: GraphDeployment) -> bool:
-    return any(svc.node_count > 1 for svc in graph.spec.services.values())
+    """Whether a multinode API (LWS or Grove) must serve the graph: a multinode trainer is an
+    Indexed Job, which every cluster has."""
+    return any(
+        svc.node_count > 1 and not workloads.is_trainer(graph, name)
+        for name, svc in graph.spec.services.items()
+    )
 
 
 def choose_deployer(graph: GraphDeployment, requested: str | None) -> Deployer:
@@ -122,16 +127,23 @@ def render_graph(
             errors.extend(exc.errors)
             return None
 
-    if deployer is Deployer.grove and graph.spec.services:
+    trainers = [n for n in graph.spec.services if workloads.is_trainer(graph, n)]
+    if deployer is Deployer.grove and len(trainers) < len(graph.spec.services):
         pcs = attempt(workloads.pod_clique_set, graph, namespace)
         if pcs:
             objects += pcs
-    else:
+    elif deployer is not Deployer.grove:
         for name, svc in graph.spec.services.items():
+            if name in trainers:
+                continue
             produce = workloads.leader_worker_set if svc.node_count > 1 else workloads.deployment
             made = attempt(produce, graph, name, namespace)
             if made:
                 objects += made
+    for name in trainers:
+        made = attempt(workloads.trainer_job, graph, name, namespace)
+        if made:
+            objects += made
     for name in graph.spec.services:
         made = attempt(workloads.checkpoint_job, graph, name, namespace)
         if made:

@@ -443,7 +443,9 @@ def _pod_spec(view: ServiceView) -> dict[str, Any]:
     """9. Pod spec: defaults, then the user's extraPodSpec over them."""
     svc = view.svc
     user_pod = dict(svc.extraPodSpec.model_extra or {}) if svc.extraPodSpec else {}
-    spec: dict[str, Any] = {"terminationGracePeriodSeconds": 60, "restartPolicy": "Always"}
+    # A trainer runs once as a Job's pod; a finished run must not start again.
+    restart = "Never" if svc.componentType == "trainer" else "Always"
+    spec: dict[str, Any] = {"terminationGracePeriodSeconds": 60, "restartPolicy": restart}
     for key, value in copy.deepcopy(user_pod).items():
         if value in (None, [], {}, ""):
             continue
@@ -490,7 +492,10 @@ def _engine_pod_changes(
 
 
 def _training(
-    view: ServiceView, spec: dict[str, Any], deployer: MultinodeDeployer | None
+    view: ServiceView,
+    spec: dict[str, Any],
+    deployer: MultinodeDeployer | None,
+    indexed_job: tuple[str, str] | None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """13. Trainers start through the distributed-env script (MASTER_ADDR, NODE_RANK...)."""
     if view.svc.componentType != "trainer":
@@ -505,6 +510,7 @@ def _training(
             deployer=kind,
             node_count=nodes,
             namespace=view.k8s_namespace,
+            indexed_job=indexed_job,
         )
     except training.TrainingEnvError as exc:
         raise InvalidGraph([FieldError(view.base, str(exc))]) from None
@@ -608,9 +614,14 @@ def build_pod(
     role: Role = "main",
     deployer: MultinodeDeployer | None = None,
     purpose: Purpose = "serve",
+    indexed_job: tuple[str, str] | None = None,
 ) -> PodTemplate:
     """The pod template of one role of one service (``purpose="checkpoint"``: the pod of the
-    service's checkpoint Job)."""
+    service's checkpoint Job).
+
+    ``indexed_job``: (Job name, headless Service name) for the pods of a multinode trainer's
+    Indexed Job (``workloads.trainer_job``).
+    """
     view = resolve_service(graph, service_name, k8s_namespace)
     container = _main_container(view)  # 1-2
     container["env"] = _env(view)  # 3
@@ -632,7 +643,7 @@ def build_pod(
     # 11. The workload container goes after the user's containers.
     spec["containers"] = [*spec.get("containers", []), container]
     spec, extra_objects = _engine_pod_changes(view, spec, ctx)  # 12
-    spec, needed = _training(view, spec, deployer)  # 13
+    spec, needed = _training(view, spec, deployer, indexed_job)  # 13
     extra_objects += needed
     if view.svc.frontendSidecar is not None:  # 14
         spec["containers"].append(_frontend_sidecar(graph, service_name, k8s_namespace))

@@ -21,6 +21,7 @@ from typing import Any
 from drivetrain.api.enums import Deployer
 from drivetrain.cmdline import is_bare_script
 from drivetrain.distenv.shell import SCRIPT_NAME, script_text
+from drivetrain.distenv.sources import indexed_job_env
 from drivetrain.errors import DrivetrainError
 from drivetrain.podcontainers import main_container
 from drivetrain.render.engines.detect import is_shell_form
@@ -60,9 +61,21 @@ def distenv_configmap(graph_name: str, namespace: str) -> dict[str, Any]:
 
 
 def renderer_env(
-    service_name: str, deployer: Deployer | None, node_count: int
+    service_name: str,
+    deployer: Deployer | None,
+    node_count: int,
+    indexed_job: tuple[str, str] | None = None,
 ) -> list[dict[str, str]]:
-    """What the renderer knows and the pod cannot find out: rank source and node count."""
+    """What the renderer knows and the pod cannot find out: rank source and node count.
+
+    ``indexed_job`` (the Job's name, its headless Service's name): the pod belongs to an
+    Indexed Job, whose contract is ``indexed_job_env`` (docs/distenv.md).
+    """
+    if indexed_job is not None and node_count > 1:
+        job, service = indexed_job
+        return [
+            {"name": k, "value": v} for k, v in indexed_job_env(job, service, node_count).items()
+        ]
     if deployer is None:
         return [{"name": "DRIVETRAIN_RANK_SOURCE", "value": "none"}]
     env = [
@@ -84,12 +97,16 @@ def runs_distenv(container: dict[str, Any]) -> bool:
     return any(DISTENV_MOUNT_DIR + "/" in str(word) for word in words)
 
 
-def _check(service_name: str, deployer: Deployer | None, node_count: int) -> None:
+def _check(service_name: str, deployer: Deployer | None, node_count: int, indexed: bool) -> None:
     if deployer not in (None, "lws", "grove"):
         raise TrainingEnvError(
             f"service {service_name}: deployer {deployer!r} is not lws, grove or none"
         )
-    if node_count < 1 or (deployer is None and node_count > 1):
+    if indexed and deployer is not None:
+        raise TrainingEnvError(
+            f"service {service_name}: an Indexed Job has no multinode deployer (got {deployer})"
+        )
+    if node_count < 1 or (deployer is None and not indexed and node_count > 1):
         raise TrainingEnvError(
             f"service {service_name}: {node_count} nodes cannot run "
             f"{'as a single pod' if deployer is None else 'at all'}"
@@ -157,13 +174,15 @@ def apply_training_env(
     deployer: Deployer | None,
     node_count: int,
     namespace: str,
+    indexed_job: tuple[str, str] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The pod spec of a trainer with the distenv wrapper, and the ConfigMap it mounts.
 
-    Idempotent; ``pod_spec`` itself is not changed. A ``DRIVETRAIN_*`` variable the user set
-    in the container keeps the user's value.
+    ``indexed_job``: (Job name, headless Service name) when the pod is an Indexed Job's, which
+    gives the ranks (``deployer`` is then None). Idempotent; ``pod_spec`` itself is not
+    changed. A ``DRIVETRAIN_*`` variable the user set in the container keeps the user's value.
     """
-    _check(service_name, deployer, node_count)
+    _check(service_name, deployer, node_count, indexed_job is not None)
     spec = copy.deepcopy(pod_spec)
     containers = spec.get("containers", [])
     main = main_container(spec)
@@ -172,7 +191,8 @@ def apply_training_env(
     _wrap(main, service_name)
     env = list(main.get("env", []))
     present = {e.get("name") for e in env}
-    env += [e for e in renderer_env(service_name, deployer, node_count) if e["name"] not in present]
+    injected = renderer_env(service_name, deployer, node_count, indexed_job)
+    env += [e for e in injected if e["name"] not in present]
     main["env"] = env
 
     for container in [*spec.get("initContainers", []), *containers]:

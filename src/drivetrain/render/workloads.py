@@ -1,11 +1,12 @@
-"""Workload objects around pod templates: Deployment, LeaderWorkerSet, PodCliqueSet, and each
-component's Service."""
+"""Workload objects around pod templates: Deployment, LeaderWorkerSet, PodCliqueSet, Job, and
+each component's Service."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from drivetrain.api.kinds import DEPLOYMENT, LEADER_WORKER_SET, POD_CLIQUE_SET
+from drivetrain.api.enums import ComponentType
+from drivetrain.api.kinds import DEPLOYMENT, JOB, LEADER_WORKER_SET, POD_CLIQUE_SET
 from drivetrain.api.models import GraphDeployment
 from drivetrain.render import checkpoint
 from drivetrain.render.deployers import GroveDeployer, LWSDeployer
@@ -18,6 +19,14 @@ from drivetrain.render.naming import (
 )
 from drivetrain.render.pod import PodTemplate, build_pod, service_engine
 from drivetrain.render.profiles import DYNAMO, profile_of, runtime_namespace, service_discovery
+
+#: The port a frontend's Service listens on, under both profiles (drivetrain's and Dynamo's).
+FRONTEND_PORT = 8000
+
+
+def is_trainer(graph: GraphDeployment, service_name: str) -> bool:
+    """Trainers run to completion as Jobs, whatever the graph's multinode deployer."""
+    return graph.spec.services[service_name].componentType == ComponentType.trainer
 
 
 def deployment(graph: GraphDeployment, service_name: str, namespace: str) -> list[dict[str, Any]]:
@@ -100,6 +109,8 @@ def pod_clique_set(graph: GraphDeployment, namespace: str) -> list[dict[str, Any
     extra: list[dict[str, Any]] = []
     explicit_startup = False
     for service_name, svc in graph.spec.services.items():
+        if is_trainer(graph, service_name):
+            continue  # a Job of its own (trainer_job)
         slug = service_slug(service_name)
         if svc.node_count <= 1:
             pod = build_pod(graph, service_name, k8s_namespace=namespace)
@@ -165,7 +176,7 @@ def _clique(name: str, replicas: int, pod: PodTemplate) -> dict[str, Any]:
 
 
 #: A component Service's port, by component type (Dynamo's ``GenerateComponentService``).
-_FRONTEND_PORT = {"name": "http", "port": 8000, "targetPort": "http", "protocol": "TCP"}
+_FRONTEND_PORT = {"name": "http", "port": FRONTEND_PORT, "targetPort": "http", "protocol": "TCP"}
 _EPP_PORT = {
     "name": "grpc",
     "port": 9002,
@@ -174,6 +185,54 @@ _EPP_PORT = {
     "appProtocol": "http2",
 }
 _SYSTEM_PORT = {"name": "system", "port": 9090, "targetPort": "system", "protocol": "TCP"}
+
+
+def trainer_job(graph: GraphDeployment, service_name: str, namespace: str) -> list[dict[str, Any]]:
+    """A trainer as a ``batch/v1`` Job that runs to completion (docs/rendering.md).
+
+    One node: a plain Job. Several: an Indexed Job with ``completions = parallelism =
+    nodeCount``, pods with ``subdomain: <job>`` and a headless Service of that name, so that
+    pod *i* is ``<job>-<i>.<job>`` (the names ``distenv``'s ``indexedjob`` source and JAX's own
+    Kubernetes bootstrap build). ``restartPolicy: Never`` and ``backoffLimit`` (default 0):
+    a finished run stays finished.
+    """
+    svc = graph.spec.services[service_name]
+    name = resource_name(graph, service_name)
+    nodes = svc.node_count
+    indexed = nodes > 1
+    pod = build_pod(
+        graph, service_name, k8s_namespace=namespace, indexed_job=(name, name) if indexed else None
+    )
+    template = pod.as_template()
+    spec: dict[str, Any] = {"backoffLimit": svc.backoffLimit or 0}
+    if indexed:
+        template["spec"]["subdomain"] = name
+        spec.update(completionMode="Indexed", completions=nodes, parallelism=nodes)
+    if svc.replicas == 0:
+        spec["suspend"] = True  # scaled to zero: the Job exists and runs nothing
+    spec["template"] = template
+    objects = list(pod.extra_objects)
+    if indexed:
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": object_meta(graph, name, namespace, service_name),
+                "spec": {
+                    "clusterIP": "None",
+                    # Rank 0 must resolve before it is Ready: every rank waits for it.
+                    "publishNotReadyAddresses": True,
+                    "selector": {SELECTOR_LABEL: name},
+                },
+            }
+        )
+    job = {
+        "apiVersion": JOB.api_version,
+        "kind": JOB.kind,
+        "metadata": object_meta(graph, name, namespace, service_name),
+        "spec": spec,
+    }
+    return [*objects, job]
 
 
 def service(graph: GraphDeployment, service_name: str, namespace: str) -> dict[str, Any] | None:
