@@ -14,7 +14,7 @@ from drivetrain.api.loader import load_graphs
 from drivetrain.local.backoff import RestartPolicy
 from drivetrain.local.envfile import read_env_file
 from drivetrain.local.logs import LogSink
-from drivetrain.local.plan import ProcessSpec, plan_graph
+from drivetrain.local.plan import FAILOVER_DIR, ProcessSpec, plan_graph
 from drivetrain.local.status import expected_models, status_table, wait_until_serving
 from drivetrain.local.supervisor import Supervisor
 
@@ -33,12 +33,13 @@ class UpOptions:
     env_file: Path | None = None
 
 
-def plan_file(opts: UpOptions, discovery: str) -> list[ProcessSpec]:
+def plan_file(opts: UpOptions, discovery: str, state_dir: Path) -> list[ProcessSpec]:
     """Every process of every graph in the file; raises InvalidGraph (the graph file or the
     env file) / UnrunnableGraph.
 
     Processes run in the graph file's folder, so relative paths in a service's args (such
-    as ``--model-path models/tiny``) are relative to the graph file.
+    as ``--model-path models/tiny``) are relative to the graph file.  ``state_dir`` holds
+    this run's local state (failover locks).
     """
     graphs = load_graphs(opts.file)
     supplied = read_env_file(opts.env_file) if opts.env_file is not None else None
@@ -53,23 +54,25 @@ def plan_file(opts: UpOptions, discovery: str) -> list[ProcessSpec]:
             cwd=cwd,
             host=opts.host,
             env_file=supplied,
+            state_dir=state_dir,
         )
     return specs
 
 
 def run_up(opts: UpOptions, log: LogSink | None = None) -> int:
-    """Plan first (errors raise before anything starts), then supervise until a signal."""
-    tmp: str | None = None
-    discovery = opts.discovery
-    if discovery is None:
-        tmp = tempfile.mkdtemp(prefix="drivetrain-up-")
-        discovery = f"file://{tmp}"
+    """Plan first (errors raise before anything starts), then supervise until a signal.
+
+    One fresh temporary folder holds this run's state, removed at exit: the file discovery
+    store (unless ``--discovery`` names another) and the failover locks.
+    """
+    tmp = tempfile.mkdtemp(prefix="drivetrain-up-")
+    discovery = opts.discovery or f"file://{tmp}"
     try:
-        specs = plan_file(opts, discovery)
+        specs = plan_file(opts, discovery, Path(tmp))
+        (Path(tmp) / FAILOVER_DIR).mkdir()
         return asyncio.run(_supervise(specs, opts, discovery, log or LogSink()))
     finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 async def _supervise(
