@@ -226,6 +226,27 @@ async def test_a_dropped_connection_quarantines_its_instance_without_a_failed_re
         assert stack.frontend.frontend.metrics.retries["tiny"] == 0  # never tried the dead one
 
 
+async def test_a_request_waiting_in_the_window_wakes_when_a_quarantine_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from drivetrain.runtime.frontend import registry
+
+    monkeypatch.setattr(registry, "QUARANTINE_S", 0.5)
+    async with serving_stack(retry_window=30.0) as stack:
+        await stack.add_worker(EchoEngine())
+        status, _, _ = await post_chat(stack.url)
+        assert status == 200
+        # The connection drops but the worker lives on (a network blip): quarantined, and no
+        # discovery change will come to wake a waiting request; the quarantine's end must.
+        (target,) = stack.frontend.table.models["tiny"].targets
+        target.client.drop("a blip")
+        await stack.wait(lambda: target.down_until > asyncio.get_running_loop().time())
+        status, body, waited = await post_chat(stack.url, text="back")
+        assert status == 200
+        assert body["choices"][0]["message"]["content"] == "back"
+        assert waited < 10.0
+
+
 def test_the_cli_default_window_is_the_frontends() -> None:
     import inspect
 

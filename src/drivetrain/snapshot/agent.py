@@ -68,8 +68,8 @@ def _summary(pod: Pod, namespace: str | None, **facts: str) -> dict[str, str]:
 
 
 def _pid(ready: str, given: int | None) -> int | None:
-    """The process to save: ``--pid``, else the PID drivetrain's workloads write into
-    ``ready-for-snapshot``; None for a workload that writes something else (Dynamo's write
+    """The process to save: ``--pid``, else a PID the workload wrote into ``ready-for-snapshot``
+    (this agent's convention); None for a workload that writes something else (Dynamo's write
     ``ready``), which only a command without ``{pid}`` can checkpoint."""
     if given is not None:
         return given

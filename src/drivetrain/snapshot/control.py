@@ -2,8 +2,8 @@
 
 The agent mounts the control volume's root (``--control-root``); a target container's folder is
 its ``subPath`` below it, which the container itself sees at ``/snapshot-control``.  The
-workload writes ``ready-for-snapshot`` (drivetrain's workloads write their PID into it, which is
-what the default checkpoint step needs, docs/snapshot.md); the agent writes
+workload writes ``ready-for-snapshot`` (a workload that writes its PID into it names the process
+the default checkpoint step saves, docs/snapshot.md); the agent writes
 ``snapshot-complete`` and ``restore-complete``.  Files are written whole (a temporary file,
 then a rename), so a reader polling for one never sees it half-written.
 """
