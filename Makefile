@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo demo-rl test test-frameworks lint typecheck imports image bench bench-render bench-frontend bench-stream bench-stream-guard bench-operator bench-discovery bench-transformers tiny-model clean
+.PHONY: install demo demo-rl test test-frameworks lint typecheck imports image bench bench-render bench-frontend bench-stream bench-stream-guard bench-operator bench-discovery bench-transformers bench-failover tiny-model clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -55,7 +55,7 @@ imports: $(STAMP)
 image:
 	./scripts/build-image.sh
 
-bench: bench-render bench-operator bench-discovery bench-frontend bench-transformers
+bench: bench-render bench-operator bench-discovery bench-frontend bench-transformers bench-failover
 
 bench-render: $(STAMP)
 	$(BIN)/python benchmarks/bench_render.py
@@ -68,6 +68,11 @@ bench-discovery: $(STAMP)
 
 bench-frontend: $(STAMP)
 	./benchmarks/bench_frontend.sh
+
+# Engine failover: SIGKILL the active engine under load, 20 times (docs/performance.md). ARGS=--record
+# writes benchmarks/results/failover.md.
+bench-failover: $(STAMP)
+	$(BIN)/python benchmarks/bench_failover.py $(ARGS)
 
 # The tiny random Llama model (3.5 MB, git-ignored) that examples/real-cpu.yaml serves.
 tiny-model: $(STAMP)

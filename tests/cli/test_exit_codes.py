@@ -86,6 +86,14 @@ def cases(port: int) -> dict[str, list[tuple[int, list[str], dict[str, str]]]]:
             (1, ["status", "g", "--rlrun"], NO_CLUSTER),
         ],
         "delete": [(2, ["delete"], {}), (1, ["delete", "g", "--rlrun"], NO_CLUSTER)],
+        "snapshot": [
+            (2, ["snapshot", "restore", "--containers", "main"], {}),
+            (
+                1,
+                ["snapshot", "checkpoint", "--manifest", MISSING, "--annotations", "stdout"],
+                {},
+            ),
+        ],
         "distenv": [
             (2, ["distenv", "--json", "--print"], {}),
             (1, ["distenv", "--json"], {**LWS, "LWS_GROUP_SIZE": "3x"}),

@@ -101,8 +101,13 @@ class Stack:
 
 @contextlib.asynccontextmanager
 async def serving_stack(
-    scope: NamespaceScope | None = None, router: str = "round-robin", request_timeout: float = 30.0
+    scope: NamespaceScope | None = None,
+    router: str = "round-robin",
+    request_timeout: float = 30.0,
+    retry_window: float = 0.2,
 ) -> AsyncIterator[Stack]:
+    """A frontend on a private store.  ``retry_window`` is short by default so that tests of a
+    503 do not wait the production window (test_failover.py covers the window itself)."""
     store = await open_store(f"memory://serving-{uuid.uuid4().hex}")
     config = FrontendConfig(
         host="127.0.0.1",
@@ -110,6 +115,7 @@ async def serving_stack(
         scope=scope or NamespaceScope("global"),
         router=router,
         request_timeout=request_timeout,
+        retry_window=retry_window,
     )
     frontend = RunningFrontend(config, store=store)
     await frontend.start()

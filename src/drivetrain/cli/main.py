@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import typer
 
-from drivetrain.cli import distenv_cmds, graph_cmds, kube_cmds, runtime_cmds, up_cmds
+from drivetrain.cli import (
+    distenv_cmds,
+    graph_cmds,
+    kube_cmds,
+    runtime_cmds,
+    snapshot_cmds,
+    up_cmds,
+)
 
 app = typer.Typer(
     name="drivetrain",
@@ -18,7 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (graph_cmds, runtime_cmds, up_cmds, kube_cmds, distenv_cmds):
+for module in (graph_cmds, runtime_cmds, up_cmds, kube_cmds, distenv_cmds, snapshot_cmds):
     module.register(app)
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine
 
 import typer
 
-from drivetrain import envnames
+from drivetrain import envnames, podcontract
 from drivetrain.cli.output import EXIT_USAGE, fail
 
 DISCOVERY_HELP = (
@@ -68,8 +68,9 @@ def _tune_gc() -> None:
 
 def _known_errors() -> tuple[type[BaseException], ...]:
     from drivetrain.runtime.discovery import DiscoveryError
+    from drivetrain.runtime.failover import FailoverLockError
 
-    return (ValueError, OSError, DiscoveryError)
+    return (ValueError, OSError, DiscoveryError, FailoverLockError)
 
 
 def _discovery_url(given: str | None) -> str:
@@ -126,6 +127,12 @@ def frontend(
         "round-robin", "--router", help="round-robin, random or least-loaded."
     ),
     request_timeout: float = typer.Option(600.0, "--request-timeout", help="Seconds per request."),
+    retry_window: float = typer.Option(
+        5.0,
+        "--retry-window",
+        help="Seconds a request waits for a live instance (a failover shadow taking over, a "
+        "worker starting) before it gets 503; 0: at once.",
+    ),
     log_level: str = typer.Option("info", "--log-level"),
 ) -> None:
     """Run the OpenAI-compatible HTTP frontend."""
@@ -142,11 +149,17 @@ def frontend(
         fail(f"--port: expected 0..65535, got {port}", EXIT_USAGE)
     if request_timeout <= 0:
         fail(f"--request-timeout: expected seconds > 0, got {request_timeout}", EXIT_USAGE)
+    if not 0 <= retry_window <= request_timeout:
+        fail(
+            f"--retry-window: expected seconds from 0 to --request-timeout ({request_timeout:g}), "
+            f"got {retry_window:g}",
+            EXIT_USAGE,
+        )
     strict = namespace_prefix_strict or parse_strict_flag(
         os.environ.get(envnames.NAMESPACE_PREFIX_STRICT)
     )
     scope = NamespaceScope.from_args(namespace, namespace_prefix, strict)
-    config = FrontendConfig(host, port, url, scope, router, request_timeout)
+    config = FrontendConfig(host, port, url, scope, router, request_timeout, retry_window)
 
     started = False
 
@@ -248,6 +261,13 @@ def worker(
         envvar=envnames.ADVERTISE_HOST,
         help="Host frontends should dial (default: --rpc-host; the hostname when that is 0.0.0.0).",
     ),
+    failover_lock: str | None = typer.Option(
+        None,
+        podcontract.FAILOVER_LOCK_FLAG,
+        envvar=podcontract.FAILOVER_LOCK_ENV,
+        help="A lock file shared with a shadow engine: the holder serves, the other waits warmed "
+        "and takes over when the holder dies (docs/gms-failover.md).",
+    ),
     log_level: str = typer.Option("info", "--log-level"),
 ) -> None:
     """Run a worker: serve an engine and register it in discovery."""
@@ -276,6 +296,8 @@ def worker(
         fail(f"--lease-ttl: expected at least 1 second, got {lease_ttl}", EXIT_USAGE)
     if model_name is not None and not model_name.strip():
         fail("--model-name: must not be empty", EXIT_USAGE)
+    if failover_lock is not None and not failover_lock.strip():
+        fail(f"{podcontract.FAILOVER_LOCK_FLAG}: must not be empty", EXIT_USAGE)
     if model_name is None and engine != "http":
         fail(
             f"--model-name: required for the {engine} engine (only http can ask its upstream)",
@@ -318,7 +340,10 @@ def worker(
         host=rpc_host,
         port=rpc_port,
         advertise_host=advertise_host,
+        failover_lock=failover_lock or None,
     )
+    engine_id = os.environ.get(podcontract.ENGINE_ID_ENV)
+    which = f" (engine {engine_id})" if engine_id else ""
 
     started = False
 
@@ -329,13 +354,21 @@ def worker(
         _tune_gc()
         print(
             f"drivetrain worker ready: model {running.model_name!r} ({engine}) at "
-            f"{running.address}, namespace {config.namespace!r}, discovery {url}",
+            f"{running.address}, namespace {config.namespace!r}, discovery {url}{which}",
+            flush=True,
+        )
+
+    def standby(running: RunningWorker) -> None:
+        # Warmed and listening, not registered: it serves once the failover lock is free.
+        print(
+            f"drivetrain worker standby: model {running.model_name!r} ({engine}) at "
+            f"{running.address}, waiting for the failover lock {failover_lock}{which}",
             flush=True,
         )
 
     async def main() -> None:
         try:
-            await run_worker(config, built, on_ready=ready)
+            await run_worker(config, built, on_ready=ready, on_standby=standby)
         except _known_errors() as exc:
             if started:
                 raise

@@ -2,9 +2,9 @@
 
 The plan consumes the renderer: each runnable service's pod template comes from
 ``render_graph`` (the same objects ``drivetrain render`` prints), and every container of it that
-runs as a local process (``local_containers``: today the main container) becomes ``replicas``
-process specs with that container's command, args and env, built as the kubelet builds them
-(``drivetrain.cmdline.expand``), then adapted to one machine:
+runs as a local process (``local_containers``: the main container, or a failover pod's engine
+containers) becomes ``replicas`` process specs with that container's command, args and env,
+built as the kubelet builds them (``drivetrain.cmdline.expand``), then adapted to one machine:
 
 * Downward-API env (POD_NAME, POD_IP...) gets local values; values the kubelet would read from
   a Secret or a ConfigMap come from ``--env-file`` or are refused, naming the graph field.
@@ -14,6 +14,9 @@ process specs with that container's command, args and env, built as the kubelet 
   ``up --host`` says otherwise).
 * A worker's request plane listens on 127.0.0.1 and a free port (the pod's fixed 9090 on
   0.0.0.0 would collide between replicas and be reachable from outside).
+* The engines of a failover pod share a lock file per replica in ``up``'s state folder (the
+  pod's shared emptyDir has no local equivalent), given by ``--failover-lock`` or
+  ``FAILOVER_LOCK_PATH``, whichever the container uses.
 * Discovery comes from ``up``.
 
 Anything else (``python3 -m dynamo.vllm``, a planner) cannot run here: ``plan_graph`` raises
@@ -29,9 +32,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from drivetrain import envnames, podcontract
 from drivetrain.api.errors import InvalidGraph
 from drivetrain.api.models import WORKER_TYPES, GraphDeployment
-from drivetrain.cmdline import expand_argv, flag_value, replace_flag
+from drivetrain.cmdline import expand_argv, flag_value, has_flag, replace_flag
 from drivetrain.errors import DrivetrainError
 from drivetrain.local.podenv import ClusterEnv
 from drivetrain.render import render_graph
@@ -46,10 +50,14 @@ RUNNABLE_TYPES = {"frontend", *WORKER_TYPES}
 MAIN_CONTAINER = "main"
 #: env every local worker gets last: loopback request plane on a free port.
 LOCAL_WORKER_ENV = {
-    "DRIVETRAIN_RPC_HOST": "127.0.0.1",
-    "DRIVETRAIN_RPC_PORT": "0",
-    "DRIVETRAIN_ADVERTISE_HOST": "127.0.0.1",
+    envnames.RPC_HOST: "127.0.0.1",
+    envnames.RPC_PORT: "0",
+    envnames.ADVERTISE_HOST: "127.0.0.1",
 }
+#: the same as flags, where a rendered command line gives them (a flag wins over its variable)
+LOCAL_WORKER_FLAGS = {"--rpc-host": "127.0.0.1", "--rpc-port": "0", "--advertise-host": "127.0.0.1"}
+#: the folder of ``up``'s state folder holding the failover locks, one per replica
+FAILOVER_DIR = "failover"
 
 
 class UnrunnableGraph(DrivetrainError):
@@ -77,19 +85,28 @@ class ProcessSpec:
 
     @property
     def name(self) -> str:
-        return f"{self.service}/{self.replica}"
+        if self.container == MAIN_CONTAINER:
+            return f"{self.service}/{self.replica}"
+        return f"{self.service}/{self.replica}/{self.container}"
 
 
 def local_containers(pod_spec: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The containers of a rendered pod that ``up`` runs as processes of the service.
 
-    One rule for every service: the main container, and the drivetrain worker paired with an
-    engine server as a native sidecar (render/sidecar.py), which starts first.  User sidecars
-    and init containers are not run (they need their images).  A paired service is refused
-    before this is asked (``_service_problems``): its main container is the engine itself.
+    One rule for every service: the main container, or, in a failover pod, its engine
+    containers (``engine-0``, ``engine-1``: clones of main that share a failover lock;
+    docs/gms-failover.md), in pod order; and the drivetrain worker paired with an engine server
+    as a native sidecar (render/sidecar.py), which starts first. User sidecars and init
+    containers (GMS's server among them) are not run: they need their images. A paired service
+    is refused before this is asked (``_service_problems``): its main container is the engine
+    itself.
     """
     sidecars = [c for c in pod_spec.get("initContainers") or [] if is_worker_sidecar(c)]
-    mains = [c for c in pod_spec.get("containers") or [] if c.get("name") == MAIN_CONTAINER]
+    mains = [
+        c
+        for c in pod_spec.get("containers") or []
+        if c.get("name") == MAIN_CONTAINER or podcontract.is_engine_container(str(c.get("name")))
+    ]
     return [*sidecars, *mains]
 
 
@@ -187,16 +204,45 @@ def plan_graph(
     host: str = "127.0.0.1",
     k8s_namespace: str | None = None,
     env_file: Mapping[str, str] | None = None,
+    state_dir: Path | None = None,
 ) -> list[ProcessSpec]:
     """Every process of ``graph``, frontends first; raises ``UnrunnableGraph`` listing all
     problems (nothing has started when it does), or ``InvalidGraph`` when it does not render.
 
     ``env_file`` holds the values ``--env-file`` gives for what the kubelet would read from
-    Secrets and ConfigMaps.
+    Secrets and ConfigMaps; ``state_dir`` is the folder of this run's local state (the failover
+    locks go in its ``failover/`` folder, which the caller creates).
     """
     k8s_ns = k8s_namespace or graph.metadata.namespace or "default"
+    objects = _render(graph, k8s_ns, _service_problems(graph))
+    return plan_objects(
+        graph,
+        objects,
+        port=port,
+        discovery=discovery,
+        cwd=cwd,
+        host=host,
+        k8s_namespace=k8s_ns,
+        env_file=env_file,
+        state_dir=state_dir,
+    )
+
+
+def plan_objects(
+    graph: GraphDeployment,
+    objects: list[dict[str, Any]],
+    *,
+    port: int,
+    discovery: str,
+    cwd: Path,
+    host: str = "127.0.0.1",
+    k8s_namespace: str | None = None,
+    env_file: Mapping[str, str] | None = None,
+    state_dir: Path | None = None,
+) -> list[ProcessSpec]:
+    """``plan_graph`` from objects already rendered for ``graph`` (``render_graph``'s)."""
+    k8s_ns = k8s_namespace or graph.metadata.namespace or "default"
     refused = _service_problems(graph)
-    objects = _render(graph, k8s_ns, refused)
     templates = pod_templates(objects)
     cluster = ClusterEnv.of(objects, env_file)
     problems = list(refused.values())
@@ -209,22 +255,28 @@ def plan_graph(
         if name in refused:
             continue
         template = templates[resource_name(graph, name)]
+        containers = []
         for container in local_containers(template["spec"]):
             words = [*(container.get("command") or []), *(container.get("args") or [])]
             if drivetrain_argv(words) is None:
                 problems.append(_foreign_command(name, words, container.get("image")))
-                continue
-            for replica in range(svc.replica_count):
-                pod = {
-                    "metadata.name": f"{graph.name}-{name.lower()}-{replica}",
-                    "metadata.namespace": k8s_ns,
-                    "metadata.uid": str(uuid.uuid4()),
-                    "status.podIP": "127.0.0.1",
-                }
+            else:
+                containers.append(container)
+        failover = [c["name"] for c in containers if c["name"] != MAIN_CONTAINER]
+        for replica in range(svc.replica_count):
+            pod_name = f"{graph.name}-{name.lower()}-{replica}"
+            pod = {
+                "metadata.name": pod_name,
+                "metadata.namespace": k8s_ns,
+                "metadata.uid": str(uuid.uuid4()),
+                "status.podIP": "127.0.0.1",
+            }
+            for container in containers:
                 env, env_problems = cluster.container_env(container, pod, graph, name)
                 if env_problems:
+                    # The same for every replica: listed once (duplicates are dropped below).
                     problems += [f"service {name}: {p}" for p in env_problems]
-                    break
+                    continue
                 # The embedded (or --discovery) store wins over spec.discovery, a cluster address.
                 env["DRIVETRAIN_DISCOVERY"] = discovery
                 argv = drivetrain_argv(expand_argv(container, env))
@@ -241,15 +293,41 @@ def plan_graph(
                 if svc.componentType == "frontend":
                     specs.append(_frontend(spec, port + frontends, host))
                     frontends += 1
-                else:
-                    specs.append(_worker(spec))
+                    continue
+                if failover:
+                    lock_problem, spec = _failover_engine(spec, failover, state_dir, pod_name)
+                    if lock_problem:
+                        problems.append(lock_problem)
+                        continue
+                specs.append(_worker(spec))
     if problems:
-        raise UnrunnableGraph(problems)
+        raise UnrunnableGraph(list(dict.fromkeys(problems)))
     if not specs:
         raise UnrunnableGraph([f"graph {graph.name}: no frontend or worker service to run"])
     if frontends == 0:
         raise UnrunnableGraph([f"graph {graph.name}: no frontend service; nothing would serve"])
     return specs
+
+
+def _failover_engine(
+    spec: ProcessSpec, engines: list[str], state_dir: Path | None, pod_name: str
+) -> tuple[str | None, ProcessSpec]:
+    """One engine of a failover pod, its lock moved from the pod's shared volume to a file of
+    this replica in ``up``'s state folder (every engine of the replica gets the same one)."""
+    flag = podcontract.FAILOVER_LOCK_FLAG
+    variable = podcontract.FAILOVER_LOCK_ENV
+    if not has_flag(spec.argv, flag) and variable not in spec.env:
+        return (
+            f"service {spec.service}: its failover engines ({', '.join(engines)}) share no "
+            f"lock ({flag} or {variable}), so every one of them would serve",
+            spec,
+        )
+    if state_dir is None:
+        raise ValueError("plan_graph: a graph with failover engines needs a state_dir")
+    lock = str(state_dir / FAILOVER_DIR / f"{pod_name}.lock")
+    argv = replace_flag(spec.argv, flag, lock) if has_flag(spec.argv, flag) else spec.argv
+    env = {**spec.env, variable: lock} if variable in spec.env else spec.env
+    return None, replace(spec, argv=argv, env=env)
 
 
 def _frontend(spec: ProcessSpec, port: int, host: str) -> ProcessSpec:
@@ -260,6 +338,12 @@ def _frontend(spec: ProcessSpec, port: int, host: str) -> ProcessSpec:
 
 def _worker(spec: ProcessSpec) -> ProcessSpec:
     model = flag_value(spec.argv, "--model-name")
+    argv = spec.argv
+    for flag, value in LOCAL_WORKER_FLAGS.items():
+        argv = replace_flag(argv, flag, value)
     return replace(
-        spec, env={**spec.env, **LOCAL_WORKER_ENV}, models=(model,) if model is not None else ()
+        spec,
+        argv=argv,
+        env={**spec.env, **LOCAL_WORKER_ENV},
+        models=(model,) if model is not None else (),
     )

@@ -62,6 +62,7 @@ def plan_run(
     host: str,
     discovery: str,
     env_file: Path | None = None,
+    state_dir: Path | None = None,
 ) -> RunPlan:
     """The processes of a run (pure but for reading ``env_file``); ``UnrunnableGraph`` or
     ``InvalidGraph`` before anything starts."""
@@ -80,6 +81,7 @@ def plan_run(
             cwd=_graph_folder(loaded, graph.source.file, graph.source.inline),
             host=host,
             env_file=supplied,
+            state_dir=state_dir,
         )
         if several:  # two graphs may both have a "Frontend": the key tells them apart
             planned = [replace(s, service=f"{key}.{s.service}") for s in planned]

@@ -15,7 +15,7 @@ from drivetrain.api.rlrun_loader import holds_runs
 from drivetrain.local.backoff import RestartPolicy
 from drivetrain.local.envfile import read_env_file
 from drivetrain.local.logs import LogSink
-from drivetrain.local.plan import ProcessSpec, plan_graph
+from drivetrain.local.plan import FAILOVER_DIR, ProcessSpec, plan_graph
 from drivetrain.local.status import expected_models, status_table, wait_until_serving
 from drivetrain.local.supervisor import Supervisor
 
@@ -34,12 +34,15 @@ class UpOptions:
     env_file: Path | None = None
 
 
-def plan_file(opts: UpOptions, discovery: str, text: str | None = None) -> list[ProcessSpec]:
+def plan_file(
+    opts: UpOptions, discovery: str, state_dir: Path, text: str | None = None
+) -> list[ProcessSpec]:
     """Every process of every graph in the file; raises InvalidGraph (the graph file or the
     env file) / UnrunnableGraph.
 
     Processes run in the graph file's folder, so relative paths in a service's args (such
-    as ``--model-path models/tiny``) are relative to the graph file.
+    as ``--model-path models/tiny``) are relative to the graph file.  ``state_dir`` holds
+    this run's local state (failover locks).
     """
     if text is None:
         text, _ = read_text(opts.file)
@@ -56,37 +59,44 @@ def plan_file(opts: UpOptions, discovery: str, text: str | None = None) -> list[
             cwd=cwd,
             host=opts.host,
             env_file=supplied,
+            state_dir=state_dir,
         )
     return specs
 
 
 def run_up(opts: UpOptions, log: LogSink | None = None) -> int:
     """Plan first (errors raise before anything starts), then supervise until a signal; an
-    RLRun file runs its graphs, then its entrypoint (``local.rlrun``)."""
+    RLRun file runs its graphs, then its entrypoint (``local.rlrun``).
+
+    One fresh temporary folder holds this run's state, removed at exit: the file discovery
+    store (unless ``--discovery`` names another) and the failover locks.
+    """
     from drivetrain.local.rlrun import load_run, plan_run, supervise_run
 
     text, name = read_text(opts.file)
     run = None
     if holds_runs(parse_yaml_documents(text, name)):
         run = load_run(text, name, Path(opts.file).resolve().parent)
-    tmp: str | None = None
-    discovery = opts.discovery
-    if discovery is None:
-        tmp = tempfile.mkdtemp(prefix="drivetrain-up-")
-        discovery = f"file://{tmp}"
+    tmp = tempfile.mkdtemp(prefix="drivetrain-up-")
+    discovery = opts.discovery or f"file://{tmp}"
     try:
+        (Path(tmp) / FAILOVER_DIR).mkdir()
         if run is not None:
             plan = plan_run(
-                run, port=opts.port, host=opts.host, discovery=discovery, env_file=opts.env_file
+                run,
+                port=opts.port,
+                host=opts.host,
+                discovery=discovery,
+                env_file=opts.env_file,
+                state_dir=Path(tmp),
             )
             return asyncio.run(
                 supervise_run(plan, opts.grace, discovery, log or LogSink(), STOP_SIGNALS)
             )
-        specs = plan_file(opts, discovery, text)
+        specs = plan_file(opts, discovery, Path(tmp), text)
         return asyncio.run(_supervise(specs, opts, discovery, log or LogSink()))
     finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 async def _supervise(
@@ -127,7 +137,8 @@ async def _announce_when_serving(
     supervisor: Supervisor, urls: list[str], specs: list[ProcessSpec], log: LogSink
 ) -> None:
     expected = expected_models(specs)
-    workers = sum(1 for s in specs if s.port is None)
+    # One registered instance per worker replica: a failover pair's shadow does not register.
+    workers = len({(s.service, s.replica) for s in specs if s.port is None})
     listed = await wait_until_serving(urls[0], expected, supervisor.stopping, workers)
     if listed is None:
         return

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 import aiohttp
 from rich.table import Table
 
-from drivetrain.local.plan import ProcessSpec
+from drivetrain.local.plan import MAIN_CONTAINER, ProcessSpec
 from drivetrain.local.supervisor import ReplicaState
 
 
@@ -81,7 +81,9 @@ def status_table(replicas: Sequence[ReplicaState], urls: Sequence[str], models: 
         spec = r.spec
         table.add_row(
             spec.service,
-            str(spec.replica),
+            str(spec.replica)
+            if spec.container == MAIN_CONTAINER
+            else f"{spec.replica} {spec.container}",
             spec.component_type,
             str(r.pid or "-"),
             r.state,

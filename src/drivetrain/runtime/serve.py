@@ -34,10 +34,12 @@ async def _serve(
     stop: asyncio.Event | None,
     on_ready: Callable[[R], None] | None,
     ready: asyncio.Event | None = None,
+    crashed: asyncio.Event | None = None,
 ) -> None:
     """Start ``running``, wait for ``stop`` (default: a signal), stop it; nothing is left
     running when the start fails. ``ready`` (default: the start returning) is what ``on_ready``
-    waits for; it is not called when ``stop`` comes first.
+    waits for; it is not called when ``stop`` comes first.  ``crashed`` ends the wait like
+    ``stop`` (the caller raises what went wrong).
 
     The signal handlers go in before the start: a SIGTERM that arrives between "ready" and the
     wait (a supervisor reacting to the ready line) must stop the server gracefully, not kill
@@ -55,13 +57,14 @@ async def _serve(
         except BaseException:
             await running.stop()
             raise
+        ends = [stop] if crashed is None else [stop, crashed]
         try:
             if on_ready is not None:
                 if ready is not None and not ready.is_set():
-                    await _first(ready, stop)
-                if not stop.is_set():
+                    await _first(ready, *ends)
+                if not any(e.is_set() for e in ends):
                     on_ready(running)
-            await stop.wait()
+            await _first(*ends)
         finally:
             await running.stop()
     finally:
@@ -96,8 +99,28 @@ async def run_worker(
     *,
     stop: asyncio.Event | None = None,
     on_ready: Callable[[RunningWorker], None] | None = None,
+    on_standby: Callable[[RunningWorker], None] | None = None,
 ) -> None:
     """Serve ``engine`` and keep it registered in discovery until ``stop`` is set;
-    ``on_ready`` once registered (a sidecar registers once its upstream answers)."""
+    ``on_ready`` once registered (a sidecar registers once its upstream answers; a failover
+    shadow once it took the lock), ``on_standby`` when it is a warmed shadow waiting for it."""
     running = RunningWorker(config, engine)
-    await _serve(running, stop, on_ready, ready=running.registered)
+    announce = (
+        asyncio.ensure_future(_call_when_set(running.standby, on_standby, running))
+        if on_standby is not None
+        else None
+    )
+    try:
+        await _serve(running, stop, on_ready, ready=running.registered, crashed=running.crashed)
+    finally:
+        if announce is not None:
+            announce.cancel()
+    if running.failure is not None:
+        raise running.failure
+
+
+async def _call_when_set(
+    event: asyncio.Event, callback: Callable[[RunningWorker], None], running: RunningWorker
+) -> None:
+    await event.wait()
+    callback(running)

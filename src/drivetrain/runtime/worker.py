@@ -10,6 +10,12 @@ it polls ``upstream_ready()`` every ``health_interval`` seconds (at once after a
 to reach it), revokes its records at the first poll that fails and writes them again (same
 instance id) at the first that succeeds.  Without ``--model-name`` it registers under the name
 the upstream lists first in ``/v1/models``.  ``registered`` is set while the records are written.
+
+A worker given a failover lock (``--failover-lock PATH``, docs/gms-failover.md) starts its engine
+and listens as always, then waits for the lock before registering: the holder is the active
+engine, the other a warmed shadow (``standby`` is set while it waits).  When the holder dies the
+kernel frees the lock, and the shadow takes it and registers at once.  The lock is given up only
+once the engine is closed, so the two engines never serve (nor hold GPU memory) side by side.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from dataclasses import dataclass
 from drivetrain.runtime.discovery import DiscoveryStore, open_store
 from drivetrain.runtime.discovery.registration import Registration
 from drivetrain.runtime.engines.base import Engine, UpstreamEngine
+from drivetrain.runtime.failover import FailoverLock
 from drivetrain.runtime.records import InstanceRecord, ModelCard
 from drivetrain.runtime.transport.server import RequestPlaneServer
 
@@ -41,6 +48,8 @@ class WorkerConfig:
     port: int = 0
     advertise_host: str | None = None
     drain_timeout: float = 5.0
+    #: a lock file shared with this engine's shadow (or active twin); None: no failover
+    failover_lock: str | None = None
 
 
 def _advertised(host: str, advertise: str | None) -> str:
@@ -64,7 +73,14 @@ class RunningWorker:
         self.registration: Registration | None = None
         self.model_name = config.model_name
         self.registered = asyncio.Event()
+        #: set while a failover shadow waits, warmed, for the lock
+        self.standby = asyncio.Event()
+        self.lock = FailoverLock(config.failover_lock) if config.failover_lock else None
         self._follow: asyncio.Task[None] | None = None
+        self._takeover: asyncio.Task[None] | None = None
+        #: set, with ``failure``, when a shadow that took over cannot serve (run_worker raises it)
+        self.crashed = asyncio.Event()
+        self.failure: BaseException | None = None
 
     @property
     def address(self) -> str:
@@ -99,6 +115,31 @@ class RunningWorker:
         await self.server.start()
         if self.store is None:
             self.store = await open_store(self.config.discovery)
+        if self.lock is not None and not self.lock.try_acquire():
+            log.info("worker %s is a shadow: waiting for %s", self.instance_id, self.lock.path)
+            self.standby.set()
+            self._takeover = asyncio.create_task(self._take_over(self.lock), name="failover")
+            return
+        await self._serve_now()
+
+    async def _take_over(self, lock: FailoverLock) -> None:
+        """The shadow's wait: once the lock is free, serve as the active engine did."""
+        try:
+            await lock.acquire()
+            self.standby.clear()
+            log.warning("worker %s took the failover lock %s: serving", self.instance_id, lock.path)
+            await self._serve_now()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the store never answered: this worker cannot serve
+            log.error("worker %s could not take over: %s", self.instance_id, exc)
+            self.failure = exc
+            self.crashed.set()
+
+    async def _serve_now(self) -> None:
+        """Register now, or start following an upstream's health (it registers when ready)."""
+        if self.lock is not None:
+            self.lock.describe_holder(instance_id=self.instance_id, address=self.address)
         if isinstance(self.engine, UpstreamEngine):
             log.info(
                 "worker %s waiting for upstream %s (checked every %ss)",
@@ -159,6 +200,11 @@ class RunningWorker:
             )
 
     async def stop(self) -> None:
+        if self._takeover is not None:
+            self._takeover.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._takeover
+            self._takeover = None
         if self._follow is not None:
             self._follow.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -168,6 +214,9 @@ class RunningWorker:
         # Frontends stop routing here once they see the revoke; requests already running finish.
         await self.server.stop(drain=self.config.drain_timeout)
         await self.engine.close()
+        if self.lock is not None:
+            # Only now: the shadow must not start serving beside an engine still running here.
+            self.lock.release()
         if self._own_store and self.store is not None:
             with contextlib.suppress(Exception):
                 await self.store.close()

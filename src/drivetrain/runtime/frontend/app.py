@@ -2,8 +2,9 @@
 
 A request's life: route enabled? → body valid? → model known? → pick a live instance → open a
 stream on its request-plane connection → wait for the first frame.  A failure before the first
-frame quarantines that instance and tries another (the client never sees duplicate output);
-after it, a streamed response ends with an ``event: error`` and no ``[DONE]``.
+frame quarantines that instance and tries another (the client never sees duplicate output), and
+a request with no live instance left waits up to the retry window for one to register; after
+the first frame, a streamed response ends with an ``event: error`` and no ``[DONE]``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from aiohttp import web
 
 from drivetrain.runtime.frontend import responses
 from drivetrain.runtime.frontend.errors import ApiError, error_response
-from drivetrain.runtime.frontend.registry import ServedModel, ServingTable, Target
+from drivetrain.runtime.frontend.registry import ServedModel, ServingTable
 from drivetrain.runtime.frontend.router import Router
 from drivetrain.runtime.frontend.validate import parse_body
 from drivetrain.runtime.metrics import FrontendMetrics
@@ -31,6 +32,11 @@ log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = "2"
 MAX_ATTEMPTS = 3
+#: How long a request waits for a live instance before its 503 (``--retry-window``).  Long enough
+#: for a failover shadow to take over and be seen (lock, registration, one discovery poll: well
+#: under a second here, docs/gms-failover.md) with room for a loaded machine; short enough that a
+#: model that is really down answers 503 within a few seconds rather than holding clients.
+DEFAULT_RETRY_WINDOW_S = 5.0
 ENDPOINT_NAMES = {
     "chat": "chat_completions",
     "completions": "completions",
@@ -84,10 +90,12 @@ class Frontend:
         request_timeout: float = 600.0,
         metrics: FrontendMetrics | None = None,
         scope_description: str = "every namespace",
+        retry_window: float = DEFAULT_RETRY_WINDOW_S,
     ) -> None:
         self.table = table
         self.router = router
         self.request_timeout = request_timeout
+        self.retry_window = retry_window
         self.metrics = metrics or FrontendMetrics()
         self.metrics.instances_source = table.instance_counts
         self.scope_description = scope_description
@@ -224,17 +232,36 @@ class Frontend:
     async def _open(
         self, model: ServedModel, endpoint: str, body: dict[str, Any], deadline: float
     ) -> tuple[ClientStream, tuple[str, Any]]:
-        """A stream and its first frame, retrying other instances while nothing was received."""
+        """A stream and its first frame, retrying other instances while nothing was received.
+
+        When no untried live instance is left, the request waits up to ``retry_window`` seconds
+        (from the first time it found none) for the routing table to offer one: a failover
+        shadow registering, a quarantine ending, a worker starting.  Only then is it a 503.
+        """
         loop = asyncio.get_running_loop()
-        tried: set[Target] = set()
+        name = model.name
+        tried: set[str] = set()
         last_error = ""
-        for _attempt in range(MAX_ATTEMPTS):
+        window_ends: float | None = None
+        attempts = 0
+        while attempts < MAX_ATTEMPTS:
             now = loop.time()
-            candidates = [t for t in model.live_targets(now) if t not in tried]
+            current = self.table.models.get(name)  # rebuilt on every discovery change
+            targets = current.targets if current is not None else []
+            live = current.live_targets(now) if current is not None else []
+            candidates = [t for t in live if t.instance_id not in tried]
             if not candidates:
-                break
-            target = self.router.pick(model.name, candidates)
-            tried.add(target)
+                if window_ends is None:
+                    window_ends = min(now + self.retry_window, deadline)
+                if now >= window_ends:
+                    break
+                # Wake at the next rebuild, or when the first quarantine here ends.
+                wake = min([window_ends, *(t.down_until for t in targets if t.down_until > now)])
+                await self.table.wait_for_change(wake - now)
+                continue
+            attempts += 1
+            target = self.router.pick(name, candidates)
+            tried.add(target.instance_id)
             stream: ClientStream | None = None
             try:
                 stream = await target.client.open(endpoint, body)
@@ -249,13 +276,13 @@ class Frontend:
                 last_error = str(exc)
                 log.warning("instance %s failed before the first token: %s", target.address, exc)
                 self.table.quarantine(target, loop.time())
-                self.metrics.retries[model.name] += 1
+                self.metrics.retries[name] += 1
             except TimeoutError:
                 raise ApiError(504, "request timed out before the first token", "timeout") from None
         detail = f" (last error: {last_error})" if last_error else ""
         raise ApiError(
             503,
-            f"Model `{model.name}` has no live instance right now{detail}",
+            f"Model `{name}` has no live instance right now{detail}",
             "model_unavailable",
             headers={"Retry-After": RETRY_AFTER_S},
         )

@@ -2,14 +2,18 @@
 
 Rebuilt from the discovery watcher's full view (model cards + instance records in scope) on every
 change; changes are rare, requests are many, so lookups are plain dict reads.  An instance whose
-connection failed is quarantined for ``QUARANTINE_S`` (or until discovery re-registers it), so
-requests stop going to a dead worker before its lease expires.
+connection failed, or whose worker dropped the connection, is quarantined for ``QUARANTINE_S``
+(or until discovery re-registers it), so requests stop going to a dead worker before its lease
+expires.  ``wait_for_change`` lets a request wait for the next rebuild (a worker registering)
+without polling.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from drivetrain.runtime.records import InstanceRecord, ModelCard
@@ -68,8 +72,9 @@ class ServingTable:
         self.instances: dict[str, InstanceRecord] = {}
         self.enabled: frozenset[str] = frozenset()
         self._clients: dict[str, RequestPlaneClient] = {}
-        self._down: dict[str, float] = {}  # instance_id -> quarantined until (monotonic)
+        self._down: dict[str, float] = {}  # instance_id -> quarantined until (loop time)
         self._states: dict[str, ModelState] = {}
+        self._changed = asyncio.Event()  # set (and replaced) by every rebuild
 
     def rebuild(
         self, cards: Iterable[ModelCard], instances: Iterable[InstanceRecord]
@@ -94,6 +99,7 @@ class ServingTable:
             client = used.get(record.address) or self._clients.get(record.address)
             if client is None or client.closed:
                 client = RequestPlaneClient(record.address)
+                client.on_lost = self._lost_callback(record.address)
             used[record.address] = client
             model.targets.append(
                 Target(
@@ -109,14 +115,35 @@ class ServingTable:
         self.models = models
         self.instances = by_id
         self.enabled = frozenset(t for m in models.values() for t in m.model_types)
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
         return stale
 
+    async def wait_for_change(self, timeout: float) -> None:
+        """Return at the next rebuild, or after ``timeout`` seconds."""
+        if timeout > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout)
+
     def quarantine(self, target: Target, now: float) -> None:
+        self._quarantine(lambda t: t.instance_id == target.instance_id, now)
+
+    def _lost_callback(self, address: str) -> Callable[[], None]:
+        """A worker that drops its connection is dead or leaving: quarantine every instance at
+        its address at once, rather than let requests find out one by one until its lease
+        expires (a SIGKILLed worker's lease lives for its TTL)."""
+
+        def lost() -> None:
+            self._quarantine(lambda t: t.address == address, asyncio.get_running_loop().time())
+
+        return lost
+
+    def _quarantine(self, which: Callable[[Target], bool], now: float) -> None:
         until = now + QUARANTINE_S
-        self._down[target.instance_id] = until
         for model in self.models.values():
             for t in model.targets:
-                if t.instance_id == target.instance_id:
+                if which(t):
+                    self._down[t.instance_id] = until
                     t.down_until = until
 
     def instance_counts(self) -> dict[tuple[str, str], int]:

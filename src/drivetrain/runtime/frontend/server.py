@@ -11,7 +11,7 @@ from aiohttp import web
 
 from drivetrain.runtime.discovery import DiscoveryStore, open_store
 from drivetrain.runtime.discovery.watcher import ModelWatcher
-from drivetrain.runtime.frontend.app import Frontend
+from drivetrain.runtime.frontend.app import DEFAULT_RETRY_WINDOW_S, Frontend
 from drivetrain.runtime.frontend.registry import ServingTable
 from drivetrain.runtime.frontend.router import make_router
 from drivetrain.runtime.scope import NamespaceScope
@@ -29,6 +29,8 @@ class FrontendConfig:
     scope: NamespaceScope = field(default_factory=lambda: NamespaceScope("global"))
     router: str = "round-robin"
     request_timeout: float = 600.0
+    #: seconds a request waits for a live instance before its 503 (docs/runtime.md)
+    retry_window: float = DEFAULT_RETRY_WINDOW_S
 
 
 class RunningFrontend:
@@ -44,6 +46,7 @@ class RunningFrontend:
             make_router(config.router),
             config.request_timeout,
             scope_description=config.scope.describe(),
+            retry_window=config.retry_window,
         )
         self.watcher: ModelWatcher | None = None
         self._runner: web.AppRunner | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 from drivetrain.errors import DrivetrainError
@@ -128,7 +129,10 @@ class _Protocol(asyncio.Protocol):
                     del streams[sid]
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._client.lost(f"connection to worker lost: {exc or 'closed by worker'}")
+        client = self._client
+        client.lost(f"connection to worker lost: {exc or 'closed by worker'}")
+        if not client.closed and client.on_lost is not None:
+            client.on_lost()
 
 
 class RequestPlaneClient:
@@ -147,6 +151,8 @@ class RequestPlaneClient:
         self._flush_scheduled = False
         self.streams: dict[int, ClientStream] = {}
         self.closed = False
+        #: called when the worker's side drops the connection (not when this client closes it)
+        self.on_lost: Callable[[], None] | None = None
 
     @property
     def in_flight(self) -> int:
