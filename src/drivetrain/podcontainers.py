@@ -20,6 +20,7 @@ profile, docs/gms-failover.md) is written here too: each engine runs the main co
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -30,6 +31,8 @@ ENGINE_COUNT = 2
 
 #: The flag that makes ``drivetrain worker`` one of a failover pair sharing a lock file.
 FAILOVER_LOCK_FLAG = "--failover-lock"
+#: Dynamo's operator gives each engine the lock's path in this variable; the flag reads it too.
+FAILOVER_LOCK_ENV = "FAILOVER_LOCK_PATH"
 #: The emptyDir both engines of a drivetrain-profile failover pod mount, and the lock in it.
 FAILOVER_VOLUME = "failover"
 FAILOVER_DIR = "/failover"
@@ -42,6 +45,12 @@ def engine_name(index: int) -> str:
 
 
 ENGINE_NAMES: tuple[str, ...] = tuple(engine_name(i) for i in range(ENGINE_COUNT))
+_ENGINE_NAME = re.compile(r"engine-(0|[1-9][0-9]*)")
+
+
+def is_engine_container(name: str) -> bool:
+    """Whether ``name`` is a failover engine's container name (``engine-<i>``)."""
+    return _ENGINE_NAME.fullmatch(name) is not None
 
 
 def _containers(pod_spec: Mapping[str, Any]) -> Sequence[Any]:

@@ -37,6 +37,9 @@ CHECKPOINT_STATUS_ANNOTATION = "nvidia.com/snapshot-checkpoint-status"
 #: Per restore target container: ``<prefix>.<container>``.
 RESTORE_STATUS_PREFIX = "nvidia.com/snapshot-restore-status"
 RESTORE_CONTAINER_ID_PREFIX = "nvidia.com/snapshot-restore-container-id"
+#: The unscoped keys of the protocol before per-container targets: cleared at every restore.
+LEGACY_RESTORE_STATUS = RESTORE_STATUS_PREFIX
+LEGACY_RESTORE_CONTAINER_ID = RESTORE_CONTAINER_ID_PREFIX
 STATUS_COMPLETED = "completed"
 STATUS_FAILED = "failed"
 STATUS_IN_PROGRESS = "in_progress"

@@ -21,7 +21,7 @@ from lightkube import Client, KubeConfig
 from lightkube.resources.core_v1 import Pod as KubePod
 from lightkube.types import PatchType
 
-from drivetrain import podcontract as pc
+from drivetrain import snapshot_protocol as pc
 from tests.kube.emulator import RunningCluster
 from tests.kube.strict_emulator import StrictEmulator
 from tests.paths import REPO
@@ -85,7 +85,7 @@ def pod_manifest(
                     "volumeMounts": [
                         {
                             "name": pc.CONTROL_VOLUME,
-                            "mountPath": pc.CONTROL_MOUNT_PATH,
+                            "mountPath": pc.CONTROL_DIR,
                             "subPath": c,
                         }
                     ],
@@ -357,12 +357,12 @@ def two_engines(tmp_path: Path) -> Path:
         (
             ["restore", "--containers", "engine-0,,engine-1"],
             1,
-            "--containers: an empty container name",
+            "--containers: target containers must be non-empty names",
         ),
         (
             ["restore", "--containers", "engine-0,engine-0"],
             1,
-            "container 'engine-0' is listed twice",
+            "target containers name engine-0 more than once",
         ),
         (
             ["checkpoint"],

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from drivetrain.podcontract import TARGET_CONTAINERS_ANNOTATION as TARGETS
 from drivetrain.snapshot.errors import SnapshotError
 from drivetrain.snapshot.manifest import Pod, Target, load_manifest, resolve
 from drivetrain.snapshot.targets import parse_targets, resolve_targets
+from drivetrain.snapshot_protocol import TARGET_CONTAINERS_ANNOTATION as TARGETS
 
 
 def test_names_are_trimmed_and_kept_in_order() -> None:
@@ -23,10 +23,16 @@ def test_names_are_trimmed_and_kept_in_order() -> None:
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ("a,,b", "--containers: an empty container name in 'a,,b'"),
-        ("a, ", "--containers: an empty container name in 'a, '"),
-        ("a,b,a", "--containers: container 'a' is listed twice in 'a,b,a'"),
-        ("a, a", "--containers: container 'a' is listed twice in 'a, a'"),
+        (
+            "a,,b",
+            "--containers: target containers must be non-empty names separated by commas (got 'a,,b')",
+        ),
+        (
+            "a, ",
+            "--containers: target containers must be non-empty names separated by commas (got 'a, ')",
+        ),
+        ("a,b,a", "--containers: target containers name a more than once (got 'a,b,a')"),
+        ("a, a", "--containers: target containers name a more than once (got 'a, a')"),
     ],
 )
 def test_empty_and_duplicate_names_are_refused(raw: str, message: str) -> None:

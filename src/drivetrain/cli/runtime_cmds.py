@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine
 
 import typer
 
-from drivetrain import envnames, podcontract
+from drivetrain import envnames, podcontainers
 from drivetrain.cli.output import EXIT_USAGE, fail
 
 DISCOVERY_HELP = (
@@ -263,8 +263,8 @@ def worker(
     ),
     failover_lock: str | None = typer.Option(
         None,
-        podcontract.FAILOVER_LOCK_FLAG,
-        envvar=podcontract.FAILOVER_LOCK_ENV,
+        podcontainers.FAILOVER_LOCK_FLAG,
+        envvar=podcontainers.FAILOVER_LOCK_ENV,
         help="A lock file shared with a shadow engine: the holder serves, the other waits warmed "
         "and takes over when the holder dies (docs/gms-failover.md).",
     ),
@@ -297,7 +297,7 @@ def worker(
     if model_name is not None and not model_name.strip():
         fail("--model-name: must not be empty", EXIT_USAGE)
     if failover_lock is not None and not failover_lock.strip():
-        fail(f"{podcontract.FAILOVER_LOCK_FLAG}: must not be empty", EXIT_USAGE)
+        fail(f"{podcontainers.FAILOVER_LOCK_FLAG}: must not be empty", EXIT_USAGE)
     if model_name is None and engine != "http":
         fail(
             f"--model-name: required for the {engine} engine (only http can ask its upstream)",
@@ -342,7 +342,7 @@ def worker(
         advertise_host=advertise_host,
         failover_lock=failover_lock or None,
     )
-    engine_id = os.environ.get(podcontract.ENGINE_ID_ENV)
+    engine_id = os.environ.get(envnames.ENGINE_ID)
     which = f" (engine {engine_id})" if engine_id else ""
 
     started = False

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from drivetrain import podcontract
+from drivetrain import snapshot_protocol
 from drivetrain.cli.output import EXIT_USAGE, error_line, fail
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ CONTROL_ROOT_HELP = (
 )
 STORAGE_HELP = (
     "Checkpoint storage base folder (default: the pod's "
-    f"{podcontract.STORAGE_BASE_PATH_ANNOTATION} annotation)."
+    f"{snapshot_protocol.STORAGE_BASE_PATH_ANNOTATION} annotation)."
 )
 
 
@@ -107,16 +107,16 @@ def checkpoint(
     container: str | None = typer.Option(
         None,
         "--container",
-        help=f"The container to checkpoint (or the pod's {podcontract.TARGET_CONTAINERS_ANNOTATION}).",
+        help=f"The container to checkpoint (or the pod's {snapshot_protocol.TARGET_CONTAINERS_ANNOTATION}).",
     ),
     checkpoint_id: str | None = typer.Option(
         None,
         "--checkpoint-id",
-        help=f"Default: the pod's {podcontract.CHECKPOINT_ID_LABEL} label, else generated.",
+        help=f"Default: the pod's {snapshot_protocol.CHECKPOINT_ID_LABEL} label, else generated.",
     ),
     storage: Path | None = typer.Option(None, "--storage", help=STORAGE_HELP),
     control_root: Path = typer.Option(
-        Path(podcontract.CONTROL_MOUNT_PATH), "--control-root", help=CONTROL_ROOT_HELP
+        Path(snapshot_protocol.CONTROL_DIR), "--control-root", help=CONTROL_ROOT_HELP
     ),
     namespace: str | None = typer.Option(
         None, "--namespace", help="The pod's namespace (default: the manifest's, else the API's)."
@@ -173,16 +173,16 @@ def restore(
         None,
         "--containers",
         help="Comma list of the containers to restore (or the pod's "
-        f"{podcontract.TARGET_CONTAINERS_ANNOTATION}).",
+        f"{snapshot_protocol.TARGET_CONTAINERS_ANNOTATION}).",
     ),
     checkpoint_id: str | None = typer.Option(
         None,
         "--checkpoint-id",
-        help=f"Default: the pod's {podcontract.CHECKPOINT_ID_LABEL} label.",
+        help=f"Default: the pod's {snapshot_protocol.CHECKPOINT_ID_LABEL} label.",
     ),
     storage: Path | None = typer.Option(None, "--storage", help=STORAGE_HELP),
     control_root: Path = typer.Option(
-        Path(podcontract.CONTROL_MOUNT_PATH), "--control-root", help=CONTROL_ROOT_HELP
+        Path(snapshot_protocol.CONTROL_DIR), "--control-root", help=CONTROL_ROOT_HELP
     ),
     namespace: str | None = typer.Option(
         None, "--namespace", help="The pod's namespace (default: the manifest's, else the API's)."

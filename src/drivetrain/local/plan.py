@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from drivetrain import envnames, podcontract
+from drivetrain import envnames, podcontainers
 from drivetrain.api.errors import InvalidGraph
 from drivetrain.api.models import WORKER_TYPES, GraphDeployment
 from drivetrain.cmdline import expand_argv, flag_value, has_flag, replace_flag
@@ -105,7 +105,7 @@ def local_containers(pod_spec: Mapping[str, Any]) -> list[dict[str, Any]]:
     mains = [
         c
         for c in pod_spec.get("containers") or []
-        if c.get("name") == MAIN_CONTAINER or podcontract.is_engine_container(str(c.get("name")))
+        if c.get("name") == MAIN_CONTAINER or podcontainers.is_engine_container(str(c.get("name")))
     ]
     return [*sidecars, *mains]
 
@@ -314,8 +314,8 @@ def _failover_engine(
 ) -> tuple[str | None, ProcessSpec]:
     """One engine of a failover pod, its lock moved from the pod's shared volume to a file of
     this replica in ``up``'s state folder (every engine of the replica gets the same one)."""
-    flag = podcontract.FAILOVER_LOCK_FLAG
-    variable = podcontract.FAILOVER_LOCK_ENV
+    flag = podcontainers.FAILOVER_LOCK_FLAG
+    variable = podcontainers.FAILOVER_LOCK_ENV
     if not has_flag(spec.argv, flag) and variable not in spec.env:
         return (
             f"service {spec.service}: its failover engines ({', '.join(engines)}) share no "

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from drivetrain import podcontract as pc
+from drivetrain import snapshot_protocol as pc
 from drivetrain.snapshot.annotations import AnnotationSink
 from drivetrain.snapshot.control import ControlDir
 from drivetrain.snapshot.errors import SnapshotError

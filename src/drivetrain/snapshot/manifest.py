@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from drivetrain.podcontract import CONTROL_VOLUME
 from drivetrain.snapshot.errors import SnapshotError
+from drivetrain.snapshot_protocol import CONTROL_VOLUME
 
 
 @dataclass(frozen=True)

@@ -11,22 +11,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from drivetrain.podcontract import TARGET_CONTAINERS_ANNOTATION
 from drivetrain.snapshot.errors import SnapshotError
+from drivetrain.snapshot_protocol import (
+    TARGET_CONTAINERS_ANNOTATION,
+    split_target_containers,
+    target_containers_problem,
+)
 
 
 def parse_targets(raw: str | None, where: str) -> list[str]:
-    """The names in ``raw`` (``a,b``); [] for nothing given.  ``where`` names the source."""
+    """The names in ``raw`` (``a,b``); [] for nothing given.  ``where`` names the source.
+    The list's rules (trimmed names, none empty, none twice) are the protocol's own
+    (``snapshot_protocol.target_containers_problem``)."""
     if raw is None or not raw.strip():
         return []
-    names = [part.strip() for part in raw.split(",")]
-    if "" in names:
-        raise SnapshotError(f"{where}: an empty container name in {raw!r}")
-    seen: set[str] = set()
-    for name in names:
-        if name in seen:
-            raise SnapshotError(f"{where}: container {name!r} is listed twice in {raw!r}")
-        seen.add(name)
+    names = split_target_containers(raw)
+    problem = target_containers_problem(names, exactly_one=False)
+    if problem is not None:
+        raise SnapshotError(f"{where}: {problem} (got {raw!r})")
     return names
 
 
