@@ -22,8 +22,7 @@ from lightkube.resources.core_v1 import Pod as KubePod
 from lightkube.types import PatchType
 
 from drivetrain import snapshot_protocol as pc
-from tests.kube.emulator import RunningCluster
-from tests.kube.strict_emulator import StrictEmulator
+from tests.kube.emulator import ClusterEmulator, RunningCluster
 from tests.paths import REPO
 
 FAKE = Path(__file__).with_name("fake_runtime.py")
@@ -498,8 +497,8 @@ def documented_rules() -> list[dict[str, list[str]]]:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[tuple[Client, Path, StrictEmulator]]:
-    emulator = StrictEmulator(history_limit=2)
+def cluster(tmp_path: Path) -> Iterator[tuple[Client, Path, ClusterEmulator]]:
+    emulator = ClusterEmulator(history_limit=2)
     running = RunningCluster(emulator).start()
     try:
         admin = Client(
@@ -517,7 +516,7 @@ def cluster(tmp_path: Path) -> Iterator[tuple[Client, Path, StrictEmulator]]:
 
 
 def test_restore_of_a_pod_read_through_the_api_annotates_that_pod(
-    tmp_path: Path, workloads: Workloads, cluster: tuple[Client, Path, StrictEmulator]
+    tmp_path: Path, workloads: Workloads, cluster: tuple[Client, Path, ClusterEmulator]
 ) -> None:
     admin, kubeconfig, emulator = cluster
     checkpoint_id, storage = take_checkpoint(tmp_path, workloads)
@@ -572,7 +571,7 @@ def test_restore_of_a_pod_read_through_the_api_annotates_that_pod(
 
 
 def test_checkpoint_annotations_go_to_the_manifests_pod_and_refusals_name_the_api(
-    tmp_path: Path, workloads: Workloads, cluster: tuple[Client, Path, StrictEmulator]
+    tmp_path: Path, workloads: Workloads, cluster: tuple[Client, Path, ClusterEmulator]
 ) -> None:
     admin, kubeconfig, _ = cluster
     body = pod_manifest(["main"], targets="main")
