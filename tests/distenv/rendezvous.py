@@ -16,7 +16,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -25,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from drivetrain.distenv import indexed_job_env, script_path
+from tests.cli.helpers import CLI
 from tests.distenv.runners import need_dash
 
 PROGRAMS = Path(__file__).parent / "programs"
@@ -169,7 +169,7 @@ TOPOLOGIES = {
 def launcher(kind: str) -> list[str]:
     """The entry point a rank's command runs under."""
     if kind == "python":
-        return [sys.executable, "-m", "drivetrain.cli.main", "distenv", "--"]
+        return [*CLI, "distenv", "--"]
     if kind == "sh":
         return [need_dash(), str(script_path()), "--"]
     if kind == "sourced":

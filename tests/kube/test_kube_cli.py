@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import yaml
 from lightkube.types import PatchType
 
 from drivetrain.kube.resources import GraphDeploymentResource
+from tests.cli.helpers import run_cli
 from tests.kube.conftest import NS, Cluster
 from tests.kube.emulator import ExtendedEmulator, RunningCluster
 
@@ -30,19 +29,16 @@ spec:
 """
 
 
+def kube_env(kubeconfig: Path) -> dict[str, str | None]:
+    """The CLI's environment: the kubeconfig names the cluster (not in a pod, whatever runs
+    the tests), and lines wide enough for the status tables."""
+    return {"KUBECONFIG": str(kubeconfig), "COLUMNS": "200", "KUBERNETES_SERVICE_HOST": None}
+
+
 def drivetrain(
     *args: str, kubeconfig: Path, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "COLUMNS": "200"}
-    env.pop("KUBERNETES_SERVICE_HOST", None)
-    return subprocess.run(
-        [sys.executable, "-m", "drivetrain.cli.main", *args],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        env=env,
-        timeout=60,
-    )
+    return run_cli(*args, stdin=stdin, env=kube_env(kubeconfig))
 
 
 @pytest.fixture

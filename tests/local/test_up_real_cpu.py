@@ -10,7 +10,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 from openai import OpenAI
 
+from tests.cli.helpers import CLI
 from tests.paths import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.torch]
@@ -38,16 +38,7 @@ def client(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     port = free_port()
     log = tmp_path_factory.mktemp("up") / "up.log"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "drivetrain.cli.main",
-            "up",
-            "-f",
-            "examples/real-cpu.yaml",
-            "--port",
-            str(port),
-        ],
+        [*CLI, "up", "-f", "examples/real-cpu.yaml", "--port", str(port)],
         cwd=REPO,
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,

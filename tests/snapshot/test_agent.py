@@ -22,6 +22,7 @@ from lightkube.resources.core_v1 import Pod as KubePod
 from lightkube.types import PatchType
 
 from drivetrain import snapshot_protocol as pc
+from tests.cli.helpers import run_cli
 from tests.kube.emulator import ClusterEmulator, RunningCluster
 from tests.paths import REPO
 
@@ -36,15 +37,8 @@ RESTORE_CMD = (
 def agent(
     *args: str, env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PY, "-m", "drivetrain.cli.main", "snapshot", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, "KUBERNETES_SERVICE_HOST": "", **(env or {})},
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
+    env = {"KUBERNETES_SERVICE_HOST": "", **(env or {})}
+    return run_cli("snapshot", *args, env=env, timeout=timeout)
 
 
 def summary(stdout: str) -> dict[str, str]:
