@@ -32,7 +32,6 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -49,6 +48,7 @@ from drivetrain.verify.controllers import enumerate_pods
 from drivetrain.verify.expansion import container_env
 from tests.dynamo_runtime.children import COMPONENT_TYPE_LABEL
 from tests.kube.emulator import ClusterEmulator, RunningCluster, token_kubeconfig
+from tests.waiting import eventually
 
 POD_IP = "127.0.0.1"
 START_TIME = "2026-01-01T00:00:00Z"
@@ -295,14 +295,11 @@ def _terminate(process: subprocess.Popen[bytes], grace: float = 5.0) -> None:
 
 
 def wait_until(check: Any, timeout: float, what: str, node: LocalNode) -> Any:
-    """Poll ``check`` until truthy; on timeout fail with the pods' log tails (readiness wait)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    logs = "\n".join(
-        f"--- {p.name} (exit {p.exit_code})\n{p.log_tail()}" for p in node.pods.values()
-    )
-    raise AssertionError(f"{what}: not within {timeout:g} s\n{logs}")
+    """``eventually``, failing with the pods' log tails."""
+
+    def logs() -> str:
+        return "\n".join(
+            f"--- {p.name} (exit {p.exit_code})\n{p.log_tail()}" for p in node.pods.values()
+        )
+
+    return eventually(check, timeout, what=what, details=logs, interval=0.1)

@@ -19,7 +19,6 @@ from lightkube.resources.core_v1 import ConfigMap, Pod, Service
 from lightkube.resources.discovery_v1 import EndpointSlice
 from lightkube.types import PatchType
 
-from tests.kube.conftest import eventually
 from tests.kube.emulator import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -28,6 +27,7 @@ from tests.kube.emulator import (
     RunningCluster,
     token_kubeconfig,
 )
+from tests.waiting import eventually
 
 NS = "team"
 

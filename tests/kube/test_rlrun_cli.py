@@ -7,7 +7,6 @@ import subprocess
 import textwrap
 import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -16,15 +15,9 @@ from lightkube.core.exceptions import ApiError
 from drivetrain.kube.resources import RayJobResource, RLRunResource
 from tests.cli.helpers import CLI, environment
 from tests.kube.conftest import NS, Cluster, OperatorThread
-from tests.kube.conftest import eventually as _eventually
 from tests.kube.players import FrontendThread, KubeRay, Pods, free_port
 from tests.kube.test_kube_cli import drivetrain, kube_env
-
-
-def eventually(check: Any, timeout: float = 30.0) -> Any:
-    """The conftest's wait with a bound for a loaded 2-core machine (a bound, not a timing)."""
-    return _eventually(check, timeout)
-
+from tests.waiting import eventually
 
 GRAPH = """\
 apiVersion: drivetrain.dev/v1alpha1

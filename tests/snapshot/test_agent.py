@@ -25,6 +25,7 @@ from drivetrain import snapshot_protocol as pc
 from tests.cli.helpers import run_cli
 from tests.kube.emulator import ClusterEmulator, RunningCluster
 from tests.paths import REPO
+from tests.waiting import eventually
 
 FAKE = Path(__file__).with_name("fake_runtime.py")
 PY = sys.executable
@@ -93,13 +94,6 @@ def pod_manifest(
 def write(path: Path, doc: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(doc))
     return path
-
-
-def wait_for(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 class Workloads:
@@ -276,7 +270,7 @@ def test_a_failover_restore_replays_the_checkpoint_into_both_engines(
     for engine in ("engine-0", "engine-1"):
         # Each restored process carries the source's memory (its token) and resumed only once
         # the agent wrote its container's restore-complete.
-        wait_for(lambda e=engine: (control / e / "resumed").exists())
+        eventually(lambda e=engine: (control / e / "resumed").exists())
         resumed = (control / engine / "resumed").read_text()
         assert resumed.startswith("token=source-7f3a ")
         assert (control / engine / pc.RESTORE_COMPLETE).read_text() == "ckpt-1\n"
@@ -325,7 +319,7 @@ def test_a_restore_that_fails_for_one_engine_still_restores_the_other(
     assert out[pc.restore_status_key("engine-0")] == "failed"
     assert out[pc.restore_status_key("engine-1")] == "completed"
     assert not (control / "engine-0" / pc.RESTORE_COMPLETE).exists()
-    wait_for(lambda: (control / "engine-1" / "resumed").exists())
+    eventually(lambda: (control / "engine-1" / "resumed").exists())
 
 
 # ---- refusals: exit 1 with one line, usage exit 2 -------------------------------------------------
