@@ -47,7 +47,7 @@ from drivetrain.verify.controllers import Pod as SimulatedPod
 from drivetrain.verify.controllers import enumerate_pods
 from drivetrain.verify.expansion import container_env
 from tests.dynamo_runtime.children import COMPONENT_TYPE_LABEL
-from tests.kube.emulator import ClusterEmulator, RunningCluster, token_kubeconfig
+from tests.kube.emulator import ClusterEmulator, RunningCluster
 from tests.waiting import eventually
 
 POD_IP = "127.0.0.1"
@@ -180,9 +180,7 @@ class LocalNode:
         env = container_env(container, sim.controller_env, facts).values
         env = {k: str(by_number.get(v, v)) for k, v in env.items()}
         kubeconfig = self.workdir / f"{name}.kubeconfig"
-        kubeconfig.write_text(
-            yaml.safe_dump(token_kubeconfig(self.running.url, token, self.namespace))
-        )
+        kubeconfig.write_text(yaml.safe_dump(self.running.kubeconfig(token, self.namespace)))
         base = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE_ENV)}
         log = self.workdir / f"{name}.log"
         with log.open("wb") as out:  # the child keeps its own descriptor

@@ -781,20 +781,9 @@ class RunningCluster:
         if self._thread.is_alive():
             raise RuntimeError("the emulator did not stop within 10 s")
 
-    def kubeconfig(self) -> dict[str, Any]:
-        return {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "emu", "cluster": {"server": self.url}}],
-            "users": [{"name": "emu", "user": {"token": ADMIN_TOKEN}}],
-            "contexts": [
-                {
-                    "name": "emu",
-                    "context": {"cluster": "emu", "user": "emu", "namespace": "default"},
-                }
-            ],
-            "current-context": "emu",
-        }
+    def kubeconfig(self, token: str = ADMIN_TOKEN, namespace: str = "default") -> dict[str, Any]:
+        """A kubeconfig for this emulator: the admin's, or ``token``'s."""
+        return token_kubeconfig(self.url, token, namespace)
 
 
 def in_loop(running: RunningCluster, fn: Callable[[], T | Awaitable[T]]) -> T:
@@ -1291,14 +1280,18 @@ class ClusterEmulator(ExtendedEmulator):
 
 
 def token_kubeconfig(url: str, token: str, namespace: str) -> dict[str, Any]:
-    """A kubeconfig for ``url`` that authenticates with ``token`` (a pod's ServiceAccount)."""
+    """A kubeconfig for ``url`` that authenticates with ``token`` (the admin's, or a pod's
+    ServiceAccount's) in ``namespace``."""
     return {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": "emu", "cluster": {"server": url}}],
-        "users": [{"name": "sa", "user": {"token": token}}],
+        "users": [{"name": "user", "user": {"token": token}}],
         "contexts": [
-            {"name": "sa", "context": {"cluster": "emu", "user": "sa", "namespace": namespace}}
+            {
+                "name": "emu",
+                "context": {"cluster": "emu", "user": "user", "namespace": namespace},
+            }
         ],
-        "current-context": "sa",
+        "current-context": "emu",
     }

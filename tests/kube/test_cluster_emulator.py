@@ -25,7 +25,6 @@ from tests.kube.emulator import (
     SERVICE_NAME_LABEL,
     ClusterEmulator,
     RunningCluster,
-    token_kubeconfig,
 )
 from tests.waiting import eventually
 
@@ -53,7 +52,7 @@ class Api:
             self.admin.create(codecs.from_dict(obj))  # namespaced kinds land in NS
 
     def as_token(self, token: str) -> Client:
-        return self._client(token_kubeconfig(self.running.url, token, NS), token[:20])
+        return self._client(self.running.kubeconfig(token, NS), token[:20])
 
     def as_service_account(self, name: str, pod: str | None = None) -> Client:
         return self.as_token(self.emulator.service_account_token(NS, name, pod))
@@ -61,9 +60,8 @@ class Api:
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[Api]:
-    running = RunningCluster(ClusterEmulator(history_limit=2)).start()
-    yield Api(running, tmp_path)
-    running.stop()
+    with RunningCluster(ClusterEmulator(history_limit=2)) as running:
+        yield Api(running, tmp_path)
 
 
 def sa(name: str) -> dict[str, Any]:
@@ -236,13 +234,10 @@ def test_a_granted_token_holds_its_rules_in_its_namespace_and_the_log_says_what_
 
 
 def test_without_enforcement_an_account_may_do_anything(tmp_path: Path) -> None:
-    running = RunningCluster(ClusterEmulator(enforce_rbac=False)).start()
-    try:
+    with RunningCluster(ClusterEmulator(enforce_rbac=False)) as running:
         api = Api(running, tmp_path)
         api.create(sa("any"))
         assert list(api.as_service_account("any").list(ConfigMap)) == []
-    finally:
-        running.stop()
 
 
 def pod(name: str, labels: dict[str, str]) -> dict[str, Any]:

@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 from lightkube import Client, KubeConfig, codecs
 
 from drivetrain import rbacrules
@@ -42,18 +41,15 @@ PODS = f"/api/v1/namespaces/{NS}/pods"
 
 
 @pytest.fixture
-def cluster(tmp_path) -> Iterator[tuple[RunningCluster, Client]]:
+def cluster() -> Iterator[tuple[RunningCluster, Client]]:
     emulator = ClusterEmulator(history_limit=2, endpointslice_controller=False)
     # The WorkerEndpoint CRD (deploy/, with drivetrain's kubernetes:// backend), as served.
     emulator.declare(
         "drivetrain.dev/v1alpha1/workerendpoints", kind="WorkerEndpoint", namespaced=True
     )
-    running = RunningCluster(emulator).start()
-    admin = tmp_path / "admin.kubeconfig"
-    admin.write_text(yaml.safe_dump(running.kubeconfig()))
-    client = Client(KubeConfig.from_file(admin), namespace=NS, field_manager="test")
-    yield running, client
-    running.stop()
+    with RunningCluster(emulator) as running:
+        client = Client(KubeConfig.from_dict(running.kubeconfig()), namespace=NS, field_manager="t")
+        yield running, client
 
 
 def _calls(http: httpx.Client, pod: dict[str, Any]) -> list[httpx.Response]:

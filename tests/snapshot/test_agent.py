@@ -487,20 +487,14 @@ def documented_rules() -> list[dict[str, list[str]]]:
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[tuple[Client, Path, ClusterEmulator]]:
     emulator = ClusterEmulator(history_limit=2)
-    running = RunningCluster(emulator).start()
-    try:
+    with RunningCluster(emulator) as running:
         admin = Client(
             KubeConfig.from_dict(running.kubeconfig()), namespace="ml", field_manager="t"
         )
         emulator.grant("snapshot-agent", "ml", documented_rules())
-        config = running.kubeconfig()
-        config["users"][0]["user"]["token"] = "snapshot-agent"
-        config["contexts"][0]["context"]["namespace"] = "ml"
         path = tmp_path / "kubeconfig"
-        path.write_text(yaml.safe_dump(config))
+        path.write_text(yaml.safe_dump(running.kubeconfig("snapshot-agent", "ml")))
         yield admin, path, emulator
-    finally:
-        running.stop()
 
 
 def test_restore_of_a_pod_read_through_the_api_annotates_that_pod(
