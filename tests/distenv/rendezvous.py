@@ -14,7 +14,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import pytest
 from drivetrain.distenv import indexed_job_env, script_path
 from tests.cli.helpers import CLI
 from tests.distenv.runners import need_dash
+from tests.ports import free_port
 
 PROGRAMS = Path(__file__).parent / "programs"
 #: Generous for a loaded 2-core box: a wait here is a rendezvous, never a speed claim.
@@ -46,12 +46,6 @@ def groups(subset: list[Group]) -> list[Group]:
 
 def group_id(group: Group) -> str:
     return "-".join(map(str, group))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)

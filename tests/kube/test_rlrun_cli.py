@@ -15,8 +15,9 @@ from lightkube.core.exceptions import ApiError
 from drivetrain.kube.resources import RayJobResource, RLRunResource
 from tests.cli.helpers import CLI, environment
 from tests.kube.conftest import NS, Cluster, OperatorThread
-from tests.kube.players import FrontendThread, KubeRay, Pods, free_port
+from tests.kube.players import FrontendThread, KubeRay, Pods
 from tests.kube.test_kube_cli import drivetrain, kube_env
+from tests.ports import free_port
 from tests.waiting import eventually
 
 GRAPH = """\

@@ -30,7 +30,8 @@ from drivetrain.kube.resources import (
     RLRunResource,
 )
 from tests.kube.conftest import NS, Cluster, OperatorThread, quiet, schemaless_crd
-from tests.kube.players import FrontendThread, KubeRay, Pods, free_port
+from tests.kube.players import FrontendThread, KubeRay, Pods
+from tests.ports import free_port
 from tests.waiting import eventually
 
 RUN = """

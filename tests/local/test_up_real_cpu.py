@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,17 +18,12 @@ from openai import OpenAI
 
 from tests.cli.helpers import CLI
 from tests.paths import REPO
+from tests.ports import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.torch]
 
 MODEL = "tiny-llama"
 HELLO = [{"role": "user", "content": "hello"}]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
