@@ -36,6 +36,21 @@ from drivetrain.runtime.discovery.watcher import ModelWatcher  # noqa: E402
 from drivetrain.runtime.scope import NamespaceScope  # noqa: E402
 
 
+async def seconds_to_visible(watcher: ModelWatcher, worker: subprocess.Popen[str]) -> float:
+    """From the worker's "registered" line to its instance in the watcher."""
+    assert worker.stdout is not None
+    await asyncio.to_thread(worker.stdout.readline)
+    began = time.monotonic()
+    await watcher.wait_for(lambda w: "tiny" in w.models and bool(w.models["tiny"].instances), 30)
+    return time.monotonic() - began
+
+
+async def seconds_to_gone(watcher: ModelWatcher, began: float) -> float:
+    """From ``began`` to the model gone from the watcher."""
+    await watcher.wait_for(lambda w: "tiny" not in w.models, 30)
+    return time.monotonic() - began
+
+
 async def measure(url: str, runs: int, ttl: float) -> tuple[list[float], list[float]]:
     store = await open_store(url)
     watcher = ModelWatcher(store, NamespaceScope.from_args())
@@ -46,19 +61,12 @@ async def measure(url: str, runs: int, ttl: float) -> tuple[list[float], list[fl
             instance_id = f"bench-{n}"
             args = [sys.executable, "-c", WORKER, url, "ns", "tiny", instance_id, str(ttl)]
             process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
-            assert process.stdout is not None
-            await asyncio.to_thread(process.stdout.readline)
-            began = time.monotonic()
-            await watcher.wait_for(
-                lambda w: "tiny" in w.models and bool(w.models["tiny"].instances), 30
-            )
-            visible.append(time.monotonic() - began)
+            visible.append(await seconds_to_visible(watcher, process))
             await asyncio.sleep(ttl / 2)
             began = time.monotonic()
             process.send_signal(signal.SIGKILL)
             process.wait()
-            await watcher.wait_for(lambda w: "tiny" not in w.models, 30)
-            removed.append(time.monotonic() - began)
+            removed.append(await seconds_to_gone(watcher, began))
     finally:
         await watcher.stop()
         await store.close()
@@ -86,21 +94,14 @@ async def measure_kubernetes(tmp: Path, runs: int, ttl: float) -> tuple[list[flo
             args = [sys.executable, "-c", WORKER, kube.url, "ns", "tiny", pod, str(ttl)]
             process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)
             try:
-                assert process.stdout is not None
-                await asyncio.to_thread(process.stdout.readline)
-                began = time.monotonic()
-                await watcher.wait_for(
-                    lambda w: "tiny" in w.models and bool(w.models["tiny"].instances), 30
-                )
-                visible.append(time.monotonic() - began)
+                visible.append(await seconds_to_visible(watcher, process))
                 await asyncio.sleep(ttl / 2)
             finally:
                 process.send_signal(signal.SIGKILL)
                 process.wait()
             began = time.monotonic()
             await asyncio.to_thread(kube.set_ready, pod, False)
-            await watcher.wait_for(lambda w: "tiny" not in w.models, 30)
-            removed.append(time.monotonic() - began)
+            removed.append(await seconds_to_gone(watcher, began))
     finally:
         await watcher.stop()
         await store.close()

@@ -6,11 +6,8 @@ input (1); a new command without cases fails ``test_every_command_is_covered``.
 
 from __future__ import annotations
 
-import os
 import re
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,6 +17,7 @@ import typer
 
 from drivetrain.cli import output
 from drivetrain.cli.main import app
+from tests.cli.helpers import run_cli
 from tests.paths import REPO
 
 NO_CLUSTER = {"KUBECONFIG": "/nonexistent/kubeconfig", "KUBERNETES_SERVICE_HOST": ""}
@@ -105,18 +103,6 @@ def cases(port: int) -> dict[str, list[tuple[int, list[str], dict[str, str]]]]:
     }
 
 
-def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "drivetrain.cli.main", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, **env},
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
-
-
 def test_every_command_is_covered() -> None:
     commands = set(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
     assert commands == set(cases(0))
@@ -142,7 +128,7 @@ def test_every_command_exits_as_the_table_says(busy_port: int) -> None:
         for code, args, env in rows
     ]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        results = list(pool.map(lambda row: run(row[2], row[3]), flat))
+        results = list(pool.map(lambda row: run_cli(*row[2], env=row[3]), flat))
     wrong = [
         f"{' '.join(args)}: expected {code}, got {result.returncode}: {result.stderr[-300:]}"
         for (_, code, args, _), result in zip(flat, results, strict=True)
@@ -157,5 +143,5 @@ def test_every_command_exits_as_the_table_says(busy_port: int) -> None:
 
 def test_usage_errors_and_failures_write_nothing_to_stdout(tmp_path: Path) -> None:
     for args in (["render", "-f", MISSING], ["render", "--nope"]):
-        result = run(args, {})
+        result = run_cli(*args)
         assert result.stdout == "", args

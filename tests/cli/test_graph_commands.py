@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.cli.helpers import run
+from tests.cli.helpers import run_cli
 from tests.paths import REPO
 
 GRAPH = """\
@@ -38,7 +38,7 @@ def graph_file(tmp_path: Path) -> Path:
 
 
 def test_render_writes_a_yaml_stream(graph_file: Path) -> None:
-    result = run("render", "-f", str(graph_file), "-n", "ml")
+    result = run_cli("render", "-f", str(graph_file), "-n", "ml")
     assert result.returncode == 0, result.stderr
     docs = list(yaml.safe_load_all(result.stdout))
     assert [(d["kind"], d["metadata"]["name"]) for d in docs] == [
@@ -52,14 +52,14 @@ def test_render_writes_a_yaml_stream(graph_file: Path) -> None:
 
 
 def test_render_json_is_one_array_and_grove_is_one_pod_clique_set(graph_file: Path) -> None:
-    result = run("render", "-f", str(graph_file), "--multinode", "grove", "-o", "json")
+    result = run_cli("render", "-f", str(graph_file), "--multinode", "grove", "-o", "json")
     assert result.returncode == 0, result.stderr
     kinds = [o["kind"] for o in json.loads(result.stdout)]
     assert kinds == ["ServiceAccount", "Role", "RoleBinding", "PodCliqueSet", "Service"]
 
 
 def test_validate_reports_ok(graph_file: Path) -> None:
-    result = run("validate", "-f", str(graph_file))
+    result = run_cli("validate", "-f", str(graph_file))
     assert result.returncode == 0
     assert "1 graph(s) valid" in result.stderr
 
@@ -72,7 +72,7 @@ def test_bad_input_exits_1_with_every_error_and_no_output(tmp_path: Path) -> Non
         )
     )
     for command in ("render", "validate"):
-        result = run(command, "-f", str(bad))
+        result = run_cli(command, "-f", str(bad))
         assert result.returncode == 1
         assert result.stdout == ""
         assert "Traceback" not in result.stderr
@@ -83,25 +83,25 @@ def test_bad_input_exits_1_with_every_error_and_no_output(tmp_path: Path) -> Non
 def test_yaml_errors_name_line_and_column(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("kind: GraphDeployment\nspec: [\n")
-    result = run("validate", "-f", str(bad))
+    result = run_cli("validate", "-f", str(bad))
     assert result.returncode == 1
     assert f"{bad}:3:1: YAML does not parse" in result.stderr
 
 
 def test_a_missing_file_is_a_clear_error() -> None:
-    result = run("render", "-f", "/nonexistent/graph.yaml")
+    result = run_cli("render", "-f", "/nonexistent/graph.yaml")
     assert result.returncode == 1
     assert "/nonexistent/graph.yaml: file not found" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_usage_errors_exit_2(graph_file: Path) -> None:
-    assert run("render").returncode == 2
-    assert run("render", "-f", str(graph_file), "--multinode", "slurm").returncode == 2
+    assert run_cli("render").returncode == 2
+    assert run_cli("render", "-f", str(graph_file), "--multinode", "slurm").returncode == 2
 
 
 def test_crd_prints_the_committed_crd() -> None:
-    result = run("crd")
+    result = run_cli("crd")
     assert result.returncode == 0
     assert result.stdout == (REPO / "deploy" / "crd.yaml").read_text()
 
@@ -129,7 +129,7 @@ def test_verify_catches_a_bare_lws_variable_in_exec_form_args(
 ) -> None:
     bad = tmp_path / "bug.yaml"
     bad.write_text(BUG)
-    result = run("verify", "-f", str(bad), "--multinode", multinode)
+    result = run_cli("verify", "-f", str(bad), "--multinode", multinode)
     assert result.returncode == 1
     assert "$LWS_LEADER_ADDRESS:29500" in result.stderr
     assert "container main" in result.stderr
@@ -141,6 +141,6 @@ def test_verify_passes_once_the_renderer_injects_the_address(
 ) -> None:
     good = tmp_path / "good.yaml"
     good.write_text(BUG.replace(', --dist-init-addr, "$LWS_LEADER_ADDRESS:29500"', ""))
-    result = run("verify", "-f", str(good), "--multinode", multinode)
+    result = run_cli("verify", "-f", str(good), "--multinode", multinode)
     assert result.returncode == 0, result.stderr
     assert "--node-rank" in result.stdout

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.cli.helpers import run
+from tests.cli.helpers import run_cli
 
 GRAPH = """\
 apiVersion: nvidia.com/v1alpha1
@@ -29,7 +29,7 @@ spec:
 
 
 def test_render_says_the_secret_is_a_placeholder_and_how_to_make_it(tmp_path) -> None:
-    result = run("render", "-f", "-", "-n", "ml", stdin=GRAPH)
+    result = run_cli("render", "-f", "-", "-n", "ml", stdin=GRAPH)
     assert result.returncode == 0, result.stderr
     assert "<stdin>: Secret mpi-run-ssh-secret is a placeholder:" in result.stderr
     documents = result.stdout.split("---\n")

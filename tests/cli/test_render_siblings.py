@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.cli.helpers import run
+from tests.cli.helpers import run_cli
 from tests.render.test_siblings import CONFIG_MAP, FILE, GRAPH
 
 
@@ -24,7 +24,7 @@ def external_lines(stderr: str) -> list[str]:
 def test_render_prints_the_documents_and_says_how_to_create_each_external_object(
     tmp_path: Path,
 ) -> None:
-    result = run("render", "-f", write(tmp_path, FILE), "-n", "ml")
+    result = run_cli("render", "-f", write(tmp_path, FILE), "-n", "ml")
     assert result.returncode == 0, result.stderr
     kinds = [(o["kind"], o["metadata"]["name"]) for o in yaml.safe_load_all(result.stdout)]
     assert ("ConfigMap", "engine-config") in kinds
@@ -45,7 +45,7 @@ def test_graphs_only_passes_the_documents_over_and_names_them_where_external(
     tmp_path: Path,
 ) -> None:
     path = write(tmp_path, FILE)
-    result = run("render", "-f", path, "-n", "ml", "--graphs-only")
+    result = run_cli("render", "-f", path, "-n", "ml", "--graphs-only")
     assert result.returncode == 0, result.stderr
     kinds = [o["kind"] for o in yaml.safe_load_all(result.stdout)]
     assert kinds == [
@@ -67,12 +67,12 @@ def test_a_document_in_another_namespace_fails_render_with_nothing_on_stdout_but
 ) -> None:
     other = CONFIG_MAP.replace("name: engine-config}", "name: engine-config, namespace: prod}")
     path = write(tmp_path, f"{GRAPH}---\n{other}")
-    result = run("render", "-f", path, "-n", "ml")
+    result = run_cli("render", "-f", path, "-n", "ml")
     assert result.returncode == 1
     assert result.stdout == ""
     assert f"error: {path} (document 2): metadata.namespace: 'prod' is not the namespace" in (
         result.stderr
     )
-    assert run("render", "-f", path, "-n", "prod").returncode == 0
-    validated = run("validate", "-f", path)
+    assert run_cli("render", "-f", path, "-n", "prod").returncode == 0
+    validated = run_cli("validate", "-f", path)
     assert validated.returncode == 0, validated.stderr

@@ -10,7 +10,7 @@ import yaml
 
 from drivetrain.api.loader import load_text
 from drivetrain.render import render_graph
-from tests.cli.helpers import run
+from tests.cli.helpers import run_cli
 
 GRAPH = """\
 apiVersion: drivetrain.dev/v1alpha1
@@ -33,7 +33,7 @@ def test_a_schema_error_does_not_hide_the_documents_other_errors() -> None:
     )
     bad += "    planner:\n      componentType: planner\n      sharedMemory: {disabled: true, size: 1Gi}\n"
     bad += "      extraPodSpec: {terminationGracePeriodSeconds: soon}\n"
-    result = run("validate", "-f", "-", stdin=bad)
+    result = run_cli("validate", "-f", "-", stdin=bad)
     assert result.returncode == 1
     assert "spec.services.Frontend.replicas: must be a valid integer" in result.stderr
     # the rules and the PodSpec types of the other service are still checked
@@ -53,7 +53,7 @@ def test_a_schema_error_and_an_engine_error_of_one_graph_come_together() -> None
         "args: [worker, --engine, echo, --model-name, m]",
         "command: [sh, -c, 'vllm serve m; python3 -m sglang.launch_server']",
     )
-    result = run("validate", "-f", "-", stdin=bad)
+    result = run_cli("validate", "-f", "-", stdin=bad)
     assert result.returncode == 1
     assert "spec.services.Frontend.replicas" in result.stderr
     assert "more than one engine" in result.stderr
@@ -61,13 +61,13 @@ def test_a_schema_error_and_an_engine_error_of_one_graph_come_together() -> None
 
 def test_regexes_in_messages_survive_rich() -> None:
     bad = GRAPH.replace("name: demo", "name: Demo_X")
-    result = run("validate", "-f", "-", stdin=bad)
+    result = run_cli("validate", "-f", "-", stdin=bad)
     assert result.returncode == 1
     assert "'^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$'" in result.stderr
 
 
 def test_dash_reads_stdin_and_messages_name_it() -> None:
-    result = run("render", "-f", "-", stdin=GRAPH)
+    result = run_cli("render", "-f", "-", stdin=GRAPH)
     assert result.returncode == 0, result.stderr
     assert [d["kind"] for d in yaml.safe_load_all(result.stdout)] == [
         "ServiceAccount",
@@ -77,7 +77,7 @@ def test_dash_reads_stdin_and_messages_name_it() -> None:
         "Deployment",
         "Service",
     ]
-    bad = run(
+    bad = run_cli(
         "validate",
         "-f",
         "-",
@@ -104,10 +104,10 @@ MULTINODE_FRONTEND = GRAPH.replace(
 def test_warnings_are_warnings_and_strict_makes_them_errors(
     graph: str, path: str, words: str, command: str
 ) -> None:
-    loose = run(command, "-f", "-", stdin=graph)
+    loose = run_cli(command, "-f", "-", stdin=graph)
     assert loose.returncode == 0, loose.stderr
     assert f"warning: <stdin> (document 1): {path}: {words}" in loose.stderr
-    strict = run(command, "-f", "-", "--strict", stdin=graph)
+    strict = run_cli(command, "-f", "-", "--strict", stdin=graph)
     assert strict.returncode == 1
     assert f"error: <stdin> (document 1): {path}: {words}" in strict.stderr
     assert strict.stdout == ""
@@ -140,7 +140,7 @@ def test_extra_pod_spec_types_are_checked_with_field_paths(
     field: str, value: str, message: str
 ) -> None:
     bad = GRAPH.replace("      extraPodSpec:\n", f"      extraPodSpec:\n        {field}: {value}\n")
-    result = run("validate", "-f", "-", stdin=bad)
+    result = run_cli("validate", "-f", "-", stdin=bad)
     assert result.returncode == 1
     assert f"spec.services.decode.extraPodSpec.{message}" in result.stderr
 
@@ -150,7 +150,7 @@ def test_main_container_types_are_checked() -> None:
         "        mainContainer:\n",
         "        mainContainer:\n          ports: [{containerPort: http}]\n",
     )
-    result = run("validate", "-f", "-", stdin=bad)
+    result = run_cli("validate", "-f", "-", stdin=bad)
     assert (
         "spec.services.decode.extraPodSpec.mainContainer.ports[0].containerPort: must be an integer"
         in result.stderr
@@ -180,7 +180,7 @@ def test_global_dynamo_namespace_follows_the_profile(profile: str, expected: str
 def test_warnings_reach_stderr_only(tmp_path: Path) -> None:
     path = tmp_path / "g.yaml"
     path.write_text(NO_FRONTEND)
-    result = run("render", "-f", str(path))
+    result = run_cli("render", "-f", str(path))
     assert result.returncode == 0
     assert "warning" not in result.stdout
     assert f"warning: {path} (document 1): spec.services: no frontend" in result.stderr

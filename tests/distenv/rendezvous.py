@@ -14,9 +14,7 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -25,7 +23,9 @@ from pathlib import Path
 import pytest
 
 from drivetrain.distenv import indexed_job_env, script_path
+from tests.cli.helpers import CLI
 from tests.distenv.runners import need_dash
+from tests.ports import free_port
 
 PROGRAMS = Path(__file__).parent / "programs"
 #: Generous for a loaded 2-core box: a wait here is a rendezvous, never a speed claim.
@@ -46,12 +46,6 @@ def groups(subset: list[Group]) -> list[Group]:
 
 def group_id(group: Group) -> str:
     return "-".join(map(str, group))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -169,7 +163,7 @@ TOPOLOGIES = {
 def launcher(kind: str) -> list[str]:
     """The entry point a rank's command runs under."""
     if kind == "python":
-        return [sys.executable, "-m", "drivetrain.cli.main", "distenv", "--"]
+        return [*CLI, "distenv", "--"]
     if kind == "sh":
         return [need_dash(), str(script_path()), "--"]
     if kind == "sourced":

@@ -5,28 +5,21 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
 from drivetrain.distenv import derive
+from tests.cli.helpers import run_cli
 from tests.distenv.cases import LWS3
 from tests.distenv.runners import need_dash, sh_print
-from tests.paths import REPO
 
 WORKER = {**LWS3, "LWS_WORKER_INDEX": "1"}
 
 
 def drivetrain(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``drivetrain distenv ARGS`` with only PATH and ``env``: no variable of this machine."""
     base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-    return subprocess.run(
-        [sys.executable, "-m", "drivetrain.cli.main", "distenv", *args],
-        env={**base, **env},
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-    )
+    return run_cli("distenv", *args, env={**base, **env}, inherit_env=False)
 
 
 def test_json_prints_the_derived_variables_as_one_object() -> None:

@@ -25,11 +25,11 @@ from tests.distenv.rendezvous import (
     PROGRAMS,
     TOPOLOGIES,
     Topology,
-    free_port,
     group_id,
     groups,
     run_group,
 )
+from tests.ports import free_port
 
 pytestmark = [
     pytest.mark.slow,

@@ -18,8 +18,9 @@ import pytest
 
 from drivetrain.distenv import derive
 from tests.distenv.cases import VECTORS_FILE, vectors
-from tests.distenv.rendezvous import free_port, launcher
+from tests.distenv.rendezvous import launcher
 from tests.paths import shared
+from tests.ports import free_port
 
 pytestmark = [
     pytest.mark.slow,

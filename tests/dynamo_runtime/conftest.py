@@ -50,18 +50,15 @@ def dynamo_python() -> Path:
 
 
 @pytest.fixture
-def apiserver(tmp_path: Path) -> Iterator[RunningCluster]:
+def apiserver() -> Iterator[RunningCluster]:
     """The cluster emulator (RBAC enforced, EndpointSlice controller on) with Dynamo's CRD."""
-    running = RunningCluster(ClusterEmulator(history_limit=2)).start()
-    admin = tmp_path / "admin.kubeconfig"
-    admin.write_text(yaml.safe_dump(running.kubeconfig()))
-    client = Client(KubeConfig.from_file(admin), field_manager="test")
-    crd = shared("crds", "dynamo", "nvidia.com_dynamoworkermetadatas.yaml")
-    for doc in yaml.safe_load_all(crd.read_text()):
-        if doc:
-            client.create(codecs.from_dict(doc))
-    yield running
-    running.stop()
+    with RunningCluster(ClusterEmulator(history_limit=2)) as running:
+        client = Client(KubeConfig.from_dict(running.kubeconfig()), field_manager="test")
+        crd = shared("crds", "dynamo", "nvidia.com_dynamoworkermetadatas.yaml")
+        for doc in yaml.safe_load_all(crd.read_text()):
+            if doc:
+                client.create(codecs.from_dict(doc))
+        yield running
 
 
 @pytest.fixture

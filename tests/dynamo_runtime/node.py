@@ -32,7 +32,6 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -48,7 +47,8 @@ from drivetrain.verify.controllers import Pod as SimulatedPod
 from drivetrain.verify.controllers import enumerate_pods
 from drivetrain.verify.expansion import container_env
 from tests.dynamo_runtime.children import COMPONENT_TYPE_LABEL
-from tests.kube.emulator import ClusterEmulator, RunningCluster, token_kubeconfig
+from tests.kube.emulator import ClusterEmulator, RunningCluster
+from tests.waiting import eventually
 
 POD_IP = "127.0.0.1"
 START_TIME = "2026-01-01T00:00:00Z"
@@ -180,9 +180,7 @@ class LocalNode:
         env = container_env(container, sim.controller_env, facts).values
         env = {k: str(by_number.get(v, v)) for k, v in env.items()}
         kubeconfig = self.workdir / f"{name}.kubeconfig"
-        kubeconfig.write_text(
-            yaml.safe_dump(token_kubeconfig(self.running.url, token, self.namespace))
-        )
+        kubeconfig.write_text(yaml.safe_dump(self.running.kubeconfig(token, self.namespace)))
         base = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE_ENV)}
         log = self.workdir / f"{name}.log"
         with log.open("wb") as out:  # the child keeps its own descriptor
@@ -295,14 +293,11 @@ def _terminate(process: subprocess.Popen[bytes], grace: float = 5.0) -> None:
 
 
 def wait_until(check: Any, timeout: float, what: str, node: LocalNode) -> Any:
-    """Poll ``check`` until truthy; on timeout fail with the pods' log tails (readiness wait)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    logs = "\n".join(
-        f"--- {p.name} (exit {p.exit_code})\n{p.log_tail()}" for p in node.pods.values()
-    )
-    raise AssertionError(f"{what}: not within {timeout:g} s\n{logs}")
+    """``eventually``, failing with the pods' log tails."""
+
+    def logs() -> str:
+        return "\n".join(
+            f"--- {p.name} (exit {p.exit_code})\n{p.log_tail()}" for p in node.pods.values()
+        )
+
+    return eventually(check, timeout, what=what, details=logs, interval=0.1)

@@ -141,6 +141,31 @@ def granted(manifests: Sequence[dict[str, Any]], user: str) -> list[dict[str, An
     return out
 
 
+def assert_used_exactly(
+    node: LocalNode,
+    manifests: Sequence[dict[str, Any]],
+    user: str,
+    rules: set[tuple[str, str, str]],
+) -> None:
+    """The account used exactly ``rules`` (the emulator's audit log says), each one granted by
+    the Role the manifests bind to it."""
+    used = node.emulator.used[user]
+    assert used == rules
+    roles = granted(manifests, user)
+    for group, resource, verb in used:
+        wanted = Attributes(verb, group, resource, None, NS, None)
+        assert any(rule_allows(rule, wanted) for rule in roles), (group, resource, verb)
+
+
+def label_selectors(calls: list[AuditEvent], resource: tuple[str, str]) -> set[str]:
+    """The label selectors of the calls on ``resource`` (API group, plural)."""
+    return {
+        urllib.parse.parse_qs(urllib.parse.urlsplit(e.path).query).get("labelSelector", [""])[0]
+        for e in calls
+        if (e.group, e.resource) == resource
+    }
+
+
 def operator_children() -> tuple[str, list[dict[str, Any]]]:
     return GRAPH, dynamo_children(GRAPH, NS, COMPONENTS)
 
@@ -172,18 +197,8 @@ def test_dynamo_serves_through_kubernetes_discovery_using_exactly_this(
     calls = runtime_requests(node, user)
     assert calls and all(e.code < 400 for e in calls), [e for e in calls if e.code >= 400]
     assert {e.pod for e in calls} == {frontend.name, worker.name}  # both pods talk to the API
-    used = set().union(*(e.rules for e in calls))
-    assert used == RUNTIME_RULES
-    rules = granted(manifests, user)
-    for group, resource, verb in used:  # each one granted by the Role bound to the account
-        wanted = Attributes(verb, group, resource, None, NS, None)
-        assert any(rule_allows(rule, wanted) for rule in rules), (group, resource, verb)
-    selectors = {
-        urllib.parse.parse_qs(urllib.parse.urlsplit(e.path).query).get("labelSelector", [""])[0]
-        for e in calls
-        if (e.group, e.resource) == SLICES
-    }
-    assert selectors == {SLICE_SELECTOR}
+    assert_used_exactly(node, manifests, user, RUNTIME_RULES)
+    assert label_selectors(calls, SLICES) == {SLICE_SELECTOR}
     # The frontend only reads; the worker writes one CR, named after its pod, owned by it
     # (POD_NAME and POD_UID from the downward API), in its Dynamo namespace.
     assert {(e.resource, e.verb) for e in calls if e.pod == frontend.name} == {
@@ -360,18 +375,9 @@ def test_container_mode_watches_labelled_pods_and_needs_delete(
         (frontend.name, frontend.name),
         (worker.name, worker.name),
     }
-    used = set().union(*(e.rules for e in calls))
-    assert used == CONTAINER_RULES
-    rules = granted(manifests, user)
-    for group, resource, verb in used:  # each one granted by the Role bound to the account
-        wanted = Attributes(verb, group, resource, None, NS, None)
-        assert any(rule_allows(rule, wanted) for rule in rules), (group, resource, verb)
-    selectors = {
-        urllib.parse.parse_qs(urllib.parse.urlsplit(e.path).query).get("labelSelector", [""])[0]
-        for e in calls
-        if e.resource == "pods"
-    }
-    assert selectors == {SLICE_SELECTOR}  # the same single label, on the Pods this time
+    assert_used_exactly(node, manifests, user, CONTAINER_RULES)
+    # The same single label, on the Pods this time.
+    assert label_selectors(calls, ("", "pods")) == {SLICE_SELECTOR}
     assert cr(node, worker) is not None  # "main" keeps the pod's name for its CR
 
 

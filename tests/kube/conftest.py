@@ -7,7 +7,7 @@ import copy
 import functools
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,24 +89,6 @@ class Cluster:
                 ready_field: n,
             },
         )
-
-
-def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """Poll until ``check()`` returns a truthy value (the operator runs in another thread).
-
-    A readiness wait, not a timing assertion: the timeout only bounds a hung test.
-    """
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except AssertionError as exc:
-            last = exc
-        time.sleep(0.05)
-    raise AssertionError(f"condition not met in {timeout}s; last: {last!r}")
 
 
 def quiet(cluster: Cluster, settle: float = 0.6) -> int:

@@ -1,10 +1,10 @@
-"""An in-memory Kubernetes API for operator and CLI tests: kmock 0.8, extended.
+"""An in-memory Kubernetes API for operator, CLI and runtime tests: kmock 0.8, extended.
 
 Plain kmock 0.8 stores objects but gives them no server-side metadata, answers 200 on create,
 has no PUT, no server-side-apply create, ignores label selectors, replays every object on each
 watch, mixes spec and status, never garbage-collects and does not register CRDs
-(docs/operator.md, "Tests and what they cannot prove").  This subclass keeps kmock's HTTP server, request
-parsing and discovery, and serves every resource request itself from one store:
+(docs/operator.md, "Tests and what they cannot prove").  ``ExtendedEmulator`` keeps kmock's HTTP
+server, request parsing and discovery, and serves every resource request itself from one store:
 
 * uid / creationTimestamp / resourceVersion (one cluster-wide counter) / generation (bumped when
   anything outside metadata and status changes) / namespace from the URL / generateName;
@@ -13,24 +13,37 @@ parsing and discovery, and serves every resource request itself from one store:
 * server-side apply creates an absent object; a write that changes nothing bumps nothing and
   emits no watch event (as the real server does);
 * the status subresource is isolated when the resource declares it;
-* label selectors (``=``, ``==``, ``!=``, ``in``, ``notin``, ``key``, ``!key``) on list and watch;
-* watch resume from ``resourceVersion`` (no replay of older objects) and ``timeoutSeconds``;
+* label selectors (``=``, ``==``, ``!=``, ``in``, ``notin``, ``key``, ``!key``) and the
+  ``metadata.name`` field selector on list and watch;
+* watches: every event once, in order, as it happens; resume from ``resourceVersion`` (no replay
+  of older objects) and ``timeoutSeconds``; **410 Gone** (an ``ERROR`` event with the API
+  server's ``Expired`` status) for a resume from before ``compact()`` or from before the
+  ``events_kept`` (1000) last events, as a real server answers once etcd has compacted; ``end_watches()`` ends every
+  open watch cleanly, as the server does when it restarts;
 * background ownerReference garbage collection (cascading), by Kubernetes' rule: an object
   goes only when *all* its owners are gone, an owner being an object of the referenced kind and
-  name (in the dependent's namespace) with the referenced uid;
+  name (in the dependent's namespace) with the referenced uid; ``replace_before_collection``
+  plays a collector that lags (an object replaced under its name before its dependents go);
+* outages: while ``unavailable`` is true every request gets 503; a bearer token in
+  ``unavailable_to`` gets 503 alone (one client cut off while others write);
 * the service proxy (``GET .../services/<name>[:<port>]/proxy/<path>``): the request goes to a
   Ready pod the Service selects, at its target port (a named port resolved against the pod's
   containers), as the API server's proxy does; 503 when no pod is Ready or nothing listens;
 * creating a CustomResourceDefinition registers its resource for discovery and requests;
 * ``history_limit`` trims kmock's request log (its per-request cost grows with the log);
-* ``writes`` records every mutating request (method, path) for "writes nothing" assertions.
+* ``writes`` records every mutating request (method, path) for "writes nothing" assertions,
+  ``log`` every resource request (method, path and query, User-Agent).
 
 Not emulated (see docs/operator.md): SSA field ownership and conflicts, strategic-merge list
-semantics, defaulting, admission, RBAC, pagination, BOOKMARK events, 410 Gone and controllers.
+semantics, defaulting, admission, pagination, BOOKMARK events and controllers.
 
-``ClusterEmulator`` (at the end of this file) adds bearer-token authentication, RBAC, an audit
-log and the EndpointSlice controller, for proofs that run a real runtime against the API
-(docs/dynamo-on-kubernetes.md).
+``ClusterEmulator`` (at the end of this file) adds bearer-token authentication (ServiceAccount
+tokens, and tokens granted a Role's rules directly), RBAC, an audit log and the EndpointSlice
+controller, for proofs that run a real runtime or agent against the API
+(docs/dynamo-on-kubernetes.md, docs/discovery.md, docs/snapshot.md).
+
+``RunningCluster`` serves an emulator from its own thread; ``in_loop`` runs a call in that
+thread's event loop (``end_watches`` and ``replace_before_collection`` must run there).
 """
 
 from __future__ import annotations
@@ -39,12 +52,13 @@ import asyncio
 import contextlib
 import copy
 import datetime
+import inspect
 import json
 import re
 import threading
 import uuid
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar
 
 import aiohttp.web
 import attrs
@@ -79,8 +93,17 @@ BUILTIN: dict[str, dict[str, Any]] = {
 }
 VERBS = {"get", "list", "watch", "create", "update", "patch", "delete"}
 _META_ONLY = {"metadata", "status", "apiVersion", "kind"}
+#: The token of the emulator's own kubeconfig (``RunningCluster.kubeconfig``): a cluster admin
+#: where tokens are checked (``ClusterEmulator``).
+ADMIN_TOKEN = "emulator"
+#: Watch events kept for resuming (``events_kept``); a resume from before them is answered 410
+#: Gone, as a real server answers once etcd has compacted.
+EVENTS_KEPT = 1000
 
 Key = tuple[str, str, str | None, str]  # group, plural, namespace, name
+#: One RBAC PolicyRule: apiGroups / resources / verbs (/ resourceNames).
+Rule = dict[str, list[str]]
+T = TypeVar("T")
 
 
 def _now() -> str:
@@ -180,15 +203,43 @@ def _json_response(obj: Any, status: int) -> aiohttp.web.Response:
     )
 
 
+def bearer_token(raw: aiohttp.web.BaseRequest) -> str | None:
+    """The request's ``Authorization: Bearer`` token, or None."""
+    scheme, _, token = raw.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
 class ApiError(Exception):
-    def __init__(self, code: int, reason: str, message: str) -> None:
+    """A refusal, answered with the API server's ``Status`` body."""
+
+    def __init__(
+        self, code: int, reason: str, message: str, details: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
-        self.code, self.reason, self.message = code, reason, message
+        self.code, self.reason, self.message, self.details = code, reason, message, details
+
+    def status(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "Status",
+            "metadata": {},
+            "status": "Failure",
+            "code": self.code,
+            "reason": self.reason,
+            "message": self.message,
+        }
+        if self.details:
+            body["details"] = self.details
+        return body
 
     def response(self) -> aiohttp.web.Response:
-        status = {"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure"}
-        body = {**status, "code": self.code, "reason": self.reason, "message": self.message}
-        return _json_response(body, self.code)
+        return _json_response(self.status(), self.code)
+
+
+def _expired(since: int, oldest: int) -> dict[str, Any]:
+    """The watch event the API server sends for a resume from compacted history (410 Gone)."""
+    gone = ApiError(410, "Expired", f"too old resource version: {since} ({oldest})")
+    return {"type": "ERROR", "object": gone.status()}
 
 
 @attrs.define(kw_only=True)
@@ -196,6 +247,11 @@ class ExtendedEmulator(kmock.KubernetesEmulator):
     """A kmock emulator with the server-side behaviour operators rely on (see module doc)."""
 
     history_limit: int | None = None
+    events_kept: int = EVENTS_KEPT
+    #: An outage: every request is answered 503 while this is true ...
+    unavailable: bool = False
+    #: ... or only the requests with one of these bearer tokens (one client cut off).
+    unavailable_to: set[str] = attrs.field(factory=set)
     store: dict[Key, dict[str, Any]] = attrs.field(factory=dict, init=False)
     writes: list[tuple[str, str]] = attrs.field(factory=list, init=False)
     #: Every resource request served: (method, path?query, User-Agent).
@@ -204,6 +260,9 @@ class ExtendedEmulator(kmock.KubernetesEmulator):
     _events: list[tuple[int, str, str, dict[str, Any]]] = attrs.field(factory=list, init=False)
     _changed: asyncio.Condition | None = attrs.field(default=None, init=False)
     _info: dict[tuple[str, str], dict[str, Any]] = attrs.field(factory=dict, init=False)
+    #: A watch may not resume from before this resourceVersion (``compact``).
+    _compacted: int = attrs.field(default=0, init=False)
+    _watch_tasks: set[asyncio.Task[Any]] = attrs.field(factory=set, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -253,15 +312,53 @@ class ExtendedEmulator(kmock.KubernetesEmulator):
                 short_names=set(names.get("shortNames", [])),
             )
 
+    # ----------------------------------------------------------------- what a test does to it
+
+    def compact(self) -> None:
+        """Forget the event history: a watch resuming from before now gets 410 Gone."""
+        self._compacted = self._rv
+
+    def end_watches(self) -> None:
+        """End every open watch cleanly, as the API server does when it restarts or a watch's
+        time is up.  Runs in the emulator's event loop (``in_loop``)."""
+        for task in list(self._watch_tasks):
+            task.cancel()
+
+    async def replace_before_collection(self, group: str, plural: str, ns: str, name: str) -> str:
+        """Delete the object and create it again under its name with a new uid, before the
+        garbage collector has run (its dependents are still there), as a StatefulSet's pod
+        comes back.  Returns the new uid.  Runs in the emulator's event loop (``in_loop``)."""
+        assert self._changed is not None
+        async with self._changed:
+            key = (group, plural, ns, name)
+            old = self.store.pop(key)
+            self._bump(old)
+            self._emit("DELETED", group, plural, old)
+            new = copy.deepcopy(old)
+            new["metadata"]["uid"] = str(uuid.uuid4())
+            self._bump(new)
+            self.store[key] = new
+            self._emit("ADDED", group, plural, new)
+            return str(new["metadata"]["uid"])
+
     # ----------------------------------------------------------------- HTTP entry
 
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         if self.history_limit is not None and len(self._requests) > self.history_limit:
             del self._requests[: -self.history_limit]
-        if request.resource is None or not request.resource.plural:
-            return await super()._handle(request)  # discovery: kmock's own
         if self._changed is None:
             self._changed = asyncio.Condition()
+        raw = request._raw_request
+        if self.unavailable or (
+            raw is not None and self.unavailable_to and bearer_token(raw) in self.unavailable_to
+        ):
+            return ApiError(503, "ServiceUnavailable", "the emulator is down on purpose").response()
+        return await self._respond(request)
+
+    async def _respond(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        """One request the server is up for (``ClusterEmulator`` authenticates here first)."""
+        if request.resource is None or not request.resource.plural:
+            return await super()._handle(request)  # discovery: kmock's own
         res = request.resource
         info = self._info.get((res.group or "", res.plural or ""))
         if info is None:
@@ -328,23 +425,27 @@ class ExtendedEmulator(kmock.KubernetesEmulator):
             raise ApiError(404, "NotFound", f'{key[1]} "{key[3]}" not found')
         return self.store[key]
 
-    def _matching(self, request: rendering.Request, group: str, plural: str) -> list[dict]:
-        selector = request.params.get("labelSelector", "")
+    @staticmethod
+    def _selected(request: rendering.Request, obj: dict[str, Any]) -> bool:
+        """Whether a list or watch request selects the object: its namespace and name, the
+        ``metadata.name`` field selector and the label selector."""
+        meta = obj["metadata"]
         field = request.params.get("fieldSelector", "")
-        out = []
-        for (g, p, ns, name), obj in self.store.items():
-            if (g, p) != (group, plural):
-                continue
-            if request.namespace is not None and ns != request.namespace:
-                continue
-            if request.name is not None and name != request.name:
-                continue
-            if field.startswith("metadata.name=") and name != field.split("=", 1)[1]:
-                continue
-            if selector and not selector_matches(selector, obj["metadata"].get("labels") or {}):
-                continue
-            out.append(obj)
-        return out
+        selector = request.params.get("labelSelector", "")
+        if request.namespace is not None and meta.get("namespace") != request.namespace:
+            return False
+        if request.name is not None and meta.get("name") != request.name:
+            return False
+        if field.startswith("metadata.name=") and meta.get("name") != field.split("=", 1)[1]:
+            return False
+        return not selector or selector_matches(selector, meta.get("labels") or {})
+
+    def _matching(self, request: rendering.Request, group: str, plural: str) -> list[dict]:
+        return [
+            obj
+            for (g, p, _, _), obj in self.store.items()
+            if (g, p) == (group, plural) and self._selected(request, obj)
+        ]
 
     def _list(self, request: rendering.Request, group: str, plural: str) -> dict[str, Any]:
         info = self._info[group, plural]
@@ -356,47 +457,76 @@ class ExtendedEmulator(kmock.KubernetesEmulator):
             "items": self._matching(request, group, plural),
         }
 
+    def _kept_since(self) -> int:
+        """The oldest resourceVersion the kept events resume from (older ones were dropped)."""
+        return self._events[0][0] - 1 if len(self._events) >= self.events_kept else 0
+
     async def _watch(
         self, raw: aiohttp.web.BaseRequest, request: rendering.Request, group: str, plural: str
     ) -> aiohttp.web.StreamResponse:
+        """Every event once, in order, as it happens; 410 Gone for a resume from history that is
+        no longer kept.
+
+        The events are taken and the cursor moved under the lock the writers emit under, and the
+        wait for the next change starts under that lock too: an event emitted while the watch
+        writes (a write waits while the client does not read) is taken on the next round, not
+        skipped by a cursor moved past it, nor held back until some later change.  The wait
+        uses ``asyncio.timeout``, not ``wait_for``: on Python 3.11 ``wait_for`` can swallow a
+        cancellation that lands as the condition fires, and the watch would then outlive
+        ``end_watches`` and the server's shutdown.
+        """
+        since = request.params.get("resourceVersion")
+        timeout = float(request.params.get("timeoutSeconds") or 0) or None
         response = aiohttp.web.StreamResponse()
         response.content_type = "application/json"
         await response.prepare(raw)
-        selector = request.params.get("labelSelector", "")
-        since = request.params.get("resourceVersion")
-        timeout = float(request.params.get("timeoutSeconds") or 0) or None
-
-        def wanted(obj: dict[str, Any]) -> bool:
-            meta = obj["metadata"]
-            if request.namespace is not None and meta.get("namespace") != request.namespace:
-                return False
-            if request.name is not None and meta.get("name") != request.name:
-                return False
-            return not selector or selector_matches(selector, meta.get("labels") or {})
-
-        if since and since != "0":
-            cursor = int(since)
-        else:
-            cursor = self._rv
-            for obj in self._matching(request, group, plural):
-                await response.write(json.dumps({"type": "ADDED", "object": obj}).encode() + b"\n")
         assert self._changed is not None
+        async with self._changed:
+            if since and since != "0":
+                cursor, pending = int(since), []
+                floor = max(self._compacted, self._kept_since())
+            else:
+                cursor, floor = self._rv, 0
+                pending = [
+                    {"type": "ADDED", "object": obj}
+                    for obj in self._matching(request, group, plural)
+                ]
+        task = asyncio.current_task()
+        assert task is not None
+        self._watch_tasks.add(task)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout if timeout else None
         try:
-            while True:
-                for rv, g, p, event in list(self._events):
-                    if rv > cursor and (g, p) == (group, plural) and wanted(event["object"]):
-                        await response.write(json.dumps(event).encode() + b"\n")
-                cursor = max(cursor, self._rv)
-                remaining = deadline - loop.time() if deadline else None
-                if remaining is not None and remaining <= 0:
-                    break
+            while cursor >= floor:
+                for event in pending:
+                    await response.write(json.dumps(event).encode() + b"\n")
                 async with self._changed:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._changed.wait(), remaining)
+                    while True:
+                        # A slow watch's events may have been dropped before it took them.
+                        floor = self._kept_since()
+                        pending = [
+                            event
+                            for rv, g, p, event in self._events
+                            if rv > cursor
+                            and (g, p) == (group, plural)
+                            and self._selected(request, event["object"])
+                        ]
+                        remaining = deadline - loop.time() if deadline else None
+                        if cursor < floor or pending or (remaining is not None and remaining <= 0):
+                            break
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(remaining):
+                                await self._changed.wait()
+                    if cursor >= floor:
+                        cursor = self._rv
+                if not pending:
+                    break
+            if cursor < floor:
+                await response.write(json.dumps(_expired(cursor, floor)).encode() + b"\n")
         except (ConnectionResetError, asyncio.CancelledError):
-            return response
+            return response  # the client went, or end_watches: the server ends it as it is
+        finally:
+            self._watch_tasks.discard(task)
         await response.write_eof()
         return response
 
@@ -480,7 +610,7 @@ class ExtendedEmulator(kmock.KubernetesEmulator):
 
     def _emit(self, kind: str, group: str, plural: str, obj: dict[str, Any]) -> None:
         self._events.append((self._rv, group, plural, {"type": kind, "object": obj}))
-        del self._events[:-1000]  # resume works within the last 1000 events, as etcd compacts
+        del self._events[: -self.events_kept]  # a resume from before them gets 410 Gone
         assert self._changed is not None
         self._changed.notify_all()
 
@@ -628,6 +758,9 @@ class RunningCluster:
             self.url = str(server.url).rstrip("/")
             self._ready.set()
             await self._stop.wait()
+            # The HTTP server's shutdown waits (up to a minute) for every request in progress,
+            # and a watch whose client is still there never ends by itself.
+            self.emulator.end_watches()
 
     def start(self) -> RunningCluster:
         self._thread.start()
@@ -635,25 +768,33 @@ class RunningCluster:
             raise RuntimeError("the emulator did not start")
         return self
 
+    def __enter__(self) -> RunningCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         if self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
+        if self._thread.is_alive():
+            raise RuntimeError("the emulator did not stop within 10 s")
 
-    def kubeconfig(self) -> dict[str, Any]:
-        return {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "emu", "cluster": {"server": self.url}}],
-            "users": [{"name": "emu", "user": {"token": "emulator"}}],
-            "contexts": [
-                {
-                    "name": "emu",
-                    "context": {"cluster": "emu", "user": "emu", "namespace": "default"},
-                }
-            ],
-            "current-context": "emu",
-        }
+    def kubeconfig(self, token: str = ADMIN_TOKEN, namespace: str = "default") -> dict[str, Any]:
+        """A kubeconfig for this emulator: the admin's, or ``token``'s."""
+        return token_kubeconfig(self.url, token, namespace)
+
+
+def in_loop(running: RunningCluster, fn: Callable[[], T | Awaitable[T]]) -> T:
+    """Run ``fn()`` (awaited when it returns an awaitable) in the emulator's event loop thread
+    and return its result."""
+
+    async def call() -> T:
+        result = fn()
+        return await result if inspect.isawaitable(result) else result  # type: ignore[return-value]
+
+    return asyncio.run_coroutine_threadsafe(call(), running._loop).result(10)
 
 
 # =================================================================================================
@@ -675,8 +816,6 @@ CLUSTER_BUILTIN: dict[str, dict[str, Any]] = {
     },
 }
 
-#: The token of the emulator's own kubeconfig (RunningCluster.kubeconfig): a cluster admin.
-ADMIN_TOKEN = "emulator"
 ADMIN_USER = "kubernetes-admin"
 #: The EndpointSlice controller's own labels (kube-controller-manager's endpointslice controller).
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
@@ -739,14 +878,17 @@ class AuditEvent:
     namespace: str | None
     name: str | None
     code: int
+    subresource: str | None = None
 
     @property
     def rules(self) -> set[tuple[str, str, str]]:
-        """(API group, resource, verb) of each RBAC rule this request needed: a server-side
-        apply that created its object (PATCH answered 201) needed ``create`` too."""
-        needed = {(self.group, self.resource, self.verb)}
+        """(API group, resource, verb) of each RBAC rule this request needed, the resource as a
+        rule names it (``pods/status`` for a subresource): a server-side apply that created its
+        object (PATCH answered 201) needed ``create`` too."""
+        resource = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
+        needed = {(self.group, resource, self.verb)}
         if self.method == "PATCH" and self.code == 201:
-            needed.add((self.group, self.resource, "create"))
+            needed.add((self.group, resource, "create"))
         return needed
 
 
@@ -899,16 +1041,19 @@ class ClusterEmulator(ExtendedEmulator):
     * **Authentication**: every request must carry ``Authorization: Bearer <token>``; the
       emulator's own token (``ADMIN_TOKEN``) is a cluster admin, ``service_account_token``
       mints one for a ServiceAccount that exists (and stops working when it is deleted, as a
-      bound token does).  Anything else is answered 401 with a ``Status``.
-    * **RBAC** (``enforce_rbac``): a ServiceAccount's request is allowed only if a RoleBinding
-      in the request's namespace, or a ClusterRoleBinding, binds it (as ServiceAccount, User or
-      Group subject) to a Role/ClusterRole with a rule matching verb × API group × resource
-      (× subresource, × resourceNames), else 403 with the API server's ``Status`` and message.
-      Server-side apply that creates an object needs ``create`` as well as ``patch``, as the
-      API server checks.  Discovery (``/api``, ``/apis``, ``/version``) is open to every
-      authenticated user, as the default ``system:discovery`` binding makes it.
+      bound token does), ``grant`` makes one for a user of that name.  Anything else is
+      answered 401 with a ``Status``.
+    * **RBAC** (``enforce_rbac``): a request is allowed only if a RoleBinding in the request's
+      namespace, or a ClusterRoleBinding, binds its user (as ServiceAccount, User or Group
+      subject) to a Role/ClusterRole with a rule matching verb × API group × resource
+      (× subresource, × resourceNames), or ``grant`` gave its token such a rule in that
+      namespace; else 403 with the API server's ``Status`` and message.  Server-side apply
+      that creates an object needs ``create`` as well as ``patch``, as the API server checks.
+      Discovery (``/api``, ``/apis``, ``/version``) is open to every authenticated user, as the
+      default ``system:discovery`` binding makes it.
     * **Audit**: ``audit`` records every request (user, verb, path, response code; a watch at
-      its start).
+      its start); ``used`` and ``denied`` read it.  A request refused by an outage
+      (``unavailable``) never reached the server and is not audited.
     * **EndpointSlice controller** (``endpointslice_controller``): after every write, each
       Service with a selector gets the slice ``endpoint_slice_for`` derives from its pods.
 
@@ -922,6 +1067,8 @@ class ClusterEmulator(ExtendedEmulator):
     _tokens: dict[str, tuple[Identity, tuple[str, str] | None]] = attrs.field(
         factory=dict, init=False
     )
+    #: user → (namespace, rules) that ``grant`` gave it
+    _grants: dict[str, tuple[str, list[Rule]]] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -940,9 +1087,16 @@ class ClusterEmulator(ExtendedEmulator):
         self._tokens[token] = (Identity.service_account(namespace, name, pod), (namespace, name))
         return token
 
+    def grant(self, token: str, namespace: str, rules: list[Rule]) -> None:
+        """Make ``token`` the token of a user of that name who holds ``rules`` in
+        ``namespace`` (and nothing else), as a Role bound to that user there would give them;
+        a second grant to the same token replaces the first.  Writes no object, so a test can
+        grant from its own thread while the emulator runs."""
+        self._tokens[token] = (Identity(token, ("system:authenticated",)), None)
+        self._grants[token] = (namespace, rules)
+
     def _authenticate(self, raw: aiohttp.web.BaseRequest) -> Identity | None:
-        scheme, _, token = raw.headers.get("Authorization", "").partition(" ")
-        entry = self._tokens.get(token) if scheme.lower() == "bearer" else None
+        entry = self._tokens.get(bearer_token(raw) or "")
         if entry is None:
             return None
         who, account = entry
@@ -954,6 +1108,9 @@ class ClusterEmulator(ExtendedEmulator):
 
     def authorize(self, who: Identity, request: Attributes) -> bool:
         if "system:masters" in who.groups:
+            return True
+        namespace, rules = self._grants.get(who.name, (None, []))
+        if namespace == request.namespace and any(rule_allows(r, request) for r in rules):
             return True
         bindings = [
             (obj, key[2])
@@ -979,85 +1136,81 @@ class ClusterEmulator(ExtendedEmulator):
                 return True
         return False
 
-    @staticmethod
-    def _status(code: int, reason: str, message: str, details: dict[str, Any] | None = None):
-        body: dict[str, Any] = {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": message,
-            "reason": reason,
-            "code": code,
-        }
-        if details:
-            body["details"] = details
-        return _json_response(body, code)
+    # ----------------------------------------------------------------- what the audit log says
+
+    @property
+    def used(self) -> dict[str, set[tuple[str, str, str]]]:
+        """By user: (API group, resource, verb) of every rule a request of theirs was allowed
+        by (whatever the server then answered), as ``AuditEvent.rules`` names them."""
+        out: dict[str, set[tuple[str, str, str]]] = {}
+        for event in list(self.audit):
+            if event.code not in (401, 403):
+                out.setdefault(event.user, set()).update(event.rules)
+        return out
+
+    @property
+    def denied(self) -> list[AuditEvent]:
+        """Every request RBAC refused (403)."""
+        return [event for event in list(self.audit) if event.code == 403]
 
     # ----------------------------------------------------------------- HTTP entry
 
-    async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+    async def _respond(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         raw = request._raw_request
         assert raw is not None
-        path = str(raw.rel_url)
         who = self._authenticate(raw)
         res = request.resource
-        if res is None or not res.plural:  # discovery: open to every authenticated user
-            user, pod = (who.name, who.pod) if who else ("", None)
-            verb = raw.method.lower()  # a non-resource request's verb is its method
-            if who is None:
-                self.audit.append(
-                    AuditEvent(user, pod, verb, raw.method, path, "", "", None, None, 401)
-                )
-                return self._status(401, "Unauthorized", "Unauthorized")
-            response = await super()._handle(request)
-            self.audit.append(
-                AuditEvent(user, pod, verb, raw.method, path, "", "", None, None, response.status)
+        attributes: Attributes | None = None
+        if res is not None and res.plural:
+            watch = request.params.get("watch") in ("true", "True", "1")
+            attributes = Attributes(
+                verb=request_verb(raw.method, request.name is not None, watch),
+                group=res.group or "",
+                resource=res.plural,
+                # `services/<name>/proxy/<path>`: the subresource is "proxy", the rest its path.
+                subresource=(request.subresource or "").split("/")[0] or None,
+                namespace=request.namespace,
+                name=request.name,
             )
-            return response
-        watch = request.params.get("watch") in ("true", "True", "1")
-        attributes = Attributes(
-            verb=request_verb(raw.method, request.name is not None, watch),
-            group=res.group or "",
-            resource=res.plural,
-            # `services/<name>/proxy/<path>`: the subresource is "proxy", the rest its path.
-            subresource=(request.subresource or "").split("/")[0] or None,
-            namespace=request.namespace,
-            name=request.name,
-        )
 
-        def record(user: str, verb: str, code: int) -> None:
+        def record(code: int, asked: Attributes | None = attributes) -> None:
             self.audit.append(
                 AuditEvent(
-                    user,
-                    who.pod if who else None,
-                    verb,
-                    raw.method,
-                    path,
-                    attributes.group,
-                    attributes.resource,
-                    attributes.namespace,
-                    attributes.name,
-                    code,
+                    user=who.name if who else "",
+                    pod=who.pod if who else None,
+                    # a non-resource request's verb is its method
+                    verb=asked.verb if asked else raw.method.lower(),
+                    method=raw.method,
+                    path=str(raw.rel_url),
+                    group=asked.group if asked else "",
+                    resource=asked.resource if asked else "",
+                    namespace=asked.namespace if asked else None,
+                    name=asked.name if asked else None,
+                    subresource=asked.subresource if asked else None,
+                    code=code,
                 )
             )
 
         if who is None:
-            record("", attributes.verb, 401)
-            return self._status(401, "Unauthorized", "Unauthorized")
+            record(401)
+            return ApiError(401, "Unauthorized", "Unauthorized").response()
+        if attributes is None:  # discovery: open to every authenticated user
+            response = await super()._respond(request)
+            record(response.status)
+            return response
         if self.enforce_rbac:
             denied = self._denied(who, attributes, raw)
             if denied is not None:
-                record(who.name, denied.verb, 403)
+                record(403, denied)
                 details = {"group": denied.group, "kind": denied.resource}
                 if denied.name:
                     details["name"] = denied.name
-                return self._status(403, "Forbidden", denied.describe(who.name), details)
-        if watch:
-            record(who.name, attributes.verb, 200)  # a watch is audited when it starts
-            return await super()._handle(request)
-        response = await super()._handle(request)
-        record(who.name, attributes.verb, response.status)
+                return ApiError(403, "Forbidden", denied.describe(who.name), details).response()
+        if attributes.verb == "watch":
+            record(200)  # a watch is audited when it starts
+            return await super()._respond(request)
+        response = await super()._respond(request)
+        record(response.status)
         if self.endpointslice_controller and raw.method != "GET" and response.status < 300:
             await self._reconcile_endpoint_slices()
         return response
@@ -1127,14 +1280,18 @@ class ClusterEmulator(ExtendedEmulator):
 
 
 def token_kubeconfig(url: str, token: str, namespace: str) -> dict[str, Any]:
-    """A kubeconfig for ``url`` that authenticates with ``token`` (a pod's ServiceAccount)."""
+    """A kubeconfig for ``url`` that authenticates with ``token`` (the admin's, or a pod's
+    ServiceAccount's) in ``namespace``."""
     return {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": "emu", "cluster": {"server": url}}],
-        "users": [{"name": "sa", "user": {"token": token}}],
+        "users": [{"name": "user", "user": {"token": token}}],
         "contexts": [
-            {"name": "sa", "context": {"cluster": "emu", "user": "sa", "namespace": namespace}}
+            {
+                "name": "emu",
+                "context": {"cluster": "emu", "user": "user", "namespace": namespace},
+            }
         ],
-        "current-context": "sa",
+        "current-context": "emu",
     }

@@ -19,15 +19,14 @@ from lightkube.resources.core_v1 import ConfigMap, Pod, Service
 from lightkube.resources.discovery_v1 import EndpointSlice
 from lightkube.types import PatchType
 
-from tests.kube.conftest import eventually
 from tests.kube.emulator import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
     SERVICE_NAME_LABEL,
     ClusterEmulator,
     RunningCluster,
-    token_kubeconfig,
 )
+from tests.waiting import eventually
 
 NS = "team"
 
@@ -37,8 +36,9 @@ class Api:
 
     def __init__(self, running: RunningCluster, tmp: Path) -> None:
         self.running = running
-        self.emulator = running.emulator
-        assert isinstance(self.emulator, ClusterEmulator)
+        emulator = running.emulator
+        assert isinstance(emulator, ClusterEmulator)
+        self.emulator = emulator
         self.tmp = tmp
         self.admin = self._client(running.kubeconfig(), "admin")
 
@@ -52,18 +52,16 @@ class Api:
             self.admin.create(codecs.from_dict(obj))  # namespaced kinds land in NS
 
     def as_token(self, token: str) -> Client:
-        return self._client(token_kubeconfig(self.running.url, token, NS), token[:20])
+        return self._client(self.running.kubeconfig(token, NS), token[:20])
 
     def as_service_account(self, name: str, pod: str | None = None) -> Client:
-        assert isinstance(self.emulator, ClusterEmulator)
         return self.as_token(self.emulator.service_account_token(NS, name, pod))
 
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[Api]:
-    running = RunningCluster(ClusterEmulator(history_limit=2)).start()
-    yield Api(running, tmp_path)
-    running.stop()
+    with RunningCluster(ClusterEmulator(history_limit=2)) as running:
+        yield Api(running, tmp_path)
 
 
 def sa(name: str) -> dict[str, Any]:
@@ -122,7 +120,7 @@ def test_a_service_account_may_do_what_its_role_grants_and_nothing_else(api: Api
     with pytest.raises(ApiError) as exc:
         reader.list(ConfigMap, namespace="other").__iter__().__next__()
     assert forbidden(exc)[0] == 403  # a RoleBinding grants in its own namespace only
-    denied = [e for e in api.emulator.audit if e.code == 403]  # type: ignore[attr-defined]
+    denied = [e for e in api.emulator.audit if e.code == 403]
     assert [(e.user, e.pod, e.verb, e.resource, e.namespace) for e in denied] == [
         ("system:serviceaccount:team:reader", "p-1", "get", "configmaps", "team"),
         ("system:serviceaccount:team:reader", "p-1", "list", "configmaps", "other"),
@@ -186,7 +184,7 @@ def test_server_side_apply_that_creates_needs_create_too(api: Api) -> None:
 
 def test_unknown_tokens_and_tokens_of_deleted_accounts_are_unauthorized(api: Api) -> None:
     api.create(sa("gone"))
-    token = api.emulator.service_account_token(NS, "gone")  # type: ignore[attr-defined]
+    token = api.emulator.service_account_token(NS, "gone")
     with pytest.raises(ApiError) as exc:
         api.as_token("not-a-token").list(ConfigMap).__iter__().__next__()
     assert forbidden(exc)[:2] == (401, "Unauthorized")
@@ -195,17 +193,51 @@ def test_unknown_tokens_and_tokens_of_deleted_accounts_are_unauthorized(api: Api
         api.as_token(token).list(ConfigMap).__iter__().__next__()
     assert forbidden(exc)[:2] == (401, "Unauthorized")
     with pytest.raises(LookupError):
-        api.emulator.service_account_token(NS, "gone")  # type: ignore[attr-defined]
+        api.emulator.service_account_token(NS, "gone")
+
+
+def test_a_granted_token_holds_its_rules_in_its_namespace_and_the_log_says_what_it_used(
+    api: Api,
+) -> None:
+    api.create(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": []}},
+    )
+    rules = [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]},
+        {"apiGroups": [""], "resources": ["pods/status"], "verbs": ["patch"]},
+    ]
+    api.emulator.grant("agent", NS, rules)
+    agent = api.as_token("agent")
+    assert [cm.metadata.name for cm in agent.list(ConfigMap) if cm.metadata] == ["c"]
+    agent.patch(Pod.Status, "p", {"status": {"phase": "Running"}}, patch_type=PatchType.MERGE)
+    with pytest.raises(ApiError) as exc:
+        agent.get(ConfigMap, "c")
+    assert forbidden(exc) == (
+        403,
+        "Forbidden",
+        'configmaps "c" is forbidden: User "agent" cannot get resource "configmaps" in API '
+        'group "" in the namespace "team"',
+    )
+    with pytest.raises(ApiError) as exc:
+        agent.list(ConfigMap, namespace="other").__iter__().__next__()
+    assert forbidden(exc)[0] == 403  # granted in its namespace only
+    assert api.emulator.used["agent"] == {
+        ("", "configmaps", "list"),
+        ("", "pods/status", "patch"),
+    }
+    denied = api.emulator.denied
+    assert [(e.user, e.verb, e.namespace) for e in denied] == [
+        ("agent", "get", "team"),
+        ("agent", "list", "other"),
+    ]
 
 
 def test_without_enforcement_an_account_may_do_anything(tmp_path: Path) -> None:
-    running = RunningCluster(ClusterEmulator(enforce_rbac=False)).start()
-    try:
+    with RunningCluster(ClusterEmulator(enforce_rbac=False)) as running:
         api = Api(running, tmp_path)
         api.create(sa("any"))
         assert list(api.as_service_account("any").list(ConfigMap)) == []
-    finally:
-        running.stop()
 
 
 def pod(name: str, labels: dict[str, str]) -> dict[str, Any]:
@@ -301,12 +333,12 @@ def test_publish_not_ready_addresses_marks_every_endpoint_ready(api: Api) -> Non
 
 def test_discovery_is_open_to_authenticated_users_only_and_audited(api: Api) -> None:
     api.create(sa("d"))
-    token = api.emulator.service_account_token(NS, "d", pod="p")  # type: ignore[attr-defined]
+    token = api.emulator.service_account_token(NS, "d", pod="p")
     ok = httpx.get(f"{api.running.url}/apis", headers={"Authorization": f"Bearer {token}"})
     anonymous = httpx.get(f"{api.running.url}/apis")
     assert (ok.status_code, anonymous.status_code) == (200, 401)
     assert anonymous.json()["reason"] == "Unauthorized"
-    audited = [(e.user, e.pod, e.path, e.code) for e in api.emulator.audit if e.path == "/apis"]  # type: ignore[attr-defined]
+    audited = [(e.user, e.pod, e.path, e.code) for e in api.emulator.audit if e.path == "/apis"]
     assert audited == [
         ("system:serviceaccount:team:d", "p", "/apis", 200),
         ("", None, "/apis", 401),

@@ -9,9 +9,10 @@ import pytest
 import yaml
 
 from drivetrain.kube.resources import DynamoGraphDeploymentResource
-from tests.kube.conftest import NS, Cluster, OperatorThread, eventually, quiet
+from tests.kube.conftest import NS, Cluster, OperatorThread, quiet
 from tests.kube.test_operator_scenarios import AGG
 from tests.paths import shared
+from tests.waiting import eventually
 
 DGD = AGG.replace("drivetrain.dev/v1alpha1", "nvidia.com/v1alpha1").replace(
     "kind: GraphDeployment", "kind: DynamoGraphDeployment"

@@ -16,7 +16,8 @@ from lightkube import codecs
 from lightkube.resources.core_v1 import ConfigMap, Pod, Service
 
 from tests.kube.conftest import NS, Cluster
-from tests.kube.players import FrontendThread, free_port
+from tests.kube.players import FrontendThread
+from tests.ports import free_port
 
 
 def configmap(name: str, *owners: dict[str, Any]) -> dict[str, Any]:

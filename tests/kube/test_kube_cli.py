@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -14,8 +12,9 @@ import yaml
 from lightkube.types import PatchType
 
 from drivetrain.kube.resources import GraphDeploymentResource
+from tests.cli.helpers import run_cli
 from tests.kube.conftest import NS, Cluster
-from tests.kube.emulator import ExtendedEmulator, RunningCluster
+from tests.kube.emulator import ADMIN_TOKEN, ExtendedEmulator, RunningCluster, token_kubeconfig
 
 GRAPH = """
 apiVersion: drivetrain.dev/v1alpha1
@@ -30,19 +29,16 @@ spec:
 """
 
 
+def kube_env(kubeconfig: Path) -> dict[str, str | None]:
+    """The CLI's environment: the kubeconfig names the cluster (not in a pod, whatever runs
+    the tests), and lines wide enough for the status tables."""
+    return {"KUBECONFIG": str(kubeconfig), "COLUMNS": "200", "KUBERNETES_SERVICE_HOST": None}
+
+
 def drivetrain(
     *args: str, kubeconfig: Path, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "COLUMNS": "200"}
-    env.pop("KUBERNETES_SERVICE_HOST", None)
-    return subprocess.run(
-        [sys.executable, "-m", "drivetrain.cli.main", *args],
-        capture_output=True,
-        text=True,
-        input=stdin,
-        env=env,
-        timeout=60,
-    )
+    return run_cli(*args, stdin=stdin, env=kube_env(kubeconfig))
 
 
 @pytest.fixture
@@ -159,13 +155,10 @@ def test_delete_removes_the_graph(cluster: Cluster, graph_file: Path) -> None:
 
 
 def test_a_cluster_without_the_crd_is_named_as_such(tmp_path: Path, graph_file: Path) -> None:
-    running = RunningCluster(ExtendedEmulator()).start()
-    try:
+    with RunningCluster(ExtendedEmulator()) as running:
         kubeconfig = tmp_path / "kubeconfig"
         kubeconfig.write_text(yaml.safe_dump(running.kubeconfig()))
         result = drivetrain("apply", "-f", str(graph_file), kubeconfig=kubeconfig)
-    finally:
-        running.stop()
     assert result.returncode == 1
     assert "CRD graphdeployments.drivetrain.dev is not installed" in result.stderr
     assert "Traceback" not in result.stderr
@@ -176,8 +169,7 @@ def test_an_unreachable_cluster_is_one_clear_line(tmp_path: Path, graph_file: Pa
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     kubeconfig = tmp_path / "kubeconfig"
-    config = RunningCluster(ExtendedEmulator()).kubeconfig()
-    config["clusters"][0]["cluster"]["server"] = f"http://127.0.0.1:{port}"
+    config = token_kubeconfig(f"http://127.0.0.1:{port}", ADMIN_TOKEN, "default")
     kubeconfig.write_text(yaml.safe_dump(config))
     for args in (["apply", "-f", str(graph_file)], ["status", "chat"], ["delete", "chat"]):
         result = drivetrain(*args, kubeconfig=kubeconfig)
@@ -194,13 +186,10 @@ def test_no_kubeconfig_at_all_is_one_clear_line(tmp_path: Path) -> None:
 
 
 def test_the_operator_refuses_to_start_without_the_crd(tmp_path: Path) -> None:
-    running = RunningCluster(ExtendedEmulator()).start()
-    try:
+    with RunningCluster(ExtendedEmulator()) as running:
         kubeconfig = tmp_path / "kubeconfig"
         kubeconfig.write_text(yaml.safe_dump(running.kubeconfig()))
         result = drivetrain("operator", kubeconfig=kubeconfig)
-    finally:
-        running.stop()
     assert result.returncode == 1
     assert "CRD graphdeployments.drivetrain.dev is not installed" in result.stderr
     assert "Traceback" not in result.stderr

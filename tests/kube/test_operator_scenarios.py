@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.kube.conftest import Cluster, OperatorThread, eventually, quiet
+from tests.kube.conftest import Cluster, OperatorThread, quiet
+from tests.waiting import eventually
 
 AGG = """
 apiVersion: drivetrain.dev/v1alpha1

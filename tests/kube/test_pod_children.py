@@ -14,8 +14,9 @@ from lightkube.resources.core_v1 import Secret
 
 from drivetrain.kube.mpi_secret import generate_key_pair
 from drivetrain.kube.resources import GraphDeploymentResource
-from tests.kube.conftest import Cluster, eventually, quiet
+from tests.kube.conftest import Cluster, quiet
 from tests.kube.test_operator_scenarios import AGG
+from tests.waiting import eventually
 
 TRTLLM = """
 apiVersion: drivetrain.dev/v1alpha1

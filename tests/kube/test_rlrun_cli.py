@@ -4,27 +4,21 @@ runs them (subprocesses) against the emulated cluster with the operator and Kube
 from __future__ import annotations
 
 import subprocess
-import sys
 import textwrap
 import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 from lightkube.core.exceptions import ApiError
 
 from drivetrain.kube.resources import RayJobResource, RLRunResource
+from tests.cli.helpers import CLI, environment
 from tests.kube.conftest import NS, Cluster, OperatorThread
-from tests.kube.conftest import eventually as _eventually
-from tests.kube.players import FrontendThread, KubeRay, Pods, free_port
-from tests.kube.test_kube_cli import drivetrain
-
-
-def eventually(check: Any, timeout: float = 30.0) -> Any:
-    """The conftest's wait with a bound for a loaded 2-core machine (a bound, not a timing)."""
-    return _eventually(check, timeout)
-
+from tests.kube.players import FrontendThread, KubeRay, Pods
+from tests.kube.test_kube_cli import drivetrain, kube_env
+from tests.ports import free_port
+from tests.waiting import eventually
 
 GRAPH = """\
 apiVersion: drivetrain.dev/v1alpha1
@@ -74,16 +68,12 @@ def files(tmp_path: Path, run: str = RUN, graph: str | None = GRAPH) -> Path:
 
 
 def popen(*args: str, kubeconfig: Path) -> subprocess.Popen[str]:
-    import os
-
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "COLUMNS": "200"}
-    env.pop("KUBERNETES_SERVICE_HOST", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "drivetrain.cli.main", *args],
+        [*CLI, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=env,
+        env=environment(kube_env(kubeconfig)),
     )
 
 

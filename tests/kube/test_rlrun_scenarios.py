@@ -30,14 +30,9 @@ from drivetrain.kube.resources import (
     RLRunResource,
 )
 from tests.kube.conftest import NS, Cluster, OperatorThread, quiet, schemaless_crd
-from tests.kube.conftest import eventually as _eventually
-from tests.kube.players import FrontendThread, KubeRay, Pods, free_port
-
-
-def eventually(check: Any, timeout: float = 30.0) -> Any:
-    """The conftest's wait with a bound for a loaded 2-core machine (a bound, not a timing)."""
-    return _eventually(check, timeout)
-
+from tests.kube.players import FrontendThread, KubeRay, Pods
+from tests.ports import free_port
+from tests.waiting import eventually
 
 RUN = """
 apiVersion: drivetrain.dev/v1alpha1

@@ -10,15 +10,10 @@ from drivetrain.local.backoff import RestartPolicy
 from drivetrain.local.logs import LogSink
 from drivetrain.local.supervisor import Supervisor
 from tests.local.procs import alive, python_spec
+from tests.waiting import eventually_async
 
 FAST = RestartPolicy(initial_delay=0.05, max_delay=0.1, fast_crash_window=30, max_fast_crashes=3)
 SLEEPER = "import time; print('up', flush=True); time.sleep(600)"
-
-
-async def wait_for(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.02)
 
 
 def sink() -> tuple[LogSink, io.StringIO]:
@@ -30,7 +25,7 @@ async def test_child_output_is_prefixed_with_service_and_replica() -> None:
     log, out = sink()
     sup = Supervisor([python_spec("print('hello')", "Frontend", 0)], log, FAST)
     task = asyncio.create_task(sup.run())
-    await wait_for(lambda: "hello" in out.getvalue())
+    await eventually_async(lambda: "hello" in out.getvalue())
     sup.stop()
     await task
     assert "Frontend/0 | hello\n" in out.getvalue()
@@ -72,7 +67,7 @@ async def test_stop_terminates_every_child_and_its_own_children(tmp_path: Path) 
     log, out = sink()
     sup = Supervisor([python_spec(code, "a"), python_spec(SLEEPER, "b")], log, FAST, grace=5)
     task = asyncio.create_task(sup.run())
-    await wait_for(lambda: out.getvalue().count("| up") == 2 and pidfile.exists())
+    await eventually_async(lambda: out.getvalue().count("| up") == 2 and pidfile.exists())
     pids = [r.pid for r in sup.replicas] + [int(pidfile.read_text())]
     assert all(pid is not None and alive(pid) for pid in pids)
     sup.stop()
@@ -90,7 +85,7 @@ async def test_a_child_ignoring_sigterm_is_killed_after_the_grace_period() -> No
     log, out = sink()
     sup = Supervisor([python_spec(stubborn, "stubborn")], log, FAST, grace=0.5)
     task = asyncio.create_task(sup.run())
-    await wait_for(lambda: "| up" in out.getvalue())
+    await eventually_async(lambda: "| up" in out.getvalue())
     pid = sup.replicas[0].pid
     sup.stop()
     await task
@@ -102,7 +97,7 @@ async def test_a_process_that_exits_is_started_again() -> None:
     log, out = sink()
     sup = Supervisor([python_spec("print('run', flush=True)", "once")], log, FAST)
     task = asyncio.create_task(sup.run())
-    await wait_for(lambda: out.getvalue().count("once/0 | run") >= 2)
+    await eventually_async(lambda: out.getvalue().count("once/0 | run") >= 2)
     sup.stop()
     await task
     assert sup.replicas[0].restarts >= 1

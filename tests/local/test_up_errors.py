@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
-from tests.paths import REPO
+from tests.cli.helpers import run_cli
 
 
 def up(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "drivetrain.cli.main", "up", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-    )
+    return run_cli("up", *args)
 
 
 def test_missing_graph_file_exits_1_naming_the_file(tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ from drivetrain.render import render_graph
 from drivetrain.runtime.failover import FailoverLock
 from tests.paths import REPO
 from tests.runtime.conftest import free_port
+from tests.waiting import eventually_async
 
 GRAPH = """
 apiVersion: drivetrain.dev/v1alpha1
@@ -186,12 +187,6 @@ def chat(url: str, text: str) -> str:
         return str(json.load(resp)["choices"][0]["message"]["content"])
 
 
-async def wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.05)
-
-
 @pytest.mark.slow
 async def test_the_supervisor_runs_both_engines_and_the_shadow_takes_over(tmp_path: Path) -> None:
     graph, objects = graph_and_objects(tmp_path, replicas=1)
@@ -215,9 +210,9 @@ async def test_the_supervisor_runs_both_engines_and_the_shadow_takes_over(tmp_pa
     running = asyncio.create_task(supervisor.run())
     url = f"http://127.0.0.1:{port}"
     try:
-        await wait_for(lambda: "worker ready" in out.getvalue())
-        await wait_for(lambda: "worker standby" in out.getvalue())
-        await wait_for(lambda: "listening on" in out.getvalue())
+        await eventually_async(lambda: "worker ready" in out.getvalue())
+        await eventually_async(lambda: "worker standby" in out.getvalue())
+        await eventually_async(lambda: "listening on" in out.getvalue())
         assert await asyncio.to_thread(chat, url, "before") == "before"
 
         lock = FailoverLock(str(state / FAILOVER_DIR / "fo-worker-0.lock"))
@@ -230,8 +225,8 @@ async def test_the_supervisor_runs_both_engines_and_the_shadow_takes_over(tmp_pa
 
         # The shadow serves; the killed engine is restarted by the supervisor as the new shadow.
         assert await asyncio.to_thread(chat, url, "after") == "after"
-        await wait_for(lambda: active.restarts == 1 and active.state == "running")
-        await wait_for(lambda: out.getvalue().count("worker standby") == 2)
+        await eventually_async(lambda: active.restarts == 1 and active.state == "running")
+        await eventually_async(lambda: out.getvalue().count("worker standby") == 2)
         new_holder = lock.holder()
         assert new_holder is not None and new_holder["pid"] == shadow.pid
         assert f"{active.spec.name} exited with code -9" in out.getvalue()

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,18 +16,14 @@ from pathlib import Path
 import pytest
 from openai import OpenAI
 
+from tests.cli.helpers import CLI
 from tests.paths import REPO
+from tests.ports import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.torch]
 
 MODEL = "tiny-llama"
 HELLO = [{"role": "user", "content": "hello"}]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -38,16 +32,7 @@ def client(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     port = free_port()
     log = tmp_path_factory.mktemp("up") / "up.log"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "drivetrain.cli.main",
-            "up",
-            "-f",
-            "examples/real-cpu.yaml",
-            "--port",
-            str(port),
-        ],
+        [*CLI, "up", "-f", "examples/real-cpu.yaml", "--port", str(port)],
         cwd=REPO,
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,

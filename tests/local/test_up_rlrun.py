@@ -17,6 +17,7 @@ import pytest
 
 from drivetrain.api.rlrun_loader import load_runs_text
 from drivetrain.local.rlrun import plan_run
+from tests.cli.helpers import CLI, run_cli
 from tests.local.procs import alive, descendants
 from tests.local.test_up_e2e import free_port
 from tests.paths import REPO
@@ -66,23 +67,9 @@ spec:
 
 
 def up(path: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ}
-    env.pop("OPENAI_BASE_URL", None)
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "drivetrain.cli.main",
-            "up",
-            "-f",
-            str(path),
-            "--port",
-            str(free_port()),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
+    port = str(free_port())
+    return run_cli(
+        "up", "-f", str(path), "--port", port, env={"OPENAI_BASE_URL": None}, timeout=timeout
     )
 
 
@@ -138,16 +125,7 @@ def test_a_signal_stops_everything_and_up_says_so(tmp_path: Path) -> None:
     log = tmp_path / "up.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "drivetrain.cli.main",
-                "up",
-                "-f",
-                str(path),
-                "--port",
-                str(free_port()),
-            ],
+            [*CLI, "up", "-f", str(path), "--port", str(free_port())],
             stdout=out,
             stderr=subprocess.STDOUT,
             text=True,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -22,6 +21,7 @@ import yaml
 
 from tests.package.installed import Installed, install
 from tests.paths import REPO
+from tests.ports import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -152,12 +152,6 @@ def test_distenv_in_python_and_in_the_shipped_script(installed: Installed, outsi
     assert "export NODE_RANK='1'" in shell.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _started(installed: Installed, cwd: Path, ready: str, *args: str) -> subprocess.Popen[str]:
     process = subprocess.Popen(
         [str(installed.bin / "drivetrain"), *args],
@@ -179,7 +173,7 @@ def _started(installed: Installed, cwd: Path, ready: str, *args: str) -> subproc
 @pytest.fixture
 def serving(installed: Installed, outside: Path) -> Iterator[str]:
     discovery = f"file://{outside / 'discovery'}"
-    port = _free_port()
+    port = free_port()
     worker = _started(
         installed,
         outside,

@@ -22,6 +22,7 @@ from drivetrain.render import engines
 from drivetrain.render.deployers import GroveDeployer, LWSDeployer, MultinodeDeployer
 from drivetrain.render.engines import EngineContext, trtllm
 from drivetrain.render.engines.detect import is_shell_form
+from tests.ports import free_port
 
 KUBELET_REF = re.compile(r"\$\([A-Za-z_][A-Za-z0-9_]*\)")
 
@@ -250,14 +251,6 @@ def run_wait(port: int, **env: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_wait_script_returns_once_the_leader_accepts_connections() -> None:

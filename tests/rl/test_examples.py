@@ -4,8 +4,6 @@ Kubernetes 1.30) and ``drivetrain verify`` passes on the graphs' rendered childr
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
@@ -13,6 +11,7 @@ import pytest
 import yaml
 
 from drivetrain.api.crd import graph_crd
+from tests.cli.helpers import run_cli
 from tests.paths import REPO
 from tests.schemas import schema_errors
 
@@ -21,23 +20,13 @@ RUNS = sorted(
 )
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "drivetrain.cli.main", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=120,
-    )
-
-
 def test_there_is_an_example_run() -> None:
     assert RUNS, "examples/rl holds at least one RLRun"
 
 
 @pytest.mark.parametrize("path", RUNS, ids=lambda p: p.name)
 def test_the_rendered_example_is_valid_against_the_upstream_crds(path: Path) -> None:
-    result = cli("render", "-f", str(path), "-n", "ml", "--render-children")
+    result = run_cli("render", "-f", str(path), "-n", "ml", "--render-children")
     assert result.returncode == 0, result.stderr
     objects = [o for o in yaml.safe_load_all(result.stdout) if o]
     kinds = {o["kind"] for o in objects}
@@ -52,6 +41,6 @@ def test_the_rendered_example_is_valid_against_the_upstream_crds(path: Path) -> 
 
 @pytest.mark.parametrize("path", RUNS, ids=lambda p: p.name)
 def test_verify_passes_on_the_graphs_children(path: Path) -> None:
-    result = cli("verify", "-f", str(path))
+    result = run_cli("verify", "-f", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "verify: " in result.stdout and ", ok" in result.stdout

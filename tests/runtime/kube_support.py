@@ -1,8 +1,8 @@
 """kubernetes:// discovery against the emulator: a cluster with the WorkerEndpoint CRD, pods a
 test makes Ready or not, and tokens restricted to the RBAC that docs/discovery.md documents.
 
-The emulator (``tests/kube/strict_emulator.py``) plays the API server; the tests play the
-kubelet (pod readiness) and the workload controllers (creating and deleting pods).
+The emulator (``ClusterEmulator``, ``tests/kube/emulator.py``) plays the API server; the tests
+play the kubelet (pod readiness) and the workload controllers (creating and deleting pods).
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.core_v1 import Pod
 from lightkube.types import PatchType
 
-from tests.kube.emulator import RunningCluster
-from tests.kube.strict_emulator import ADMIN_TOKEN, Rule, StrictEmulator, in_loop
+from tests.kube.emulator import ADMIN_TOKEN, ClusterEmulator, Rule, RunningCluster, in_loop
 from tests.paths import REPO
 
 CRD = REPO / "deploy" / "crd-workerendpoint.yaml"
@@ -57,7 +56,7 @@ class KubeDiscovery:
     def __init__(self, tmp_path: Path, namespace: str = "disc", install_crd: bool = True) -> None:
         self.namespace = namespace
         self.tmp_path = tmp_path
-        self.emulator = StrictEmulator(history_limit=2)
+        self.emulator = ClusterEmulator(history_limit=2)
         self.running = RunningCluster(self.emulator).start()
         self.client = Client(
             KubeConfig.from_dict(self.running.kubeconfig()),

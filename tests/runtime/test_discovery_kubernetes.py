@@ -50,7 +50,7 @@ from drivetrain.runtime.discovery.workerendpoint import (
 )
 from drivetrain.runtime.records import InstanceRecord, ModelCard, instance_key, model_key
 from drivetrain.runtime.scope import NamespaceScope
-from tests.kube.strict_emulator import in_loop
+from tests.kube.emulator import in_loop
 from tests.runtime.conftest import free_port
 from tests.runtime.kube_support import (
     CRD,

@@ -22,9 +22,10 @@ from lightkube.resources.core_v1 import Pod as KubePod
 from lightkube.types import PatchType
 
 from drivetrain import snapshot_protocol as pc
-from tests.kube.emulator import RunningCluster
-from tests.kube.strict_emulator import StrictEmulator
+from tests.cli.helpers import run_cli
+from tests.kube.emulator import ClusterEmulator, RunningCluster
 from tests.paths import REPO
+from tests.waiting import eventually
 
 FAKE = Path(__file__).with_name("fake_runtime.py")
 PY = sys.executable
@@ -37,15 +38,8 @@ RESTORE_CMD = (
 def agent(
     *args: str, env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PY, "-m", "drivetrain.cli.main", "snapshot", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env={**os.environ, "KUBERNETES_SERVICE_HOST": "", **(env or {})},
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
+    env = {"KUBERNETES_SERVICE_HOST": "", **(env or {})}
+    return run_cli("snapshot", *args, env=env, timeout=timeout)
 
 
 def summary(stdout: str) -> dict[str, str]:
@@ -100,13 +94,6 @@ def pod_manifest(
 def write(path: Path, doc: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(doc))
     return path
-
-
-def wait_for(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 class Workloads:
@@ -283,7 +270,7 @@ def test_a_failover_restore_replays_the_checkpoint_into_both_engines(
     for engine in ("engine-0", "engine-1"):
         # Each restored process carries the source's memory (its token) and resumed only once
         # the agent wrote its container's restore-complete.
-        wait_for(lambda e=engine: (control / e / "resumed").exists())
+        eventually(lambda e=engine: (control / e / "resumed").exists())
         resumed = (control / engine / "resumed").read_text()
         assert resumed.startswith("token=source-7f3a ")
         assert (control / engine / pc.RESTORE_COMPLETE).read_text() == "ckpt-1\n"
@@ -332,7 +319,7 @@ def test_a_restore_that_fails_for_one_engine_still_restores_the_other(
     assert out[pc.restore_status_key("engine-0")] == "failed"
     assert out[pc.restore_status_key("engine-1")] == "completed"
     assert not (control / "engine-0" / pc.RESTORE_COMPLETE).exists()
-    wait_for(lambda: (control / "engine-1" / "resumed").exists())
+    eventually(lambda: (control / "engine-1" / "resumed").exists())
 
 
 # ---- refusals: exit 1 with one line, usage exit 2 -------------------------------------------------
@@ -498,26 +485,20 @@ def documented_rules() -> list[dict[str, list[str]]]:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[tuple[Client, Path, StrictEmulator]]:
-    emulator = StrictEmulator(history_limit=2)
-    running = RunningCluster(emulator).start()
-    try:
+def cluster(tmp_path: Path) -> Iterator[tuple[Client, Path, ClusterEmulator]]:
+    emulator = ClusterEmulator(history_limit=2)
+    with RunningCluster(emulator) as running:
         admin = Client(
             KubeConfig.from_dict(running.kubeconfig()), namespace="ml", field_manager="t"
         )
         emulator.grant("snapshot-agent", "ml", documented_rules())
-        config = running.kubeconfig()
-        config["users"][0]["user"]["token"] = "snapshot-agent"
-        config["contexts"][0]["context"]["namespace"] = "ml"
         path = tmp_path / "kubeconfig"
-        path.write_text(yaml.safe_dump(config))
+        path.write_text(yaml.safe_dump(running.kubeconfig("snapshot-agent", "ml")))
         yield admin, path, emulator
-    finally:
-        running.stop()
 
 
 def test_restore_of_a_pod_read_through_the_api_annotates_that_pod(
-    tmp_path: Path, workloads: Workloads, cluster: tuple[Client, Path, StrictEmulator]
+    tmp_path: Path, workloads: Workloads, cluster: tuple[Client, Path, ClusterEmulator]
 ) -> None:
     admin, kubeconfig, emulator = cluster
     checkpoint_id, storage = take_checkpoint(tmp_path, workloads)
@@ -572,7 +553,7 @@ def test_restore_of_a_pod_read_through_the_api_annotates_that_pod(
 
 
 def test_checkpoint_annotations_go_to_the_manifests_pod_and_refusals_name_the_api(
-    tmp_path: Path, workloads: Workloads, cluster: tuple[Client, Path, StrictEmulator]
+    tmp_path: Path, workloads: Workloads, cluster: tuple[Client, Path, ClusterEmulator]
 ) -> None:
     admin, kubeconfig, _ = cluster
     body = pod_manifest(["main"], targets="main")

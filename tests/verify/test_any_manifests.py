@@ -5,8 +5,6 @@ simulate or cannot read."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ import yaml
 from drivetrain.api.errors import InvalidGraph
 from drivetrain.cli.verify_input import read_objects
 from drivetrain.verify import InvalidManifests, verify_manifests
+from tests.cli.helpers import run_cli
 from tests.paths import REPO
 from tests.verify.manifests import container, pod_template
 
@@ -55,16 +54,6 @@ spec:
 """
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "drivetrain.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO,
-    )
-
-
 def _write(tmp_path: Path, name: str, text: str) -> Path:
     path = tmp_path / name
     path.write_text(text)
@@ -74,11 +63,11 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
 @pytest.mark.parametrize("multinode", ["lws", "grove"])
 def test_verify_of_the_render_equals_verify_of_the_graph(tmp_path: Path, multinode: str) -> None:
     graph = _write(tmp_path, "graph.yaml", MULTINODE)
-    rendered = cli("render", "-f", str(graph), "--multinode", multinode)
+    rendered = run_cli("render", "-f", str(graph), "--multinode", multinode)
     assert rendered.returncode == 0, rendered.stderr
     manifests = _write(tmp_path, "rendered.yaml", rendered.stdout)
-    of_graph = cli("verify", "-f", str(graph), "--multinode", multinode)
-    of_render = cli("verify", "-f", str(manifests))
+    of_graph = run_cli("verify", "-f", str(graph), "--multinode", multinode)
+    of_render = run_cli("verify", "-f", str(manifests))
     assert of_graph.returncode == of_render.returncode == 0, of_render.stderr
     assert of_render.stdout == of_graph.stdout
     assert "--node-rank" in of_render.stdout
@@ -139,7 +128,7 @@ spec: {clusterIP: None, ports: [{port: 29500}]}
 def test_hand_written_lws_with_dynamos_bug_fails_naming_container_rank_and_word(
     tmp_path: Path,
 ) -> None:
-    result = cli("verify", "-f", str(_write(tmp_path, "lws.yaml", LWS_BUG)))
+    result = run_cli("verify", "-f", str(_write(tmp_path, "lws.yaml", LWS_BUG)))
     assert result.returncode == 1
     errors = " ".join(result.stderr.split())
     assert (
@@ -276,7 +265,7 @@ def test_unreadable_objects_are_named_field_by_field(tmp_path: Path) -> None:
         verify_manifests(
             yaml.safe_load_all(BAD).__next__() and [yaml.safe_load(BAD.split("---")[0])]
         )
-    result = cli("verify", "-f", str(path))
+    result = run_cli("verify", "-f", str(path))
     assert result.returncode == 1
     assert "5 errors" in result.stderr
     assert "Traceback" not in result.stderr

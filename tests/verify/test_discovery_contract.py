@@ -8,8 +8,6 @@ the same pieces whose absence that proof shows to break discovery.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ import yaml
 from drivetrain.api import load_text
 from drivetrain.render import render_graph
 from drivetrain.verify import verify_manifests
+from tests.cli.helpers import run_cli
 from tests.dynamo_runtime.children import (
     DISCOVERY_BACKEND_LABEL,
     DISCOVERY_ENABLED_LABEL,
@@ -171,12 +170,11 @@ def test_the_cli_warns_and_strict_makes_it_an_error(tmp_path: Path) -> None:
     manifests = [o for o in render(DRIVETRAIN) if o["kind"] != "RoleBinding"]
     path = tmp_path / "m.yaml"
     path.write_text(yaml.safe_dump_all(manifests))
-    run = [sys.executable, "-m", "drivetrain.cli.main", "verify", "-f", str(path)]
-    plain = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    plain = run_cli("verify", "-f", str(path))
     assert plain.returncode == 0, plain.stderr
     assert "warning: Deployment/chat-decode pod" in plain.stderr
     assert "discovery per pod" in plain.stdout
-    strict = subprocess.run([*run, "--strict"], capture_output=True, text=True, timeout=120)
+    strict = run_cli("verify", "-f", str(path), "--strict")
     assert strict.returncode == 1
     assert "--strict makes it an error" in strict.stderr
 

@@ -11,7 +11,7 @@ import yaml
 
 from drivetrain.podrefs import EXTERNAL_REFS_ANNOTATION
 from drivetrain.verify import verify_manifests
-from tests.cli.helpers import run
+from tests.cli.helpers import run_cli
 from tests.render.test_siblings import FILE
 from tests.verify.manifests import container, lws, pod_template
 
@@ -109,9 +109,9 @@ def test_verify_of_a_rendered_graph_warns_only_when_the_declaration_is_taken_awa
 ) -> None:
     graph = tmp_path / "graph.yaml"
     graph.write_text(FILE)
-    result = run("verify", "-f", str(graph), "-n", "ml", "--strict")
+    result = run_cli("verify", "-f", str(graph), "-n", "ml", "--strict")
     assert result.returncode == 0, result.stderr
-    rendered = run("render", "-f", str(graph), "-n", "ml")
+    rendered = run_cli("render", "-f", str(graph), "-n", "ml")
     objects = list(yaml.safe_load_all(rendered.stdout))
     for obj in objects:
         if obj["kind"] == "Deployment":
@@ -119,7 +119,7 @@ def test_verify_of_a_rendered_graph_warns_only_when_the_declaration_is_taken_awa
             (template_meta.get("annotations") or {}).pop(EXTERNAL_REFS_ANNOTATION, None)
     stripped = tmp_path / "stripped.yaml"
     stripped.write_text(yaml.safe_dump_all(objects))
-    warned = run("verify", "-f", str(stripped))
+    warned = run_cli("verify", "-f", str(stripped))
     assert warned.returncode == 0, warned.stderr
     lines = [line for line in warned.stderr.splitlines() if line.startswith("warning: ")]
     assert [line.split(": ")[2].split(" is ")[0] for line in lines] == [
@@ -127,7 +127,7 @@ def test_verify_of_a_rendered_graph_warns_only_when_the_declaration_is_taken_awa
         "secret/s3",
         "secret/registry",
     ]
-    strict = run("verify", "-f", str(stripped), "--strict")
+    strict = run_cli("verify", "-f", str(stripped), "--strict")
     assert strict.returncode == 1
     assert strict.stdout == ""
     assert strict.stderr.count("(a warning; --strict makes it an error)") == 3

@@ -19,7 +19,7 @@ from drivetrain.kube.children import Plan, child_key, owned, plan
 from drivetrain.kube.client import FIELD_MANAGER
 from drivetrain.kube.lightkube_adapter import ApiError
 from drivetrain.kube.mpi_secret import ensure_mpi_secret
-from drivetrain.kube.resources import CHILD_KINDS, graph_resource
+from drivetrain.kube.resources import CHILD_KINDS, applied_form, graph_resource
 from drivetrain.render import render_graph
 from drivetrain.render.companions import is_placeholder
 from drivetrain.render.naming import GRAPH_LABEL
@@ -65,18 +65,6 @@ def _remember(generations: dict[str, int], obj: dict[str, Any], overwrite: bool 
         generations[uid] = int(generation)
 
 
-def _graph_input(body: dict[str, Any]) -> dict[str, Any]:
-    """The parts of a live object the API models describe (server fields dropped)."""
-    meta = body.get("metadata", {})
-    keep = {k: meta[k] for k in ("name", "namespace", "labels", "annotations") if k in meta}
-    return {
-        "apiVersion": body.get("apiVersion"),
-        "kind": body.get("kind"),
-        "metadata": keep,
-        "spec": body.get("spec") or {},
-    }
-
-
 async def reconcile(
     client: AsyncClient,
     body: dict[str, Any],
@@ -95,7 +83,7 @@ async def reconcile(
     previous = body.get("status") or {}
 
     try:
-        graph = parse_graph(_graph_input(body))
+        graph = parse_graph(applied_form(body))
         choice = multinode.choose(graph, groups)
         if choice.problem:
             status = readiness.failed_status(

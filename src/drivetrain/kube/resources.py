@@ -85,3 +85,16 @@ PRIMARY = {
     kinds.RLRUN.kind: RLRunResource,
 }
 RAY_RESOURCES = {kinds.RAY_JOB.kind: RayJobResource, kinds.RAY_CLUSTER.kind: RayClusterResource}
+
+
+def applied_form(body: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a live object that the API models describe (what was applied): apiVersion,
+    kind, name, namespace, labels, annotations and spec; the server's fields dropped."""
+    meta = body.get("metadata", {})
+    keep = {k: meta[k] for k in ("name", "namespace", "labels", "annotations") if k in meta}
+    return {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": keep,
+        "spec": body.get("spec") or {},
+    }

@@ -47,7 +47,12 @@ from drivetrain.kube.children import HASH_ANNOTATION, desired_hash, owner_refere
 from drivetrain.kube.client import FIELD_MANAGER
 from drivetrain.kube.lightkube_adapter import ApiError
 from drivetrain.kube.readiness import condition, status_changed
-from drivetrain.kube.resources import RAY_RESOURCES, RLRunResource, graph_resource
+from drivetrain.kube.resources import (
+    RAY_RESOURCES,
+    RLRunResource,
+    applied_form,
+    graph_resource,
+)
 from drivetrain.render.rlrun import frontend_url, render_run
 
 log = logging.getLogger("drivetrain.operator")
@@ -114,17 +119,6 @@ def _created_at(obj: dict[str, Any]) -> float | None:
         return None
     when = datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
     return when.timestamp()
-
-
-def _run_input(body: dict[str, Any]) -> dict[str, Any]:
-    meta = body.get("metadata", {})
-    keep = {k: meta[k] for k in ("name", "namespace", "labels", "annotations") if k in meta}
-    return {
-        "apiVersion": body.get("apiVersion"),
-        "kind": body.get("kind"),
-        "metadata": keep,
-        "spec": body.get("spec") or {},
-    }
 
 
 class _Reconcile:
@@ -372,7 +366,7 @@ async def reconcile_run(
 ) -> RunOutcome:
     """Make the cluster match ``body`` (a live RLRun) and write its status (see module doc)."""
     r = _Reconcile(client, body, clock(), poll_s)
-    run, graphs, errors = parse_applied_run(_run_input(body))
+    run, graphs, errors = parse_applied_run(applied_form(body))
     if run is None and r.finished():
         return RunOutcome(copy.deepcopy(r.previous))  # an edit after the end changes nothing
     if run is None:
