@@ -45,6 +45,7 @@ class TransformersEngine:
         max_batch: int = DEFAULT_MAX_BATCH,
         max_queue: int = DEFAULT_MAX_QUEUE,
         threads: int | None = None,
+        context_length: int | None = None,
     ) -> None:
         folder = Path(model_path)
         if not (folder / "config.json").is_file():
@@ -73,7 +74,7 @@ class TransformersEngine:
         self._dtype = dtype
         self._max_batch = max_batch
         self._max_queue = max_queue
-        self._context = text.context_length(model_path)
+        self._context = context_length or text.context_length(model_path)
         self._defaults = Defaults.from_generation_config(
             _read_json(folder / "generation_config.json")
         )
@@ -84,8 +85,17 @@ class TransformersEngine:
 
     def info(self) -> ModelInfo:
         return ModelInfo(
-            model_types=self._model_types, tokenizer=self.model_path, context_length=self._context
+            model_types=self._model_types,
+            tokenizer=self.model_path,
+            context_length=self._context,
+            capacity=self._max_batch,
         )
+
+    def capacity(self) -> int:
+        """``--max-batch`` while nothing waits for a place in the batch, else what runs."""
+        if self.scheduler is None:
+            return self._max_batch
+        return self.scheduler.capacity()
 
     async def start(self) -> None:
         from drivetrain.runtime.engines.hf.batch import CausalLM
@@ -170,15 +180,12 @@ class TransformersEngine:
         if self.scheduler is None:
             raise EngineError(503, "the transformers engine is not started")
         params = sampling_params(body, self._defaults)
-        ids = self.prompt_ids(op, body)
-        room = (self._context - len(ids)) if self._context else None
-        if room is not None and room < 1:
-            raise EngineError(
-                400,
-                f"prompt: {len(ids)} tokens leave no room in the model's context of {self._context}",
-            )
-        limits = [n for n in (params.max_tokens, room) if n is not None]
-        limit = min(limits) if limits else NO_CONTEXT_MAX_TOKENS
+        if sum(len(str(v)) for v in body.values()) > text.INLINE_TOKENIZE_CHARS:
+            # A long prompt is tokenized off the event loop (the Rust tokenizer releases the GIL).
+            ids = await asyncio.to_thread(self.prompt_ids, op, body)
+        else:
+            ids = self.prompt_ids(op, body)
+        limit = text.completion_limit(op, body, len(ids), self._context, NO_CONTEXT_MAX_TOKENS)
         stream = Stream()
         sequence = Sequence(
             stream=stream,
