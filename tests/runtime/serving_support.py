@@ -12,6 +12,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -19,6 +20,7 @@ import openai
 from drivetrain.runtime.discovery import DiscoveryStore, open_store
 from drivetrain.runtime.discovery.registration import Registration
 from drivetrain.runtime.engines.base import Engine
+from drivetrain.runtime.frontend.admission import AdmissionConfig
 from drivetrain.runtime.frontend.server import FrontendConfig, RunningFrontend
 from drivetrain.runtime.records import InstanceRecord, ModelCard
 from drivetrain.runtime.scope import NamespaceScope
@@ -99,9 +101,18 @@ class Stack:
                 await asyncio.sleep(0.01)
 
 
+# Tests wait for a live instance only briefly unless they test the window itself.
+TEST_ADMISSION = AdmissionConfig(retry_window=0.3)
+
+
 @contextlib.asynccontextmanager
 async def serving_stack(
-    scope: NamespaceScope | None = None, router: str = "round-robin", request_timeout: float = 30.0
+    scope: NamespaceScope | None = None,
+    router: str = "round-robin",
+    request_timeout: float = 30.0,
+    admission: AdmissionConfig = TEST_ADMISSION,
+    drain_timeout: float = 1.0,
+    tokenizer_root: str | None = None,
 ) -> AsyncIterator[Stack]:
     store = await open_store(f"memory://serving-{uuid.uuid4().hex}")
     config = FrontendConfig(
@@ -110,6 +121,9 @@ async def serving_stack(
         scope=scope or NamespaceScope("global"),
         router=router,
         request_timeout=request_timeout,
+        admission=admission,
+        drain_timeout=drain_timeout,
+        tokenizer_root=tokenizer_root,
     )
     frontend = RunningFrontend(config, store=store)
     await frontend.start()
@@ -163,3 +177,19 @@ def closed_port_address() -> str:
 
 def chat_body(model: str = "tiny", text: str = "hello there", **extra: Any) -> dict[str, Any]:
     return {"model": model, "messages": [{"role": "user", "content": text}], **extra}
+
+
+def small_context_model(folder: Path, context: int) -> Path:
+    """A copy of the tiny tokenizer folder whose config.json says ``context`` positions."""
+    import json
+    import shutil
+
+    from tests.paths import shared
+
+    source = shared("models", "tiny")
+    target = folder / f"tiny-{context}"
+    shutil.copytree(source, target)
+    config = json.loads((target / "config.json").read_text())
+    config["max_position_embeddings"] = context
+    (target / "config.json").write_text(json.dumps(config))
+    return target
