@@ -16,6 +16,7 @@ from drivetrain.local.envfile import read_env_file
 from drivetrain.local.logs import LogSink
 from drivetrain.local.plan import ProcessSpec, plan_graph
 from drivetrain.local.status import expected_models, status_table, wait_until_serving
+from drivetrain.local.stopping import DRAIN_TIMEOUT_S, grace_for, with_drain
 from drivetrain.local.supervisor import Supervisor
 
 #: SIGHUP too: a closed terminal should stop the graph in order, not leave it to PDEATHSIG.
@@ -28,14 +29,17 @@ class UpOptions:
     port: int = 8000
     host: str = "127.0.0.1"
     discovery: str | None = None
-    grace: float = 5.0
+    #: seconds between SIGTERM and SIGKILL; None: the longest drain + 5 s (local/stopping.py)
+    grace: float | None = None
     #: values for what the kubelet would read from Secrets and ConfigMaps (docs/local.md)
     env_file: Path | None = None
+    #: the drain each process gets on SIGTERM (DRIVETRAIN_DRAIN_TIMEOUT, unless it sets one)
+    drain_timeout: float = DRAIN_TIMEOUT_S
 
 
 def plan_file(opts: UpOptions, discovery: str) -> list[ProcessSpec]:
     """Every process of every graph in the file; raises InvalidGraph (the graph file or the
-    env file) / UnrunnableGraph.
+    env file) / UnrunnableGraph / StopTimingError (``--grace`` shorter than a drain).
 
     Processes run in the graph file's folder, so relative paths in a service's args (such
     as ``--model-path models/tiny``) are relative to the graph file.
@@ -54,6 +58,8 @@ def plan_file(opts: UpOptions, discovery: str) -> list[ProcessSpec]:
             host=opts.host,
             env_file=supplied,
         )
+    specs = with_drain(specs, opts.drain_timeout)
+    grace_for(specs, opts.grace)  # refused before anything starts
     return specs
 
 
@@ -75,7 +81,7 @@ def run_up(opts: UpOptions, log: LogSink | None = None) -> int:
 async def _supervise(
     specs: list[ProcessSpec], opts: UpOptions, discovery: str, log: LogSink
 ) -> int:
-    supervisor = Supervisor(specs, log, RestartPolicy(), grace=opts.grace)
+    supervisor = Supervisor(specs, log, RestartPolicy(), grace=grace_for(specs, opts.grace))
     loop = asyncio.get_running_loop()
     signals_seen = 0
 
