@@ -28,6 +28,7 @@ class BatchSlots:
         self.block_size = block_size
         self.running = 0
         self.used_blocks = 0
+        self.waited = 0  # requests that had to wait here (a router that sees capacity avoids it)
         self._waiting: deque[tuple[int, asyncio.Future[None]]] = deque()
 
     @property
@@ -57,6 +58,7 @@ class BatchSlots:
         if not self._waiting and self._fits(blocks):
             self._take(blocks)
             return
+        self.waited += 1
         future = asyncio.get_running_loop().create_future()
         entry = (blocks, future)
         self._waiting.append(entry)

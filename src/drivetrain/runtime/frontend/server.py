@@ -115,6 +115,7 @@ class RunningFrontend:
         self.frontend.shutting_down = True
         if self.watcher is not None:
             await self.watcher.stop()
+            self.watcher = None
         for task in list(self._closing):
             task.cancel()
         await self.table.close()
