@@ -9,6 +9,7 @@ tokenizer, its error frame turned into the same 400.
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +190,47 @@ async def test_a_huge_prompt_is_refused_at_once_without_tokenizing_it(tmp_path: 
         assert reply["error"]["code"] == "context_length_exceeded"
         assert "you requested at least " in reply["error"]["message"]
         assert not reached_worker(stack)
+
+
+async def test_a_prompt_whose_length_proves_it_fits_is_not_tokenized(tmp_path: Path) -> None:
+    from drivetrain.runtime.frontend.tokens import PromptTokens
+
+    model = str(small_context_model(tmp_path, CONTEXT))
+    tokens = PromptTokens()
+    short = {"model": "tiny", "messages": MESSAGES, "max_tokens": 4}
+    size = len(json.dumps(short))
+    assert await tokens.check("tiny", model, CONTEXT, "chat", short, size) is None
+    near = {"model": "tiny", "messages": MESSAGES, "max_tokens": CONTEXT - 20}
+    size = len(json.dumps(near))
+    assert await tokens.check("tiny", model, CONTEXT, "chat", near, size) == prompt_tokens(
+        Path(model), MESSAGES
+    )
+
+
+async def test_a_template_that_adds_more_than_estimated_is_caught_by_the_worker(
+    tmp_path: Path,
+) -> None:
+    """The frontend's size estimate assumes a template adds about what it adds to empty
+    messages; one that prints each message eight times defeats it, and the worker's count
+    still refuses the request, with the same 400."""
+    model = small_context_model(tmp_path, 4096)
+    config = json.loads((model / "tokenizer_config.json").read_text())
+    config["chat_template"] = (
+        "{% for m in messages %}{% for i in range(8) %}{{ m['content'] }}{% endfor %}"
+        "{% endfor %}assistant:"
+    )
+    (model / "tokenizer_config.json").write_text(json.dumps(config))
+    messages = [{"role": "user", "content": "word " * 300}]
+    counter = PromptCounter(str(model))
+    p = counter.tokenizer.count(counter.prompt("chat", {"messages": messages}))
+    body = {"model": "tiny", "messages": messages, "max_tokens": 4096 - 2000}
+    assert counter.fits_by_size("chat", body, len(json.dumps(body)), 4096)  # wrongly, here
+    assert p + body["max_tokens"] > 4096
+    async with serving_stack() as stack:
+        await stack.add_worker(mocker(model))
+        status, reply = await post(stack.url, "/v1/chat/completions", body)
+        assert status == 400 and reply["error"]["code"] == "context_length_exceeded"
+        assert reached_worker(stack)
 
 
 # ---- counted in the worker ----------------------------------------------------------------

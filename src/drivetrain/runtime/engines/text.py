@@ -195,6 +195,9 @@ def completion_prompt(prompt: Any) -> str:
 # A prompt longer than this many characters is tokenized in a thread, with the GIL released:
 # the ``tokenizers`` package holds it through ``encode``, and a 3 MB prompt takes seconds.
 INLINE_TOKENIZE_CHARS = 16384
+# Slack on the measured size of what a chat template adds (``PromptCounter.fits_by_size``).
+OVERHEAD_SLACK = 256
+OVERHEAD_SLACK_PER_MESSAGE = 32
 
 
 class WordTokenizer:
@@ -208,6 +211,12 @@ class WordTokenizer:
 
     def at_least(self, text: str) -> int:
         return 0
+
+    def at_most(self, text: str, special: bool = False) -> int | None:
+        return None
+
+    def at_most_bytes(self, size: int, special: bool = False) -> int | None:
+        return None
 
     def sample_pieces(self, n: int) -> list[str]:
         words = [
@@ -246,6 +255,8 @@ class HFTokenizer:
             raise FileNotFoundError(f"{path}: no tokenizer.json in the model folder")
         self._tok = Tokenizer.from_file(str(path))
         self._max_token_bytes = _max_token_bytes(path)
+        # Tokens the post-processor adds to one sequence (a BOS...), for ``at_most``.
+        self._added = len(self._tok.encode("", add_special_tokens=True).ids)
 
     def count(self, text: str, special: bool = False) -> int:
         """Tokens of ``text``; ``special``: with the special tokens the tokenizer adds (BOS...)."""
@@ -270,6 +281,18 @@ class HFTokenizer:
         if not self._max_token_bytes:
             return 0
         return -(-len(text.encode()) // self._max_token_bytes)
+
+    def at_most(self, text: str, special: bool = False) -> int | None:
+        """An upper bound of ``count(text, special)`` that costs no tokenization (None when
+        unknown): for the same byte-level tokenizers every token covers at least one byte of the
+        text, so a text of B bytes is at most B tokens, plus what the post-processor adds."""
+        return self.at_most_bytes(len(text.encode()), special)
+
+    def at_most_bytes(self, size: int, special: bool = False) -> int | None:
+        """``at_most`` of a text of ``size`` bytes."""
+        if not self._max_token_bytes:
+            return None
+        return size + (self._added if special else 0)
 
     def sample_pieces(self, n: int) -> list[str]:
         """Decoded text of ``n`` ordinary vocabulary tokens (the mocker's output alphabet)."""
@@ -325,16 +348,57 @@ class PromptCounter:
     def __init__(self, model_path: str | None) -> None:
         self.tokenizer = load_tokenizer(model_path)
         self.template = ChatTemplate.load(model_path)
+        self._overhead = self._template_overhead()
 
     def prompt(self, op: str, body: dict[str, Any]) -> str:
         if op == "chat":
             return chat_prompt(body["messages"], self.template)
         return completion_prompt(body["prompt"])
 
+    def _template_overhead(self) -> tuple[int, int] | None:
+        """What the chat template adds around messages, in bytes: (fixed, per message), from
+        renderings of empty conversations of one and three messages, with some slack."""
+        user = {"role": "user", "content": ""}
+        try:
+            one = len(chat_prompt([user], self.template).encode())
+            three = chat_prompt([user, {"role": "assistant", "content": ""}, user], self.template)
+        except EngineError:
+            return None  # a template that refuses empty messages: always render
+        per_message = max(0, len(three.encode()) - one) // 2 + OVERHEAD_SLACK_PER_MESSAGE
+        return one + OVERHEAD_SLACK, per_message
+
+    def fits_by_size(self, op: str, body: dict[str, Any], body_bytes: int, context: int) -> bool:
+        """Whether the request fits ``context`` judging by the size of its JSON body alone,
+        before the prompt is rendered: the body holds every byte of the prompt's text (JSON
+        escapes are never shorter than what they stand for), the chat template adds about
+        ``_template_overhead``, and a byte-level tokenizer makes at most one token per byte.
+        The template part is an estimate (a template that prints tool definitions indented adds
+        more); when it falls short, the worker, which always counts, refuses the request with
+        the same 400."""
+        extra = 0
+        if op == "chat":
+            if self._overhead is None:
+                return False
+            fixed, per_message = self._overhead
+            extra = fixed + per_message * len(body["messages"])
+        upper = self.tokenizer.at_most_bytes(body_bytes + extra, special=op == "completions")
+        return upper is not None and upper + (requested_max_tokens(body) or 1) <= context
+
+    def certainly_fits(self, op: str, prompt: str, body: dict[str, Any], context: int) -> bool:
+        """Whether ``prompt`` with the request's ``max_tokens`` fits ``context`` by the bound of
+        ``at_most`` alone (then nobody needs the exact count to enforce the context)."""
+        upper = self.tokenizer.at_most(prompt, special=op == "completions")
+        return upper is not None and upper + (requested_max_tokens(body) or 1) <= context
+
     async def count(self, op: str, body: dict[str, Any], context: int | None) -> int:
         """Prompt tokens; a prompt that is certainly longer than ``context`` (see
         ``HFTokenizer.at_least``) is refused without being tokenized."""
-        prompt = self.prompt(op, body)
+        return await self.count_prompt(op, self.prompt(op, body), body, context)
+
+    async def count_prompt(
+        self, op: str, prompt: str, body: dict[str, Any], context: int | None
+    ) -> int:
+        """``count`` of an already rendered ``prompt``."""
         if context is not None and len(prompt) > INLINE_TOKENIZE_CHARS:
             lower = self.tokenizer.at_least(prompt)
             if lower >= context:

@@ -223,7 +223,8 @@ class Frontend:
                     f"no model of type '{endpoint}' is registered",
                     "endpoint_disabled",
                 )
-            body = parse_body(await request.read(), endpoint)
+            raw = await request.read()
+            body = parse_body(raw, endpoint)
             name = body["model"]
             model = table.models.get(name)
             state = model.state if model is not None else table.state(name)
@@ -241,7 +242,9 @@ class Frontend:
         stream: ClientStream | None = None
         try:
             if model is not None:
-                await self.tokens.check(name, model.tokenizer, model.context_length, endpoint, body)
+                await self.tokens.check(
+                    name, model.tokenizer, model.context_length, endpoint, body, len(raw)
+                )
             try:
                 await state.gate.admit(deadline)
             except Rejected as rejected:

@@ -8,7 +8,10 @@ volume).  Otherwise the worker counts and refuses before generating, and its err
 the same 400 (``app.py``).  Counting is ``engines.text.PromptCounter``, the mocker's own, so both
 sides count alike.
 
-A model's counter is loaded once (in a thread: a large tokenizer takes a while) and kept for
+Counting costs the frontend only when a request may not fit: with a byte-level tokenizer a
+request whose size already shows that it fits is neither rendered nor tokenized (the usual
+case, ``PromptCounter.fits_by_size``), and one whose rendered prompt's byte length shows it is
+not tokenized (``certainly_fits``).  A model's counter is loaded once (in a thread: a large tokenizer takes a while) and kept for
 the frontend's life, keyed by folder; a folder that is not readable is remembered as such.
 """
 
@@ -62,17 +65,25 @@ class PromptTokens:
         context: int | None,
         endpoint: str,
         body: dict[str, Any],
+        body_bytes: int,
     ) -> int | None:
-        """The prompt's tokens when this frontend can count them (None when it cannot);
-        ApiError(400, ``context_length_exceeded``) when the prompt and ``max_tokens`` do not
-        fit ``context``."""
+        """The prompt's tokens when this frontend counted them (None when it cannot, or did not
+        need to: a byte-level tokenizer makes at most one token per byte, so a request whose
+        size plus ``max_tokens`` fits needs no tokenizing, ``PromptCounter.fits_by_size`` and
+        ``certainly_fits``); ApiError(400, ``context_length_exceeded``) when the prompt and
+        ``max_tokens`` do not fit ``context``.  ``body_bytes``: the size of the JSON body."""
         if context is None or endpoint == "embeddings":
             return None
         counter = await self.counter(name, registered)
         if counter is None:
             return None
+        if counter.fits_by_size(endpoint, body, body_bytes, context):
+            return None  # the usual case: nothing rendered, nothing tokenized
         try:
-            prompt_tokens = await counter.count(endpoint, body, context)
+            prompt = counter.prompt(endpoint, body)
+            if counter.certainly_fits(endpoint, prompt, body, context):
+                return None  # its byte length proves it: not tokenized
+            prompt_tokens = await counter.count_prompt(endpoint, prompt, body, context)
             completion_limit(endpoint, body, prompt_tokens, context, 0)
         except EngineError as exc:
             raise api_error(exc) from None

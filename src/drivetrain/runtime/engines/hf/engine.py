@@ -147,30 +147,41 @@ class TransformersEngine:
             await asyncio.to_thread(self.scheduler.stop)
             self.scheduler = None
 
-    def prompt_ids(self, op: Op, body: dict[str, Any]) -> list[int]:
-        """The prompt's token ids; chat templates add their own special tokens."""
+    def prompt_text(self, op: Op, body: dict[str, Any]) -> str:
+        """The prompt as text: chat through the tokenizer's own template (or the join)."""
         tokenizer = self._tokenizer
-        if op == "chat":
-            messages = body["messages"]
-            if getattr(tokenizer, "chat_template", None):
-                from jinja2 import TemplateError
+        if op != "chat":
+            return text.completion_prompt(body["prompt"])
+        messages = body["messages"]
+        if not getattr(tokenizer, "chat_template", None):
+            return text.chat_prompt(messages)
+        from jinja2 import TemplateError
 
-                try:
-                    prompt = tokenizer.apply_chat_template(
-                        text.template_messages(messages), add_generation_prompt=True, tokenize=False
-                    )
-                except TemplateError as exc:
-                    raise EngineError(
-                        400, f"messages: the model's chat template refused them: {exc}"
-                    ) from None
-            else:
-                prompt = text.chat_prompt(messages)
-            ids = tokenizer.encode(prompt, add_special_tokens=False)
-        else:
-            ids = tokenizer.encode(text.completion_prompt(body["prompt"]))
+        try:
+            return str(
+                tokenizer.apply_chat_template(
+                    text.template_messages(messages), add_generation_prompt=True, tokenize=False
+                )
+            )
+        except TemplateError as exc:
+            raise EngineError(
+                400, f"messages: the model's chat template refused them: {exc}"
+            ) from None
+
+    def encode(self, op: Op, prompt: str) -> list[int]:
+        """Token ids; chat templates write their own special tokens, completions get the
+        tokenizer's (as ``text.PromptCounter`` counts them)."""
+        ids = self._tokenizer.encode(prompt, add_special_tokens=op != "chat")
         if not ids:
             raise EngineError(400, "prompt: must not be empty")
         return list(ids)
+
+    async def prompt_ids(self, op: Op, body: dict[str, Any]) -> list[int]:
+        prompt = self.prompt_text(op, body)
+        if len(prompt) <= text.INLINE_TOKENIZE_CHARS:
+            return self.encode(op, prompt)
+        # A long prompt is tokenized off the event loop (the Rust tokenizer releases the GIL).
+        return await asyncio.to_thread(self.encode, op, prompt)
 
     async def generate(self, op: Op, body: dict[str, Any]) -> AsyncIterator[Chunk | Finish]:
         from drivetrain.runtime.engines.hf.detok import IncrementalDetokenizer
@@ -180,11 +191,7 @@ class TransformersEngine:
         if self.scheduler is None:
             raise EngineError(503, "the transformers engine is not started")
         params = sampling_params(body, self._defaults)
-        if sum(len(str(v)) for v in body.values()) > text.INLINE_TOKENIZE_CHARS:
-            # A long prompt is tokenized off the event loop (the Rust tokenizer releases the GIL).
-            ids = await asyncio.to_thread(self.prompt_ids, op, body)
-        else:
-            ids = self.prompt_ids(op, body)
+        ids = await self.prompt_ids(op, body)
         limit = text.completion_limit(op, body, len(ids), self._context, NO_CONTEXT_MAX_TOKENS)
         stream = Stream()
         sequence = Sequence(
