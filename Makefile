@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo demo-rl test test-frameworks lint typecheck imports image bench bench-render bench-frontend bench-stream bench-stream-guard bench-operator bench-discovery bench-transformers bench-failover tiny-model clean
+.PHONY: install demo demo-rl test test-frameworks lint typecheck imports image bench bench-render bench-frontend bench-stream bench-stream-guard bench-admission bench-operator bench-discovery bench-transformers bench-failover tiny-model clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -55,7 +55,7 @@ imports: $(STAMP)
 image:
 	./scripts/build-image.sh
 
-bench: bench-render bench-operator bench-discovery bench-frontend bench-transformers bench-failover
+bench: bench-render bench-operator bench-discovery bench-frontend bench-admission bench-transformers bench-failover
 
 bench-render: $(STAMP)
 	$(BIN)/python benchmarks/bench_render.py
@@ -91,6 +91,11 @@ bench-stream: $(STAMP)
 # `make test`: run it by hand before submitting changes to the runtime's serving path.
 bench-stream-guard: $(STAMP)
 	./benchmarks/bench_stream.sh --guard $(ARGS)
+
+# Overload at 2x and 10x the graph's capacity, with and without admission control, and the
+# frontend's per-request cost of counting prompts (docs/performance.md). About 3 minutes.
+bench-admission: $(STAMP)
+	$(BIN)/python benchmarks/bench_admission.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build dist src/*.egg-info

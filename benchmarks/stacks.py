@@ -242,6 +242,9 @@ class Drivetrain(System):
     """drivetrain from this checkout, or from ``src`` (another revision's ``src/``) when given."""
 
     src: Path | None = None
+    #: more arguments for the frontend and each worker (bench-admission: limits, speeds)
+    frontend_args: list[str] = field(default_factory=list)
+    worker_args: list[str] = field(default_factory=list)
 
     def _env(self) -> dict[str, str]:
         env = {"DRIVETRAIN_DISCOVERY": f"file://{self.store}"}
@@ -265,6 +268,7 @@ class Drivetrain(System):
                 "127.0.0.1",
                 "--router",
                 "round-robin",
+                *self.frontend_args,
             ),
             self._env(),
         )
@@ -282,6 +286,7 @@ class Drivetrain(System):
                 str(self.model_dir),
                 "--speedup-ratio",
                 f"{self.speedup:g}",
+                *self.worker_args,
             ),
             self._env(),
         )

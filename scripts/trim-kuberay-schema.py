@@ -122,7 +122,11 @@ def _factor(root: dict[str, Any]) -> dict[str, Any]:
             if keyword == "properties":
                 out["properties"] = {**out["properties"], sub_key: new}
             elif keyword == "oneOf":
-                out["oneOf"] = [*out["oneOf"][: int(sub_key)], new, *out["oneOf"][int(sub_key) + 1 :]]
+                out["oneOf"] = [
+                    *out["oneOf"][: int(sub_key)],
+                    new,
+                    *out["oneOf"][int(sub_key) + 1 :],
+                ]
             else:
                 out[keyword] = new
         return out

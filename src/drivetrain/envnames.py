@@ -20,6 +20,12 @@ RPC_PORT = "DRIVETRAIN_RPC_PORT"
 ADVERTISE_HOST = "DRIVETRAIN_ADVERTISE_HOST"
 #: the container a worker runs in, when a pod runs several (its WorkerEndpoint's name suffix)
 CONTAINER = "DRIVETRAIN_CONTAINER"
+#: seconds a stopping frontend or worker lets requests in flight finish (`up` sets it)
+DRAIN_TIMEOUT = "DRIVETRAIN_DRAIN_TIMEOUT"
+#: the frontend's answer to a saturated model (Dynamo: DYN_HTTP_OVERLOAD_STATUS_CODE)
+OVERLOAD_STATUS = "DRIVETRAIN_OVERLOAD_STATUS"
+#: a folder with one tokenizer folder per served model name, for the frontend
+TOKENIZER_ROOT = "DRIVETRAIN_TOKENIZER_ROOT"
 
 # The downward API: the pod's own identity, filled in by the kubelet.
 POD_NAME = "POD_NAME"

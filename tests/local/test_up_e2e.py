@@ -47,7 +47,7 @@ class Up:
         return self.proc.wait(timeout=30)
 
 
-def start_up(tmp_path: Path) -> Up:
+def start_up(tmp_path: Path, *extra: str) -> Up:
     port = free_port()
     log = tmp_path / "up.log"
     proc = subprocess.Popen(
@@ -59,6 +59,7 @@ def start_up(tmp_path: Path) -> Up:
             "examples/agg.yaml",
             "--port",
             str(port),
+            *extra,
         ],
         cwd=REPO,
         stdout=log.open("w"),
@@ -166,3 +167,28 @@ def test_processes_register_in_the_graphs_namespace_and_component(up: Up) -> Non
     assert {(i["namespace"], i["component"]) for i in instances} == {
         ("default-agg", "MockerWorker")
     }
+
+
+def test_sigterm_drains_a_request_in_flight_and_nothing_needs_sigkill(tmp_path: Path) -> None:
+    """A stream of 3000 tokens (17 s at the mocker's speed 1) is running when `up` gets
+    SIGTERM: after the 1 s drain it ends with an error event, and every process exits by
+    itself, well within the grace (default: the drain + 5 s)."""
+    up = start_up(tmp_path, "--drain-timeout", "1")
+    body = {
+        "model": "tiny",
+        "messages": [{"role": "user", "content": "a long one"}],
+        "max_tokens": 3000,
+        "stream": True,
+    }
+    url = f"http://127.0.0.1:{up.port}/v1/chat/completions"
+    with httpx.stream("POST", url, json=body, timeout=30) as resp:
+        assert resp.status_code == 200
+        lines = resp.iter_lines()
+        assert next(lines).startswith("data: ")
+        up.proc.send_signal(signal.SIGTERM)
+        rest = list(lines)
+    assert up.proc.wait(timeout=30) == 0
+    assert any(line.startswith("event: error") for line in rest)
+    assert "data: [DONE]" not in rest
+    assert "SIGKILL" not in up.output
+    assert "up: stopped" in up.output

@@ -11,7 +11,8 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -19,6 +20,7 @@ import openai
 from drivetrain.runtime.discovery import DiscoveryStore, open_store
 from drivetrain.runtime.discovery.registration import Registration
 from drivetrain.runtime.engines.base import Engine
+from drivetrain.runtime.frontend.admission import AdmissionConfig
 from drivetrain.runtime.frontend.server import FrontendConfig, RunningFrontend
 from drivetrain.runtime.records import InstanceRecord, ModelCard
 from drivetrain.runtime.scope import NamespaceScope
@@ -99,15 +101,23 @@ class Stack:
                 await asyncio.sleep(0.01)
 
 
+# Tests wait for a live instance only briefly unless they test the window itself.
+TEST_ADMISSION = AdmissionConfig(retry_window=0.3)
+
+
 @contextlib.asynccontextmanager
 async def serving_stack(
     scope: NamespaceScope | None = None,
     router: str = "round-robin",
     request_timeout: float = 30.0,
-    retry_window: float = 0.2,
+    retry_window: float | None = None,
+    admission: AdmissionConfig = TEST_ADMISSION,
+    drain_timeout: float = 1.0,
+    tokenizer_root: str | None = None,
 ) -> AsyncIterator[Stack]:
-    """A frontend on a private store.  ``retry_window`` is short by default so that tests of a
-    503 do not wait the production window (test_failover.py covers the window itself)."""
+    """A frontend on a private store.  The retry window is short by default (``TEST_ADMISSION``)
+    so that tests of a 503 do not wait the production window; ``retry_window`` overrides it
+    (test_failover.py covers the window itself)."""
     store = await open_store(f"memory://serving-{uuid.uuid4().hex}")
     config = FrontendConfig(
         host="127.0.0.1",
@@ -115,7 +125,11 @@ async def serving_stack(
         scope=scope or NamespaceScope("global"),
         router=router,
         request_timeout=request_timeout,
-        retry_window=retry_window,
+        admission=admission
+        if retry_window is None
+        else replace(admission, retry_window=retry_window),
+        drain_timeout=drain_timeout,
+        tokenizer_root=tokenizer_root,
     )
     frontend = RunningFrontend(config, store=store)
     await frontend.start()
@@ -169,3 +183,19 @@ def closed_port_address() -> str:
 
 def chat_body(model: str = "tiny", text: str = "hello there", **extra: Any) -> dict[str, Any]:
     return {"model": model, "messages": [{"role": "user", "content": text}], **extra}
+
+
+def small_context_model(folder: Path, context: int) -> Path:
+    """A copy of the tiny tokenizer folder whose config.json says ``context`` positions."""
+    import json
+    import shutil
+
+    from tests.paths import shared
+
+    source = shared("models", "tiny")
+    target = folder / f"tiny-{context}"
+    shutil.copytree(source, target)
+    config = json.loads((target / "config.json").read_text())
+    config["max_position_embeddings"] = context
+    (target / "config.json").write_text(json.dumps(config))
+    return target

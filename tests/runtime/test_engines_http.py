@@ -47,7 +47,8 @@ async def upstream() -> AsyncIterator[tuple[str, list[dict]]]:
 
     async def models(request: web.Request) -> web.Response:
         # No /health: the worker checks /v1/models instead before it registers.
-        return web.json_response({"data": [{"id": "upstream-name"}]})
+        # vLLM and SGLang list the context length as max_model_len.
+        return web.json_response({"data": [{"id": "upstream-name", "max_model_len": 2048}]})
 
     app = web.Application()
     app.router.add_get("/v1/models", models)
@@ -130,3 +131,19 @@ async def test_the_http_engine_can_front_another_drivetrain_frontend() -> None:
         assert reply.usage is not None
         assert reply.usage.completion_tokens == 6
         assert reply.choices[0].finish_reason == "length"
+
+
+async def test_the_context_length_comes_from_the_upstream_or_the_flag_and_capacity_from_the_flag(
+    upstream: tuple[str, list[dict]],
+) -> None:
+    url, _ = upstream
+    async with serving_stack() as stack:
+        await stack.add_worker(HttpEngine(url, "upstream-name"), model="listed")
+        await stack.add_worker(
+            HttpEngine(url, "upstream-name", context_length=1000, max_num_seqs=3), model="flagged"
+        )
+        models = {m.id: m for m in (await stack.client().models.list()).data}
+        assert models["listed"].model_extra["context_window"] == 2048  # type: ignore[index]
+        assert models["flagged"].model_extra["context_window"] == 1000  # type: ignore[index]
+        capacities = {r.model_names[0]: r.capacity for r in stack.frontend.table.instances.values()}
+        assert capacities == {"listed": None, "flagged": 3}

@@ -44,3 +44,39 @@ def test_embedding_input_is_a_string_or_strings() -> None:
     assert embedding_inputs({"input": "x"}) == ["x"]
     with pytest.raises(EngineError):
         embedding_inputs({"input": [1, 2]})
+
+
+def test_the_byte_bounds_hold_for_any_text() -> None:
+    """``at_least`` <= count <= ``at_most``: the frontend skips counting on one bound and
+    refuses a huge prompt on the other, so both must hold for every text."""
+    import random
+
+    from drivetrain.runtime.engines.text import HFTokenizer
+    from tests.paths import shared
+
+    tokenizer = HFTokenizer(shared("models", "tiny"))
+    rng = random.Random(7)
+    alphabet = "ab zé漢😀\n\t<>|_-0123456789" + "".join(chr(c) for c in range(0x20, 0x7F))
+    texts = ["", " ", "hello world", "ééé", "😀" * 9, "user: hi\nassistant: "]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 400))) for _ in range(300)]
+    for text in texts:
+        for special in (False, True):
+            count = tokenizer.count(text, special)
+            upper = tokenizer.at_most(text, special)
+            assert upper is not None and count <= upper, text
+        assert tokenizer.at_least(text) <= tokenizer.count(text), text
+
+
+def test_without_a_byte_level_tokenizer_there_are_no_bounds(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import shutil
+
+    from drivetrain.runtime.engines.text import HFTokenizer
+    from tests.paths import shared
+
+    shutil.copytree(shared("models", "tiny"), tmp_path / "m")
+    spec = json.loads((tmp_path / "m" / "tokenizer.json").read_text())
+    spec["normalizer"] = {"type": "Lowercase"}
+    (tmp_path / "m" / "tokenizer.json").write_text(json.dumps(spec))
+    tokenizer = HFTokenizer(tmp_path / "m")
+    assert tokenizer.at_most("Hello") is None and tokenizer.at_least("Hello" * 1000) == 0

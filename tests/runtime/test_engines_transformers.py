@@ -221,7 +221,17 @@ async def test_the_context_length_is_registered_and_enforced(
         assert finish.finish_reason == "length"
         with pytest.raises(EngineError) as err:
             await run(engine, {"prompt": "word " * 30})
-        assert err.value.status == 400 and err.value.message.startswith("prompt:")
+        assert (err.value.status, err.value.code, err.value.param) == (
+            400,
+            "context_length_exceeded",
+            "prompt",
+        )
+        assert err.value.message.startswith("This model's maximum context length is 24 tokens.")
+        with pytest.raises(EngineError) as err:  # the prompt fits, max_tokens does not
+            await run(engine, {"prompt": PROMPTS[3], "max_tokens": 25 - prompt_len})
+        assert f"({prompt_len} in the prompt, {25 - prompt_len} in the completion)" in (
+            err.value.message
+        )
     finally:
         await engine.close()
 

@@ -20,7 +20,7 @@ import pytest
 
 from drivetrain.runtime.engines.echo import EchoEngine
 from drivetrain.runtime.failover import FailoverLock, FailoverLockError
-from drivetrain.runtime.frontend.app import DEFAULT_RETRY_WINDOW_S
+from drivetrain.runtime.frontend.admission import DEFAULT_RETRY_WINDOW_S
 from drivetrain.runtime.worker import RunningWorker, WorkerConfig
 from tests.runtime.serving_support import (
     Stack,

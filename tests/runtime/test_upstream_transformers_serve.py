@@ -99,8 +99,9 @@ def served(tiny_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     upstream.start()
     port = free_port()
     discovery = f"file://{tmp / 'discovery'}"
+    frontend_args = ["frontend", "--host", "127.0.0.1", "--port", str(port)]
     frontend = CliProcess(
-        ["frontend", "--host", "127.0.0.1", "--port", str(port), "--discovery", discovery],
+        [*frontend_args, "--discovery", discovery, "--retry-window", "1"],
         "frontend listening",
         tmp / "frontend.log",
     ).start()
@@ -199,10 +200,12 @@ def test_the_upstream_dying_mid_stream_ends_the_stream_with_an_error_then_it_com
                 pytest.fail("the stream finished before the upstream was killed")
     assert received >= 5
 
-    # Deregistered within a poll or so: the frontend has nothing to route to.
+    # Deregistered within a poll or so: the frontend has nothing to route to.  It remembers the
+    # model (a restart may be under way): 503 once the retry window passed, not a 404.
     wait_for_instances(served.frontend_url, 0, timeout=10)
-    with pytest.raises(openai.NotFoundError):
+    with pytest.raises(openai.InternalServerError) as err:
         client.chat.completions.create(model=served.model, **CHAT)
+    assert err.value.status_code == 503 and err.value.code == "model_unavailable"
 
     served.upstream.start()  # same port, as a restarted engine container
     wait_for_instances(served.frontend_url, 1, timeout=20)

@@ -127,15 +127,46 @@ def frontend(
         "round-robin", "--router", help="round-robin, random or least-loaded."
     ),
     request_timeout: float = typer.Option(600.0, "--request-timeout", help="Seconds per request."),
+    admission_control: bool = typer.Option(
+        True,
+        "--admission-control/--no-admission-control",
+        help="Queue requests per model while every instance is at capacity (off: send anyway).",
+    ),
+    max_queue: int = typer.Option(
+        1024, "--max-queue", help="Requests waiting per model at most; one more is refused."
+    ),
+    queue_timeout: float = typer.Option(
+        30.0, "--queue-timeout", help="Seconds a request waits for room before it is refused."
+    ),
     retry_window: float = typer.Option(
         5.0,
         "--retry-window",
         help="Seconds a request waits for a live instance (a failover shadow taking over, a "
         "worker starting) before it gets 503; 0: at once.",
     ),
+    overload_status: int = typer.Option(
+        429,
+        "--overload-status",
+        envvar=envnames.OVERLOAD_STATUS,
+        help="HTTP status for a saturated model (Dynamo answers 529).",
+    ),
+    drain_timeout: float = typer.Option(
+        5.0,
+        "--drain-timeout",
+        envvar=envnames.DRAIN_TIMEOUT,
+        help="On SIGTERM: seconds requests in flight may finish before they get a 503.",
+    ),
+    tokenizer_root: str | None = typer.Option(
+        None,
+        "--tokenizer-root",
+        envvar=envnames.TOKENIZER_ROOT,
+        help="Folder of <model name>/tokenizer.json for models whose registered folder is not "
+        "readable here (prompts are then counted here).",
+    ),
     log_level: str = typer.Option("info", "--log-level"),
 ) -> None:
     """Run the OpenAI-compatible HTTP frontend."""
+    from drivetrain.runtime.frontend.admission import AdmissionConfig
     from drivetrain.runtime.frontend.router import ROUTER_MODES
     from drivetrain.runtime.frontend.server import FrontendConfig, RunningFrontend
     from drivetrain.runtime.scope import NamespaceScope, parse_strict_flag
@@ -147,9 +178,24 @@ def frontend(
         fail(f"--router: expected one of {', '.join(ROUTER_MODES)}, got {router!r}", EXIT_USAGE)
     if not 0 <= port <= 65535:
         fail(f"--port: expected 0..65535, got {port}", EXIT_USAGE)
-    if request_timeout <= 0:
-        fail(f"--request-timeout: expected seconds > 0, got {request_timeout}", EXIT_USAGE)
-    if not 0 <= retry_window <= request_timeout:
+    for flag, seconds, least in (
+        ("--request-timeout", request_timeout, False),
+        ("--queue-timeout", queue_timeout, False),
+        ("--retry-window", retry_window, True),
+        ("--drain-timeout", drain_timeout, True),
+    ):
+        if seconds < 0 or (seconds == 0 and not least):
+            fail(
+                f"{flag}: expected seconds {'>= 0' if least else '> 0'}, got {seconds}", EXIT_USAGE
+            )
+    if max_queue < 0:
+        fail(f"--max-queue: expected 0 or more, got {max_queue}", EXIT_USAGE)
+    if not 400 <= overload_status <= 599:
+        fail(
+            f"--overload-status: expected an HTTP error status 400..599, got {overload_status}",
+            EXIT_USAGE,
+        )
+    if retry_window > request_timeout:
         fail(
             f"--retry-window: expected seconds from 0 to --request-timeout ({request_timeout:g}), "
             f"got {retry_window:g}",
@@ -159,7 +205,24 @@ def frontend(
         os.environ.get(envnames.NAMESPACE_PREFIX_STRICT)
     )
     scope = NamespaceScope.from_args(namespace, namespace_prefix, strict)
-    config = FrontendConfig(host, port, url, scope, router, request_timeout, retry_window)
+    admission = AdmissionConfig(
+        enabled=admission_control,
+        max_queue=max_queue,
+        queue_timeout=queue_timeout,
+        retry_window=retry_window,
+        overload_status=overload_status,
+    )
+    config = FrontendConfig(
+        host,
+        port,
+        url,
+        scope,
+        router,
+        request_timeout,
+        admission=admission,
+        drain_timeout=drain_timeout,
+        tokenizer_root=tokenizer_root,
+    )
 
     started = False
 
@@ -237,6 +300,22 @@ def worker(
     max_queue: int = typer.Option(
         64, "--max-queue", help="transformers: requests waiting at most (more: 503)."
     ),
+    max_num_seqs: int | None = typer.Option(
+        None,
+        "--max-num-seqs",
+        help="mocker: requests running at once (default 256; more wait); http: the upstream's "
+        "batch limit, reported to frontends (default: none).",
+    ),
+    num_blocks: int = typer.Option(
+        16384, "--num-blocks", help="mocker: KV cache blocks (a request holds prompt + max tokens)."
+    ),
+    block_size: int = typer.Option(64, "--block-size", help="mocker: tokens per KV block."),
+    context_length: int | None = typer.Option(
+        None,
+        "--context-length",
+        help="The model's context length in tokens (default: config.json's "
+        "max_position_embeddings; http: the upstream's /v1/models max_model_len).",
+    ),
     threads: int | None = typer.Option(
         None, "--threads", help="transformers: torch CPU threads (default: torch's, one per core)."
     ),
@@ -268,6 +347,12 @@ def worker(
         help="A lock file shared with a shadow engine: the holder serves, the other waits warmed "
         "and takes over when the holder dies (docs/gms-failover.md).",
     ),
+    drain_timeout: float = typer.Option(
+        5.0,
+        "--drain-timeout",
+        envvar=envnames.DRAIN_TIMEOUT,
+        help="On SIGTERM: seconds requests in flight may finish before they end with a 503.",
+    ),
     log_level: str = typer.Option("info", "--log-level"),
 ) -> None:
     """Run a worker: serve an engine and register it in discovery."""
@@ -294,6 +379,8 @@ def worker(
         fail(f"--rpc-port: expected 0..65535, got {rpc_port}", EXIT_USAGE)
     if lease_ttl < 1:
         fail(f"--lease-ttl: expected at least 1 second, got {lease_ttl}", EXIT_USAGE)
+    if drain_timeout < 0:
+        fail(f"--drain-timeout: expected seconds >= 0, got {drain_timeout}", EXIT_USAGE)
     if model_name is not None and not model_name.strip():
         fail("--model-name: must not be empty", EXIT_USAGE)
     if failover_lock is not None and not failover_lock.strip():
@@ -324,6 +411,10 @@ def worker(
             max_queue=max_queue,
             threads=threads,
             health_interval=health_interval,
+            max_num_seqs=max_num_seqs,
+            num_blocks=num_blocks,
+            block_size=block_size,
+            context_length=context_length,
         )
     except FileNotFoundError as exc:
         fail(str(exc))
@@ -341,6 +432,7 @@ def worker(
         port=rpc_port,
         advertise_host=advertise_host,
         failover_lock=failover_lock or None,
+        drain_timeout=drain_timeout,
     )
     engine_id = os.environ.get(envnames.ENGINE_ID)
     which = f" (engine {engine_id})" if engine_id else ""

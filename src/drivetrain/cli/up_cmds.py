@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from drivetrain.api.errors import InvalidGraph
-from drivetrain.cli.output import EXIT_INVALID, err_console, fail_invalid
+from drivetrain.cli.output import EXIT_INVALID, EXIT_USAGE, err_console, fail_invalid
 
 
 def register(app: typer.Typer) -> None:
@@ -25,8 +25,17 @@ def register(app: typer.Typer) -> None:
             help="Discovery URL for every process (etcd://host:port, file:///dir). "
             "Default: files in a fresh temporary folder.",
         ),
-        grace: float = typer.Option(
-            5.0, "--grace", help="Seconds between SIGTERM and SIGKILL when stopping."
+        grace: float | None = typer.Option(
+            None,
+            "--grace",
+            help="Seconds between SIGTERM and SIGKILL when stopping; at least 1 s longer than "
+            "the longest drain (default: the longest drain + 5 s).",
+        ),
+        drain_timeout: float = typer.Option(
+            5.0,
+            "--drain-timeout",
+            help="On stop, seconds each frontend and worker lets requests in flight finish "
+            "(DRIVETRAIN_DRAIN_TIMEOUT, unless the graph or a command line sets it).",
         ),
         env_file: Path | None = typer.Option(
             None,
@@ -41,6 +50,7 @@ def register(app: typer.Typer) -> None:
 
         from drivetrain.local.plan import UnrunnableGraph
         from drivetrain.local.run import UpOptions, run_up
+        from drivetrain.local.stopping import StopTimingError
 
         path = file or graph
         if path is None or (file is not None and graph is not None and file != graph):
@@ -55,10 +65,14 @@ def register(app: typer.Typer) -> None:
                     discovery=discovery,
                     grace=grace,
                     env_file=env_file,
+                    drain_timeout=drain_timeout,
                 )
             )
         except InvalidGraph as exc:
             fail_invalid(exc)
+        except StopTimingError as exc:
+            err_console.print(f"[red]error[/red]: {escape(str(exc))}")
+            raise typer.Exit(EXIT_USAGE) from None
         except UnrunnableGraph as exc:
             for problem in exc.problems:
                 # escape: field paths such as env[hf_token] would read as rich markup

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import shutil
 import signal
 import tempfile
@@ -17,6 +18,7 @@ from drivetrain.local.envfile import read_env_file
 from drivetrain.local.logs import LogSink
 from drivetrain.local.plan import FAILOVER_DIR, ProcessSpec, plan_graph
 from drivetrain.local.status import expected_models, status_table, wait_until_serving
+from drivetrain.local.stopping import DRAIN_TIMEOUT_S, grace_for, with_drain
 from drivetrain.local.supervisor import Supervisor
 
 #: SIGHUP too: a closed terminal should stop the graph in order, not leave it to PDEATHSIG.
@@ -29,16 +31,19 @@ class UpOptions:
     port: int = 8000
     host: str = "127.0.0.1"
     discovery: str | None = None
-    grace: float = 5.0
+    #: seconds between SIGTERM and SIGKILL; None: the longest drain + 5 s (local/stopping.py)
+    grace: float | None = None
     #: values for what the kubelet would read from Secrets and ConfigMaps (docs/local.md)
     env_file: Path | None = None
+    #: the drain each process gets on SIGTERM (DRIVETRAIN_DRAIN_TIMEOUT, unless it sets one)
+    drain_timeout: float = DRAIN_TIMEOUT_S
 
 
 def plan_file(
     opts: UpOptions, discovery: str, state_dir: Path, text: str | None = None
 ) -> list[ProcessSpec]:
     """Every process of every graph in the file; raises InvalidGraph (the graph file or the
-    env file) / UnrunnableGraph.
+    env file) / UnrunnableGraph / StopTimingError (``--grace`` shorter than a drain).
 
     Processes run in the graph file's folder, so relative paths in a service's args (such
     as ``--model-path models/tiny``) are relative to the graph file.  ``state_dir`` holds
@@ -61,6 +66,8 @@ def plan_file(
             env_file=supplied,
             state_dir=state_dir,
         )
+    specs = with_drain(specs, opts.drain_timeout)
+    grace_for(specs, opts.grace)  # refused before anything starts
     return specs
 
 
@@ -90,8 +97,10 @@ def run_up(opts: UpOptions, log: LogSink | None = None) -> int:
                 env_file=opts.env_file,
                 state_dir=Path(tmp),
             )
+            plan = dataclasses.replace(plan, specs=with_drain(plan.specs, opts.drain_timeout))
+            grace = grace_for(plan.specs, opts.grace)
             return asyncio.run(
-                supervise_run(plan, opts.grace, discovery, log or LogSink(), STOP_SIGNALS)
+                supervise_run(plan, grace, discovery, log or LogSink(), STOP_SIGNALS)
             )
         specs = plan_file(opts, discovery, Path(tmp), text)
         return asyncio.run(_supervise(specs, opts, discovery, log or LogSink()))
@@ -102,7 +111,7 @@ def run_up(opts: UpOptions, log: LogSink | None = None) -> int:
 async def _supervise(
     specs: list[ProcessSpec], opts: UpOptions, discovery: str, log: LogSink
 ) -> int:
-    supervisor = Supervisor(specs, log, RestartPolicy(), grace=opts.grace)
+    supervisor = Supervisor(specs, log, RestartPolicy(), grace=grace_for(specs, opts.grace))
     loop = asyncio.get_running_loop()
     signals_seen = 0
 

@@ -74,6 +74,8 @@ class FrontendMetrics:
         self.inflight: dict[str, int] = defaultdict(int)
         self.output_tokens: dict[str, int] = defaultdict(int)
         self.retries: dict[str, int] = defaultdict(int)
+        # (model, reason): queue_full, queue_timeout, no_instance, shutting_down, context_length
+        self.rejected: dict[tuple[str, str], int] = defaultdict(int)
         self.ttft = Histogram(
             "time_to_first_token_seconds", "Time to first token.", TTFT_BUCKETS, ("model",)
         )
@@ -91,6 +93,8 @@ class FrontendMetrics:
         )
         # Filled by the frontend: () -> {(namespace, component): count}
         self.instances_source: Callable[[], dict[tuple[str, str], int]] = dict
+        # Filled by the frontend: () -> {model: requests waiting in its admission queue}
+        self.queued_source: Callable[[], dict[str, int]] = dict
 
     def request_done(self, model: str, endpoint: str, status: int, stream: bool) -> None:
         self.requests[(model, endpoint, str(status), "stream" if stream else "unary")] += 1
@@ -115,6 +119,21 @@ class FrontendMetrics:
             lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
             for model, value in series.items():
                 lines.append(f"{name}{_labels(('model',), (model,))} {value}")
+        name = PREFIX + "queued_requests"
+        lines += [
+            f"# HELP {name} Requests waiting in the model's admission queue.",
+            f"# TYPE {name} gauge",
+        ]
+        for model, value in sorted(self.queued_source().items()):
+            lines.append(f"{name}{_labels(('model',), (model,))} {value}")
+        name = PREFIX + "rejected_requests_total"
+        lines += [
+            f"# HELP {name} Requests refused by a limit, by model and reason "
+            "(queue_full, queue_timeout, no_instance, shutting_down, context_length).",
+            f"# TYPE {name} counter",
+        ]
+        for (model, reason), value in sorted(self.rejected.items()):
+            lines.append(f"{name}{_labels(('model', 'reason'), (model, reason))} {value}")
         name = PREFIX + "instances"
         lines += [f"# HELP {name} Worker instances in scope.", f"# TYPE {name} gauge"]
         for (namespace, component), value in sorted(self.instances_source().items()):

@@ -105,6 +105,9 @@ class InstanceRecord(_Record):
     transport: str = Field(min_length=1, description="request-plane protocol, e.g. 'tcp'")
     model_names: list[str] = Field(default_factory=list)
     started_at: float = Field(default_factory=time.time, description="unix seconds")
+    capacity: int | None = Field(
+        default=None, ge=1, description="requests it runs at once (its batch limit); None: no limit"
+    )
 
     @property
     def key(self) -> str:
@@ -121,7 +124,9 @@ class ModelCard(_Record):
     model_types: list[ModelType] = Field(min_length=1)
     instance_id: str = Field(min_length=1)
     component: str = "backend"
-    tokenizer: str | None = Field(default=None, description="tokenizer source (a folder or repo)")
+    tokenizer: str | None = Field(
+        default=None, description="tokenizer source: an absolute folder path (or a repo id)"
+    )
     context_length: int | None = Field(default=None, ge=1)
     max_output_tokens: int | None = Field(default=None, ge=1)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import uuid
 from dataclasses import dataclass
@@ -58,6 +59,14 @@ def _advertised(host: str, advertise: str | None) -> str:
     if host in ("0.0.0.0", "::", ""):
         return socket.gethostname()
     return host
+
+
+def _absolute(tokenizer: str | None) -> str | None:
+    """A tokenizer folder as an absolute path: a frontend on this machine (or one that mounts
+    the same path) reads it from there; a relative path would mean nothing to it."""
+    if tokenizer and os.path.isdir(tokenizer):
+        return os.path.abspath(tokenizer)
+    return tokenizer
 
 
 class RunningWorker:
@@ -98,6 +107,7 @@ class RunningWorker:
             address=self.address,
             transport="tcp",
             model_names=[self.model_name],
+            capacity=info.capacity,
         )
         card = ModelCard(
             name=self.model_name,
@@ -105,7 +115,7 @@ class RunningWorker:
             component=cfg.component,
             model_types=list(info.model_types),
             instance_id=self.instance_id,
-            tokenizer=info.tokenizer,
+            tokenizer=_absolute(info.tokenizer),
             context_length=info.context_length,
         )
         return instance, card
@@ -189,6 +199,10 @@ class RunningWorker:
         if ready and self.registration is None:
             if self.model_name is None:
                 self.model_name = await engine.resolve_model()
+            try:
+                await engine.describe()
+            except Exception as exc:  # registered without what it would have said
+                log.warning("upstream %s did not describe its model: %s", engine.upstream, exc)
             await self._register()
         elif not ready and self.registration is not None:
             await self._deregister()

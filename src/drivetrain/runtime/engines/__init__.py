@@ -30,15 +30,31 @@ def make_engine(
     max_queue: int = 64,
     threads: int | None = None,
     health_interval: float = 1.0,
+    max_num_seqs: int | None = None,
+    num_blocks: int | None = None,
+    block_size: int | None = None,
+    context_length: int | None = None,
 ) -> Engine:
-    """Build the named engine; ValueError with a one-line message on bad options."""
+    """Build the named engine; ValueError with a one-line message on bad options.
+
+    ``context_length`` overrides what the engine reads from the model (or the upstream)."""
     kwargs: dict[str, Any] = {}
     if model_types:
         kwargs["model_types"] = model_types
+    if context_length is not None and context_length < 1:
+        raise ValueError(f"--context-length: expected at least 1, got {context_length}")
     if name == "mocker":
-        from drivetrain.runtime.engines.mocker import MockerEngine
+        from drivetrain.runtime.engines import mocker
 
-        return MockerEngine(model_path=model_path, speedup_ratio=speedup_ratio, **kwargs)
+        return mocker.MockerEngine(
+            model_path=model_path,
+            speedup_ratio=speedup_ratio,
+            max_num_seqs=max_num_seqs or mocker.DEFAULT_MAX_NUM_SEQS,
+            num_blocks=num_blocks or mocker.DEFAULT_NUM_BLOCKS,
+            block_size=block_size or mocker.DEFAULT_BLOCK_SIZE,
+            context_length=context_length,
+            **kwargs,
+        )
     if name == "echo":
         from drivetrain.runtime.engines.echo import EchoEngine
 
@@ -51,7 +67,12 @@ def make_engine(
                 "--upstream: the http engine needs the URL of an OpenAI-compatible server"
             )
         return HttpEngine(
-            upstream, upstream_model or model_name, health_interval=health_interval, **kwargs
+            upstream,
+            upstream_model or model_name,
+            health_interval=health_interval,
+            context_length=context_length,
+            max_num_seqs=max_num_seqs,
+            **kwargs,
         )
     if name == "transformers":
         if not model_path:
@@ -71,6 +92,7 @@ def make_engine(
             max_batch=max_batch,
             max_queue=max_queue,
             threads=threads,
+            context_length=context_length,
             **kwargs,
         )
     raise ValueError(f"--engine: expected one of {', '.join(ENGINES)}, got {name!r}")

@@ -41,21 +41,28 @@ class Embeddings:
 
 
 class EngineError(DrivetrainError):
-    """A failure the client should see with this HTTP status (4xx: its fault, 5xx: ours)."""
+    """A failure the client should see with this HTTP status (4xx: its fault, 5xx: ours);
+    ``code`` and ``param`` (the field at fault) go into the OpenAI error body when given."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(
+        self, status: int, message: str, code: str | None = None, param: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.code = code
+        self.param = param
 
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What the worker registers in the model card."""
+    """What the worker registers: the model card's fields, and the instance's batch limit
+    (``capacity``, None: no limit; see ``ReportsCapacity``)."""
 
     model_types: tuple[ModelType, ...]
     tokenizer: str | None = None
     context_length: int | None = None
+    capacity: int | None = None
 
 
 @runtime_checkable
@@ -74,13 +81,27 @@ class Engine(Protocol):
 
 
 @runtime_checkable
+class ReportsCapacity(Protocol):
+    """An engine with a batch limit (the mocker, transformers; http from a flag).
+
+    ``capacity()`` is how many requests it runs at once right now without making one wait:
+    its batch limit, or fewer when it is already holding requests back (KV blocks exhausted, a
+    queue of its own).  The worker sends it to the frontends with its count of requests in
+    flight (docs/runtime.md, "Abuse and overload"); None means no limit.  Engines without the
+    method have no limit.
+    """
+
+    def capacity(self) -> int | None: ...
+
+
+@runtime_checkable
 class UpstreamEngine(Protocol):
     """An engine in front of a separate server (the ``http`` engine as a sidecar).
 
     The worker registers it in discovery only while ``upstream_ready()`` is true, polling every
     ``health_interval`` seconds, or at once when ``trouble`` is set (a request could not reach
     the upstream).  ``resolve_model()`` is the model name the upstream serves (asked of it when
-    the worker was given none).
+    the worker was given none); ``describe()`` reads the rest of what ``info()`` registers.
     """
 
     health_interval: float
@@ -92,3 +113,7 @@ class UpstreamEngine(Protocol):
     async def upstream_ready(self) -> bool: ...
 
     async def resolve_model(self) -> str: ...
+
+    async def describe(self) -> None:
+        """Learn what the upstream says about its model (its context length) before the
+        worker registers it."""

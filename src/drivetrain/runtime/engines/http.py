@@ -54,6 +54,8 @@ class HttpEngine:
         model_types: tuple[ModelType, ...] = ("chat", "completions"),
         timeout: float = 600.0,
         health_interval: float = DEFAULT_HEALTH_INTERVAL,
+        context_length: int | None = None,
+        max_num_seqs: int | None = None,
     ) -> None:
         if not upstream.startswith(("http://", "https://")):
             raise ValueError(f"--upstream: expected an http:// or https:// URL, got {upstream!r}")
@@ -62,8 +64,15 @@ class HttpEngine:
             self._base = self._base[:-3]
         if health_interval <= 0:
             raise ValueError(f"--health-interval: expected seconds > 0, got {health_interval}")
+        if context_length is not None and context_length < 1:
+            raise ValueError(f"--context-length: expected at least 1, got {context_length}")
+        if max_num_seqs is not None and max_num_seqs < 1:
+            raise ValueError(f"--max-num-seqs: expected at least 1, got {max_num_seqs}")
         self._model = model
         self._model_types = model_types
+        self._context_flag = context_length
+        self._context = context_length
+        self._max_num_seqs = max_num_seqs
         self._timeout = timeout
         self.health_interval = health_interval
         self._session: aiohttp.ClientSession | None = None
@@ -79,7 +88,15 @@ class HttpEngine:
         return self._model
 
     def info(self) -> ModelInfo:
-        return ModelInfo(model_types=self._model_types)
+        return ModelInfo(
+            model_types=self._model_types,
+            context_length=self._context,
+            capacity=self._max_num_seqs,
+        )
+
+    def capacity(self) -> int | None:
+        """``--max-num-seqs``: the upstream's batch limit as given (the upstream is not asked)."""
+        return self._max_num_seqs
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(
@@ -113,9 +130,30 @@ class HttpEngine:
             self._model = (await self.upstream_models())[0]
         return self._model
 
+    async def describe(self) -> None:
+        """Read the model's context length from the upstream's ``/v1/models`` (vLLM and SGLang
+        list ``max_model_len``) unless ``--context-length`` gave it; unknown when it lists none."""
+        if self._context_flag is not None:
+            return
+        for entry in await self._model_entries():
+            if entry.get("id") == self._model:
+                for key in ("max_model_len", "context_length", "context_window"):
+                    value = entry.get(key)
+                    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                        self._context = value
+                        return
+
     async def upstream_models(self) -> list[str]:
         """The model ids the upstream lists; EngineError(502) when it does not answer or lists
         none."""
+        ids = [str(m["id"]) for m in await self._model_entries()]
+        if not ids:
+            raise EngineError(502, f"upstream {self._base}/v1/models lists no model")
+        return ids
+
+    async def _model_entries(self) -> list[dict[str, Any]]:
+        """The entries of the upstream's ``/v1/models``; EngineError(502) when it does not
+        answer with one."""
         try:
             timeout = aiohttp.ClientTimeout(total=10.0)
             async with self._http().get(self._base + "/v1/models", timeout=timeout) as resp:
@@ -125,12 +163,12 @@ class HttpEngine:
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise EngineError(502, f"upstream {self._base} failed: {exc}") from exc
         try:
-            ids = [str(m["id"]) for m in orjson.loads(raw)["data"]]
+            entries = orjson.loads(raw)["data"]
+            if not all(isinstance(m, dict) and "id" in m for m in entries):
+                raise TypeError("an entry without an id")
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
             raise EngineError(502, f"upstream {self._base}/v1/models: unexpected body") from exc
-        if not ids:
-            raise EngineError(502, f"upstream {self._base}/v1/models lists no model")
-        return ids
+        return list(entries)
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:

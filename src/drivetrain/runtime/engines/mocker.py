@@ -9,6 +9,11 @@ speedup all tokens come out in one batch (the request plane then sends them in o
 Output tokens are drawn from the tokenizer's vocabulary, so the text is made of real tokens and
 usage counts are real; chat
 prompts use the tokenizer's chat template when it has one (``text.chat_prompt``).
+
+Limits, as an engine has them: a prompt and ``max_tokens`` must fit the context length
+(config.json's ``max_position_embeddings``; without ``max_tokens`` the request gets the room
+left), and at most ``max_num_seqs`` requests holding ``num_blocks`` KV blocks run at once
+(``engines/slots.py``; Dynamo's mocker defaults); the others wait in the worker.
 """
 
 from __future__ import annotations
@@ -28,9 +33,13 @@ from drivetrain.runtime.engines.base import (
     Op,
 )
 from drivetrain.runtime.engines.scheduler import StepScheduler
+from drivetrain.runtime.engines.slots import BatchSlots
 
-KV_CAPACITY_TOKENS = 16384 * 64  # Dynamo mocker defaults: 16384 blocks of 64 tokens
-DEFAULT_MAX_TOKENS = 16
+# Dynamo's mocker defaults: 16384 KV blocks of 64 tokens, 256 sequences at once.
+DEFAULT_NUM_BLOCKS = 16384
+DEFAULT_BLOCK_SIZE = 64
+DEFAULT_MAX_NUM_SEQS = 256
+DEFAULT_MAX_TOKENS = 16  # without a context length (no config.json) and no max_tokens
 MIN_SLEEP_S = 0.001
 
 
@@ -51,27 +60,38 @@ class MockerEngine:
         speedup_ratio: float = 1.0,
         model_types: tuple[ModelType, ...] = ("chat", "completions"),
         seed: int | None = None,
+        max_num_seqs: int = DEFAULT_MAX_NUM_SEQS,
+        num_blocks: int = DEFAULT_NUM_BLOCKS,
+        block_size: int = DEFAULT_BLOCK_SIZE,
+        context_length: int | None = None,
     ) -> None:
         if speedup_ratio <= 0:
             raise ValueError("--speedup-ratio: expected a number > 0")
         self._model_path = model_path
         self._speedup = speedup_ratio
         self._model_types = model_types
-        self._tokenizer = text.load_tokenizer(model_path)
-        self._chat_template = text.ChatTemplate.load(model_path)
+        self._prompts = text.PromptCounter(model_path)
+        self._tokenizer = self._prompts.tokenizer
+        self._context = context_length or text.context_length(model_path)
         self._pieces = self._tokenizer.sample_pieces(256)
         self._random = random.Random(seed)
+        self.slots = BatchSlots(max_num_seqs, num_blocks, block_size)
+        self._kv_capacity_tokens = num_blocks * block_size
         self._scheduler = StepScheduler(self._step_seconds)
 
     def _step_seconds(self, active_kv: int) -> float:
-        return decode_ms(active_kv / KV_CAPACITY_TOKENS) / 1000.0 / self._speedup
+        return decode_ms(active_kv / self._kv_capacity_tokens) / 1000.0 / self._speedup
 
     def info(self) -> ModelInfo:
         return ModelInfo(
             model_types=self._model_types,
             tokenizer=self._model_path,
-            context_length=text.context_length(self._model_path),
+            context_length=self._context,
+            capacity=self.slots.max_seqs,
         )
+
+    def capacity(self) -> int:
+        return self.slots.capacity()
 
     async def start(self) -> None:
         return None
@@ -80,27 +100,29 @@ class MockerEngine:
         return None
 
     async def generate(self, op: Op, body: dict[str, Any]) -> AsyncIterator[Chunk | Finish]:
-        if op == "chat":
-            prompt = text.chat_prompt(body["messages"], self._chat_template)
-        else:
-            prompt = text.completion_prompt(body["prompt"])
-        prompt_tokens = self._tokenizer.count(prompt)
-        limit = text.max_tokens(body, DEFAULT_MAX_TOKENS)
+        prompt_tokens = await self._prompts.count(op, body, self._context)
+        # Refused here, before any simulated prefill, when it does not fit the context.
+        limit = text.completion_limit(op, body, prompt_tokens, self._context, DEFAULT_MAX_TOKENS)
         if limit > 0:
-            prefill_s = prefill_ms(prompt_tokens) / 1000.0 / self._speedup
-            seq = self._scheduler.add(prompt_tokens, limit, prefill_s)
-            pieces = self._pieces
-            choose = self._random.choice
+            blocks = self.slots.blocks_for(prompt_tokens + limit)
+            await self.slots.acquire(blocks)
             try:
-                sent = 0
-                while sent < limit:
-                    # Every token due now at once: the worker sends them in one frame.
-                    due = await seq.take()
-                    for _ in range(due):
-                        yield Chunk(choose(pieces), 1)
-                    sent += due
+                prefill_s = prefill_ms(prompt_tokens) / 1000.0 / self._speedup
+                seq = self._scheduler.add(prompt_tokens, limit, prefill_s)
+                pieces = self._pieces
+                choose = self._random.choice
+                try:
+                    sent = 0
+                    while sent < limit:
+                        # Every token due now at once: the worker sends them in one frame.
+                        due = await seq.take()
+                        for _ in range(due):
+                            yield Chunk(choose(pieces), 1)
+                        sent += due
+                finally:
+                    self._scheduler.remove(seq)
             finally:
-                self._scheduler.remove(seq)
+                self.slots.release(blocks)
         yield Finish("length", prompt_tokens, max(limit, 0))
 
     async def embed(self, body: dict[str, Any]) -> Embeddings:

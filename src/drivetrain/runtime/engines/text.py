@@ -8,6 +8,7 @@ documented fallback, docs/runtime.md).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 from pathlib import Path
@@ -191,11 +192,31 @@ def completion_prompt(prompt: Any) -> str:
     raise EngineError(400, "prompt: expected a string or a list of strings")
 
 
+# A prompt longer than this many characters is tokenized in a thread, with the GIL released:
+# the ``tokenizers`` package holds it through ``encode``, and a 3 MB prompt takes seconds.
+INLINE_TOKENIZE_CHARS = 16384
+# Slack on the measured size of what a chat template adds (``PromptCounter.fits_by_size``).
+OVERHEAD_SLACK = 256
+OVERHEAD_SLACK_PER_MESSAGE = 32
+
+
 class WordTokenizer:
     """Whitespace 'tokenizer' used when no --model-path is given."""
 
-    def count(self, text: str) -> int:
+    def count(self, text: str, special: bool = False) -> int:
         return len(text.split())
+
+    async def count_async(self, text: str, special: bool = False) -> int:
+        return self.count(text)
+
+    def at_least(self, text: str) -> int:
+        return 0
+
+    def at_most(self, text: str, special: bool = False) -> int | None:
+        return None
+
+    def at_most_bytes(self, size: int, special: bool = False) -> int | None:
+        return None
 
     def sample_pieces(self, n: int) -> list[str]:
         words = [
@@ -233,9 +254,45 @@ class HFTokenizer:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no tokenizer.json in the model folder")
         self._tok = Tokenizer.from_file(str(path))
+        self._max_token_bytes = _max_token_bytes(path)
+        # Tokens the post-processor adds to one sequence (a BOS...), for ``at_most``.
+        self._added = len(self._tok.encode("", add_special_tokens=True).ids)
 
-    def count(self, text: str) -> int:
-        return len(self._tok.encode(text, add_special_tokens=False).ids)
+    def count(self, text: str, special: bool = False) -> int:
+        """Tokens of ``text``; ``special``: with the special tokens the tokenizer adds (BOS...)."""
+        return len(self._tok.encode(text, add_special_tokens=special).ids)
+
+    async def count_async(self, text: str, special: bool = False) -> int:
+        """``count``, in a thread that releases the GIL when the text is long, so that the
+        event loop (every other request) is not stopped while a huge prompt is tokenized."""
+        if len(text) <= INLINE_TOKENIZE_CHARS:
+            return self.count(text, special)
+        encode = self._tok.encode_batch_fast  # releases the GIL, unlike encode
+        encodings = await asyncio.to_thread(encode, [text], add_special_tokens=special)
+        return len(encodings[0].ids)
+
+    def at_least(self, text: str) -> int:
+        """A lower bound of ``count(text)`` that costs no tokenization (0 when unknown).
+
+        For a byte-level BPE tokenizer without a normalizer every byte of the text is in
+        exactly one token, and no token is longer than the longest vocabulary entry; so a text
+        of B bytes is at least B / (longest entry) tokens.  A huge prompt is refused on that
+        alone."""
+        if not self._max_token_bytes:
+            return 0
+        return -(-len(text.encode()) // self._max_token_bytes)
+
+    def at_most(self, text: str, special: bool = False) -> int | None:
+        """An upper bound of ``count(text, special)`` that costs no tokenization (None when
+        unknown): for the same byte-level tokenizers every token covers at least one byte of the
+        text, so a text of B bytes is at most B tokens, plus what the post-processor adds."""
+        return self.at_most_bytes(len(text.encode()), special)
+
+    def at_most_bytes(self, size: int, special: bool = False) -> int | None:
+        """``at_most`` of a text of ``size`` bytes."""
+        if not self._max_token_bytes:
+            return None
+        return size + (self._added if special else 0)
 
     def sample_pieces(self, n: int) -> list[str]:
         """Decoded text of ``n`` ordinary vocabulary tokens (the mocker's output alphabet)."""
@@ -252,10 +309,139 @@ class HFTokenizer:
         return pieces or [" token"]
 
 
+def _max_token_bytes(path: Path) -> int | None:
+    """The byte length of the longest vocabulary entry of a byte-level BPE tokenizer without a
+    normalizer, else None (a normalizer or another pre-tokenizer may shrink or drop text, so
+    bytes say nothing about tokens).  Byte-level entries spell each byte as one character; its
+    UTF-8 length (1 or 2) only makes the bound weaker, never wrong."""
+    try:
+        spec = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    pre = spec.get("pre_tokenizer") or {}
+    kinds = {pre.get("type")} | {p.get("type") for p in pre.get("pretokenizers") or ()}
+    model = spec.get("model") or {}
+    if spec.get("normalizer") is not None or "ByteLevel" not in kinds or model.get("type") != "BPE":
+        return None
+    entries = list(model.get("vocab") or {}) + [
+        t.get("content", "") for t in spec.get("added_tokens") or ()
+    ]
+    return max((len(e.encode()) for e in entries), default=0) or None
+
+
 def load_tokenizer(model_path: str | None) -> WordTokenizer | HFTokenizer:
     if not model_path:
         return WordTokenizer()
     return HFTokenizer(Path(model_path))
+
+
+class PromptCounter:
+    """How many tokens a chat or completions prompt is, as the model counts them.
+
+    Chat: the model's chat template (``chat_prompt``), tokenized without adding special tokens
+    (the template writes them).  Completions: the prompt text with the tokenizer's special
+    tokens (a BOS, for most models), as the transformers engine feeds it.  The mocker and the
+    frontend count with this one class, so both count alike (docs/runtime.md, "Abuse and
+    overload").
+    """
+
+    def __init__(self, model_path: str | None) -> None:
+        self.tokenizer = load_tokenizer(model_path)
+        self.template = ChatTemplate.load(model_path)
+        self._overhead = self._template_overhead()
+
+    def prompt(self, op: str, body: dict[str, Any]) -> str:
+        if op == "chat":
+            return chat_prompt(body["messages"], self.template)
+        return completion_prompt(body["prompt"])
+
+    def _template_overhead(self) -> tuple[int, int] | None:
+        """What the chat template adds around messages, in bytes: (fixed, per message), from
+        renderings of empty conversations of one and three messages, with some slack."""
+        user = {"role": "user", "content": ""}
+        try:
+            one = len(chat_prompt([user], self.template).encode())
+            three = chat_prompt([user, {"role": "assistant", "content": ""}, user], self.template)
+        except EngineError:
+            return None  # a template that refuses empty messages: always render
+        per_message = max(0, len(three.encode()) - one) // 2 + OVERHEAD_SLACK_PER_MESSAGE
+        return one + OVERHEAD_SLACK, per_message
+
+    def fits_by_size(self, op: str, body: dict[str, Any], body_bytes: int, context: int) -> bool:
+        """Whether the request fits ``context`` judging by the size of its JSON body alone,
+        before the prompt is rendered: the body holds every byte of the prompt's text (JSON
+        escapes are never shorter than what they stand for), the chat template adds about
+        ``_template_overhead``, and a byte-level tokenizer makes at most one token per byte.
+        The template part is an estimate (a template that prints tool definitions indented adds
+        more); when it falls short, the worker, which always counts, refuses the request with
+        the same 400."""
+        extra = 0
+        if op == "chat":
+            if self._overhead is None:
+                return False
+            fixed, per_message = self._overhead
+            extra = fixed + per_message * len(body["messages"])
+        upper = self.tokenizer.at_most_bytes(body_bytes + extra, special=op == "completions")
+        return upper is not None and upper + (requested_max_tokens(body) or 1) <= context
+
+    def certainly_fits(self, op: str, prompt: str, body: dict[str, Any], context: int) -> bool:
+        """Whether ``prompt`` with the request's ``max_tokens`` fits ``context`` by the bound of
+        ``at_most`` alone (then nobody needs the exact count to enforce the context)."""
+        upper = self.tokenizer.at_most(prompt, special=op == "completions")
+        return upper is not None and upper + (requested_max_tokens(body) or 1) <= context
+
+    async def count(self, op: str, body: dict[str, Any], context: int | None) -> int:
+        """Prompt tokens; a prompt that is certainly longer than ``context`` (see
+        ``HFTokenizer.at_least``) is refused without being tokenized."""
+        return await self.count_prompt(op, self.prompt(op, body), body, context)
+
+    async def count_prompt(
+        self, op: str, prompt: str, body: dict[str, Any], context: int | None
+    ) -> int:
+        """``count`` of an already rendered ``prompt``."""
+        if context is not None and len(prompt) > INLINE_TOKENIZE_CHARS:
+            lower = self.tokenizer.at_least(prompt)
+            if lower >= context:
+                raise context_exceeded(op, context, lower, requested_max_tokens(body), True)
+        return await self.tokenizer.count_async(prompt, special=op == "completions")
+
+
+def requested_max_tokens(body: dict[str, Any]) -> int | None:
+    """``max_completion_tokens``, else ``max_tokens``, else None (the request set neither)."""
+    value = body.get("max_completion_tokens") or body.get("max_tokens")
+    return int(value) if value is not None else None
+
+
+def context_exceeded(
+    op: str, context: int, prompt_tokens: int, completion: int | None, at_least: bool = False
+) -> EngineError:
+    """OpenAI's 400 for a request that does not fit the context (code
+    ``context_length_exceeded``); a request without ``max_tokens`` needs room for one token."""
+    wanted = completion if completion is not None else 1
+    where = "messages" if op == "chat" else "prompt"
+    least = "at least " if at_least else ""
+    return EngineError(
+        400,
+        f"This model's maximum context length is {context} tokens. However, you requested "
+        f"{least}{prompt_tokens + wanted} tokens ({least}{prompt_tokens} in the {where}, "
+        f"{wanted} in the completion). Please reduce the length of the {where} or completion.",
+        "context_length_exceeded",
+        where,
+    )
+
+
+def completion_limit(
+    op: str, body: dict[str, Any], prompt_tokens: int, context: int | None, default: int
+) -> int:
+    """The most tokens to generate: ``max_tokens``, or when the request has none the room the
+    context leaves (``default`` when the context length is unknown); EngineError(400) when the
+    prompt and ``max_tokens`` do not fit.  The one context rule, for the frontend and engines."""
+    requested = requested_max_tokens(body)
+    if context is None:
+        return requested if requested is not None else default
+    if prompt_tokens + (requested or 1) > context:
+        raise context_exceeded(op, context, prompt_tokens, requested)
+    return requested if requested is not None else context - prompt_tokens
 
 
 def context_length(model_path: str | None) -> int | None:

@@ -1,10 +1,14 @@
 """aiohttp application: the OpenAI routes, /health, /live, /metrics.
 
-A request's life: route enabled? → body valid? → model known? → pick a live instance → open a
-stream on its request-plane connection → wait for the first frame.  A failure before the first
-frame quarantines that instance and tries another (the client never sees duplicate output), and
-a request with no live instance left waits up to the retry window for one to register; after
-the first frame, a streamed response ends with an ``event: error`` and no ``[DONE]``.
+A request's life: route enabled? → body valid? → model known? → fits the context? (counted here
+when the tokenizer is readable, ``tokens.py``) → admitted (the model's queue, ``admission.py``)
+→ pick a live instance with room → open a stream on its request-plane connection → wait for the
+first frame.  A failure before the first frame quarantines that instance and tries another (the
+client never sees duplicate output); with none left it waits up to the retry window for one to
+come (a failover); after the first frame, a streamed response ends with an ``event: error`` and
+no ``[DONE]``.  A client that goes away cancels its handler (aiohttp's ``handler_cancellation``,
+set by ``server.py``), and with it the work on the worker.  ``drain()`` stops admitting, lets
+requests in flight finish for a bounded time, then ends the rest with a 503.
 """
 
 from __future__ import annotations
@@ -20,23 +24,22 @@ import orjson
 from aiohttp import web
 
 from drivetrain.runtime.frontend import responses
+from drivetrain.runtime.frontend.admission import Rejected
 from drivetrain.runtime.frontend.errors import ApiError, error_response
 from drivetrain.runtime.frontend.registry import ServedModel, ServingTable
 from drivetrain.runtime.frontend.router import Router
+from drivetrain.runtime.frontend.tokens import PromptTokens
 from drivetrain.runtime.frontend.validate import parse_body
 from drivetrain.runtime.metrics import FrontendMetrics
 from drivetrain.runtime.transport import frames
 from drivetrain.runtime.transport.client import ClientStream, StreamFailed
+from drivetrain.runtime.transport.server import DRAINING
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = "2"
 MAX_ATTEMPTS = 3
-#: How long a request waits for a live instance before its 503 (``--retry-window``).  Long enough
-#: for a failover shadow to take over and be seen (lock, registration, one discovery poll: well
-#: under a second here, docs/gms-failover.md) with room for a loaded machine; short enough that a
-#: model that is really down answers 503 within a few seconds rather than holding clients.
-DEFAULT_RETRY_WINDOW_S = 5.0
+SHUTTING_DOWN = "the frontend is shutting down"
 ENDPOINT_NAMES = {
     "chat": "chat_completions",
     "completions": "completions",
@@ -51,6 +54,14 @@ ROUTE_PATHS = {
 
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+def _frame_error(payload: list[Any]) -> ApiError:
+    """A worker's error frame (or our own, ``ClientStream.abort``) as the client's error."""
+    status, message = payload[0], payload[1]
+    code = payload[2] if len(payload) > 2 and payload[2] else "worker_error"
+    param = payload[3] if len(payload) > 3 else None
+    return ApiError(status, message, code, param)
 
 
 @web.middleware
@@ -90,15 +101,16 @@ class Frontend:
         request_timeout: float = 600.0,
         metrics: FrontendMetrics | None = None,
         scope_description: str = "every namespace",
-        retry_window: float = DEFAULT_RETRY_WINDOW_S,
+        tokens: PromptTokens | None = None,
     ) -> None:
         self.table = table
         self.router = router
         self.request_timeout = request_timeout
-        self.retry_window = retry_window
         self.metrics = metrics or FrontendMetrics()
         self.metrics.instances_source = table.instance_counts
+        self.metrics.queued_source = table.queued
         self.scope_description = scope_description
+        self.tokens = tokens or PromptTokens()
         self.shutting_down = False
 
     def make_app(self) -> web.Application:
@@ -142,13 +154,23 @@ class Frontend:
         return _json(self._model_object(model))
 
     async def health(self, request: web.Request) -> web.Response:
-        instances = [r.model_dump() for _, r in sorted(self.table.instances.items())]
+        instances = []
+        for _, record in sorted(self.table.instances.items()):
+            entry = record.model_dump()
+            client = self.table.client_for(record.address)
+            # The worker's own count of requests in flight (its last load report, every
+            # frontend's requests) and this frontend's requests on it.
+            reported = client.reported if client is not None else None
+            entry["active"] = reported[0] if reported is not None else None
+            entry["in_flight"] = client.in_flight if client is not None else 0
+            instances.append(entry)
         return _json(
             {
                 "status": "healthy",
                 "scope": self.scope_description,
                 "models": sorted(self.table.models),
                 "instances": instances,
+                "queued": {name: n for name, n in sorted(self.table.queued().items()) if n},
             }
         )
 
@@ -175,40 +197,59 @@ class Frontend:
         return await self._serve(request, "embeddings")
 
     async def _serve(self, request: web.Request, endpoint: str) -> web.StreamResponse:
-        """One request's pipeline: (1) admit: route enabled, body valid, model known; (2) route:
-        pick a live instance and open a stream, retrying others until the first frame
-        (``_open``); (3) respond: embeddings, unary, or SSE with one write per batch of frames.
-        A per-model step (a queue, a pause) belongs between 1 and 2, with its state on
-        ``ServedModel.state``; a smarter choice of instance belongs in the router (2)."""
+        """One request's pipeline: (1) check: not shutting down, route enabled, body valid,
+        model known, prompt within the context (``tokens.py``); (2) admit: the model's queue
+        (``admission.py``), the one per-model step (the RL API's pause holds requests there
+        too); (3) route: pick a live instance with room and open a stream, retrying others
+        until the first frame (``_open``); (4) respond: embeddings, unary, or SSE with one
+        write per batch of frames.  A smarter choice of instance belongs in the router (3)."""
         loop = asyncio.get_running_loop()
         started = loop.time()
+        deadline = started + self.request_timeout
         label = ENDPOINT_NAMES[endpoint]
+        table = self.table
+        metrics = self.metrics
         try:
-            if endpoint not in self.table.enabled:
+            if self.shutting_down:
+                metrics.rejected[("", "shutting_down")] += 1
+                raise ApiError(
+                    503, SHUTTING_DOWN, "shutting_down", headers={"Retry-After": RETRY_AFTER_S}
+                )
+            if not table.serves(endpoint):
                 raise ApiError(
                     404,
                     f"{ROUTE_PATHS[endpoint]} is not enabled: "
                     f"no model of type '{endpoint}' is registered",
                     "endpoint_disabled",
                 )
-            body = parse_body(await request.read(), endpoint)
+            raw = await request.read()
+            body = parse_body(raw, endpoint)
             name = body["model"]
-            model = self.table.models.get(name)
-            if model is None or endpoint not in model.model_types:
+            model = table.models.get(name)
+            state = model.state if model is not None else table.state(name)
+            if state is None or endpoint not in state.model_types:
                 raise ApiError(
                     404, f"The model `{name}` does not exist.", "model_not_found", "model"
                 )
         except ApiError as err:
             # Counted under model "" so that made-up names cannot grow the label set.
-            self.metrics.request_done("", label, err.status, False)
+            metrics.request_done("", label, err.status, False)
             raise
         stream_flag = bool(body.get("stream")) and endpoint != "embeddings"
-        metrics = self.metrics
         metrics.inflight[name] += 1
         status = 500
         stream: ClientStream | None = None
         try:
-            stream, first = await self._open(model, endpoint, body, started + self.request_timeout)
+            if model is not None:
+                await self.tokens.check(
+                    name, model.tokenizer, model.context_length, endpoint, body, len(raw)
+                )
+            try:
+                await state.gate.admit(deadline)
+            except Rejected as rejected:
+                metrics.rejected[(name, rejected.reason)] += 1
+                raise self._rejection(rejected) from None
+            stream, first = await self._open(name, endpoint, body, deadline)
             if endpoint == "embeddings":
                 return self._embeddings_response(name, body, first)
             if stream_flag:
@@ -221,6 +262,14 @@ class Frontend:
             return response
         except ApiError as err:
             status = err.status
+            if err.code == "context_length_exceeded":
+                metrics.rejected[(name, "context_length")] += 1
+            raise
+        except TimeoutError:
+            status = 504
+            raise ApiError(504, "request timed out before it was routed", "timeout") from None
+        except asyncio.CancelledError:
+            status = 499  # the client went away (the finally below stops the worker)
             raise
         finally:
             if stream is not None:
@@ -229,30 +278,42 @@ class Frontend:
             metrics.request_done(name, label, status, stream_flag)
             metrics.duration.observe((name, label), loop.time() - started)
 
+    def _rejection(self, rejected: Rejected) -> ApiError:
+        config = self.table.admission
+        if rejected.overloaded:
+            return ApiError(
+                config.overload_status,
+                rejected.message,
+                "model_overloaded",
+                headers={"Retry-After": str(config.retry_after)},
+            )
+        code = "shutting_down" if rejected.reason == "shutting_down" else "model_unavailable"
+        return ApiError(503, rejected.message, code, headers={"Retry-After": RETRY_AFTER_S})
+
     async def _open(
-        self, model: ServedModel, endpoint: str, body: dict[str, Any], deadline: float
+        self, name: str, endpoint: str, body: dict[str, Any], deadline: float
     ) -> tuple[ClientStream, tuple[str, Any]]:
         """A stream and its first frame, retrying other instances while nothing was received.
 
-        When no untried live instance is left, the request waits up to ``retry_window`` seconds
-        (from the first time it found none) for the routing table to offer one: a failover
-        shadow registering, a quarantine ending, a worker starting.  Only then is it a 503.
+        Instances with room come first (the router picks among them).  When no untried live
+        instance is left, the request waits up to the retry window (``AdmissionConfig``, from
+        the first time it found none) for the routing table to offer one: a failover shadow
+        registering, a quarantine ending, a worker starting.  Only then is it a 503.
         """
         loop = asyncio.get_running_loop()
-        name = model.name
         tried: set[str] = set()
         last_error = ""
         window_ends: float | None = None
         attempts = 0
-        while attempts < MAX_ATTEMPTS:
+        while attempts < MAX_ATTEMPTS and not self.shutting_down:
             now = loop.time()
             current = self.table.models.get(name)  # rebuilt on every discovery change
             targets = current.targets if current is not None else []
             live = current.live_targets(now) if current is not None else []
-            candidates = [t for t in live if t.instance_id not in tried]
-            if not candidates:
+            untried = [t for t in live if t.instance_id not in tried]
+            if not untried:
                 if window_ends is None:
-                    window_ends = min(now + self.retry_window, deadline)
+                    window_ends = min(now + self.table.admission.retry_window, deadline)
                 if now >= window_ends:
                     break
                 # Wake at the next rebuild, or when the first quarantine here ends.
@@ -260,6 +321,7 @@ class Frontend:
                 await self.table.wait_for_change(wake - now)
                 continue
             attempts += 1
+            candidates = [t for t in untried if t.has_room()] or untried
             target = self.router.pick(name, candidates)
             tried.add(target.instance_id)
             stream: ClientStream | None = None
@@ -267,6 +329,8 @@ class Frontend:
                 stream = await target.client.open(endpoint, body)
                 stream.set_deadline(deadline)
                 first = await stream.next()
+                if first[0] == frames.ERROR and len(first[1]) > 2 and first[1][2] == DRAINING:
+                    raise StreamFailed(f"instance {target.address} is draining", True)
                 return stream, first
             except StreamFailed as exc:
                 if stream is not None:
@@ -279,6 +343,15 @@ class Frontend:
                 self.metrics.retries[name] += 1
             except TimeoutError:
                 raise ApiError(504, "request timed out before the first token", "timeout") from None
+            except BaseException:
+                if stream is not None:
+                    stream.cancel()  # the client left before the first frame: stop the worker
+                raise
+        if self.shutting_down:
+            raise ApiError(503, SHUTTING_DOWN, "shutting_down", headers={"Retry-After": "1"})
+        # No live instance (the wait for one may have been cut short by the request's own
+        # deadline): a 503 that says so, not a timeout that would hide why.
+        self.metrics.rejected[(name, "no_instance")] += 1
         detail = f" (last error: {last_error})" if last_error else ""
         raise ApiError(
             503,
@@ -287,13 +360,40 @@ class Frontend:
             headers={"Retry-After": RETRY_AFTER_S},
         )
 
+    # ---- stopping ------------------------------------------------------------------------
+
+    def stop_admitting(self) -> None:
+        """``/live`` answers 503, new requests and queued ones get 503 (``shutting_down``)."""
+        self.shutting_down = True
+        self.table.close_gates(SHUTTING_DOWN)
+
+    async def drain(self, timeout: float) -> int:
+        """Stop admitting, let requests in flight finish for up to ``timeout`` s, then end
+        those still running with a 503 (an error event for a stream that started); returns
+        how many were ended that way."""
+        self.stop_admitting()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        inflight = self.metrics.inflight
+        while any(inflight.values()) and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        ended = 0
+        for client in self.table.clients():
+            for stream in list(client.streams.values()):
+                stream.abort(503, f"{SHUTTING_DOWN} (its {timeout:g} s drain ran out)")
+                ended += 1
+        # Their handlers now write the error and return; give them a moment to.
+        grace = loop.time() + 1.0
+        while any(inflight.values()) and loop.time() < grace:
+            await asyncio.sleep(0.01)
+        return ended
+
     def _embeddings_response(
         self, name: str, body: dict[str, Any], first: tuple[str, Any]
     ) -> web.Response:
         kind, payload = first
         if kind == frames.ERROR:
-            status, message = payload
-            raise ApiError(status, message, "worker_error")
+            raise _frame_error(payload)
         vectors, prompt_tokens = payload
         encoding = body.get("encoding_format") or "float"
         return web.Response(
@@ -328,8 +428,7 @@ class Frontend:
                         content_type="application/json",
                     )
                 elif kind == frames.ERROR:
-                    status, message = payload
-                    raise ApiError(status, message, "worker_error")
+                    raise _frame_error(payload)
                 kind, payload = await stream.next()
         except StreamFailed as exc:
             raise ApiError(502, f"worker failed mid-request: {exc}", "worker_error") from None
@@ -350,8 +449,7 @@ class Frontend:
         kind, payload = first
         if kind == frames.ERROR:
             # Nothing sent yet: a plain JSON error with the worker's status is more useful.
-            status, message = payload
-            raise ApiError(status, message, "worker_error")
+            raise _frame_error(payload)
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
@@ -389,8 +487,7 @@ class Frontend:
                         out.append(writer.finish(payload, include_usage))
                         done = True
                     elif kind == frames.ERROR:
-                        status, message = payload
-                        out.append(responses.error_event(status, message))
+                        out.append(responses.error_event(payload[0], payload[1]))
                         done = True
                 if out:
                     await response.write(out[0] if len(out) == 1 else b"".join(out))

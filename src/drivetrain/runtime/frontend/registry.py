@@ -6,6 +6,10 @@ connection failed, or whose worker dropped the connection, is quarantined for ``
 (or until discovery re-registers it), so requests stop going to a dead worker before its lease
 expires.  ``wait_for_change`` lets a request wait for the next rebuild (a worker registering)
 without polling.
+
+Each model's ``ModelState`` (with its admission queue, ``admission.ModelGate``) outlives the
+rebuilds, and the model is remembered after its last instance left: a request for it then waits
+for an instance (a restart in progress) instead of being told the model does not exist.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from drivetrain.runtime.frontend.admission import AdmissionConfig, ModelGate
 from drivetrain.runtime.records import InstanceRecord, ModelCard
 from drivetrain.runtime.transport.client import RequestPlaneClient
 
@@ -30,10 +35,26 @@ class Target:
     address: str
     client: RequestPlaneClient
     down_until: float = 0.0
+    capacity: int | None = None  # registered; the worker's reports take over once they arrive
 
     @property
     def in_flight(self) -> int:
         return self.client.in_flight
+
+    def has_room(self) -> bool:
+        """Whether one more request would run at once on the worker rather than wait there.
+
+        Its requests in flight are the larger of its last report (every frontend's requests)
+        and this frontend's own count on the connection (which knows at once what was just
+        sent); its capacity is the reported one, else the registered one, else unbounded."""
+        reported = self.client.reported
+        if reported is None:
+            capacity, active = self.capacity, 0
+        else:
+            active, capacity = reported
+        if capacity is None:
+            return True
+        return max(active, self.client.in_flight) < capacity
 
 
 @dataclass(eq=False)
@@ -47,6 +68,8 @@ class ModelState:
 
     name: str
     created: int
+    gate: ModelGate
+    model_types: frozenset[str] = frozenset()  # as last registered (the model may be gone now)
 
 
 @dataclass(eq=False)
@@ -57,6 +80,7 @@ class ServedModel:
     targets: list[Target] = field(default_factory=list)
     context_length: int | None = None
     max_output_tokens: int | None = None
+    tokenizer: str | None = None  # the folder a worker registered (tokens.py reads it)
 
     @property
     def created(self) -> int:
@@ -67,14 +91,50 @@ class ServedModel:
 
 
 class ServingTable:
-    def __init__(self) -> None:
+    def __init__(self, admission: AdmissionConfig | None = None) -> None:
         self.models: dict[str, ServedModel] = {}
         self.instances: dict[str, InstanceRecord] = {}
         self.enabled: frozenset[str] = frozenset()
+        self.admission = admission or AdmissionConfig()
         self._clients: dict[str, RequestPlaneClient] = {}
         self._down: dict[str, float] = {}  # instance_id -> quarantined until (loop time)
         self._states: dict[str, ModelState] = {}
         self._changed = asyncio.Event()  # set (and replaced) by every rebuild
+        self._remembered: frozenset[str] = frozenset()  # model types of models once served
+
+    # ---- what admission asks -------------------------------------------------------------
+
+    def state(self, name: str) -> ModelState | None:
+        """The model's state, also after its last instance left (None: never served here)."""
+        return self._states.get(name)
+
+    def serves(self, endpoint: str) -> bool:
+        """Whether some model serves this route now, or did (it may be restarting)."""
+        return endpoint in self.enabled or endpoint in self._remembered
+
+    def live(self, name: str) -> bool:
+        model = self.models.get(name)
+        if model is None:
+            return False
+        now = asyncio.get_running_loop().time()
+        return any(t.down_until <= now for t in model.targets)
+
+    def room(self, name: str) -> bool:
+        model = self.models.get(name)
+        if model is None:
+            return False
+        now = asyncio.get_running_loop().time()
+        return any(t.down_until <= now and t.has_room() for t in model.targets)
+
+    def pump(self) -> None:
+        """Room may have opened somewhere: wake the head of every queue that has one."""
+        for state in self._states.values():
+            if state.gate.waiting:
+                state.gate.pump()
+
+    def _new_state(self, name: str) -> ModelState:
+        gate = ModelGate(name, self.admission, lambda: self.live(name), lambda: self.room(name))
+        return ModelState(name, int(time.time()), gate)
 
     def rebuild(
         self, cards: Iterable[ModelCard], instances: Iterable[InstanceRecord]
@@ -88,11 +148,13 @@ class ServingTable:
             if model is None:
                 state = self._states.get(card.name)
                 if state is None:
-                    state = self._states[card.name] = ModelState(card.name, int(time.time()))
+                    state = self._states[card.name] = self._new_state(card.name)
                 model = models[card.name] = ServedModel(card.name, frozenset(), state)
             model.model_types |= frozenset(card.model_types)
+            model.state.model_types = model.model_types
             model.context_length = model.context_length or card.context_length
             model.max_output_tokens = model.max_output_tokens or card.max_output_tokens
+            model.tokenizer = model.tokenizer or card.tokenizer
             record = by_id.get(card.instance_id)
             if record is None or record.transport != "tcp":
                 continue  # card without a reachable instance (yet): known but not routable
@@ -100,6 +162,7 @@ class ServingTable:
             if client is None or client.closed:
                 client = RequestPlaneClient(record.address)
                 client.on_lost = self._lost_callback(record.address)
+                client.on_room = self.pump
             used[record.address] = client
             model.targets.append(
                 Target(
@@ -107,6 +170,7 @@ class ServingTable:
                     record.address,
                     client,
                     self._down.get(record.instance_id, 0.0),
+                    record.capacity,
                 )
             )
         stale = [c for addr, c in self._clients.items() if addr not in used]
@@ -117,6 +181,8 @@ class ServingTable:
         self.enabled = frozenset(t for m in models.values() for t in m.model_types)
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
+        self._remembered = frozenset(t for s in self._states.values() for t in s.model_types)
+        self.pump()  # an instance may have come (back)
         return stale
 
     async def wait_for_change(self, timeout: float) -> None:
@@ -145,6 +211,20 @@ class ServingTable:
                 if which(t):
                     self._down[t.instance_id] = until
                     t.down_until = until
+
+    def client_for(self, address: str) -> RequestPlaneClient | None:
+        return self._clients.get(address)
+
+    def clients(self) -> list[RequestPlaneClient]:
+        return list(self._clients.values())
+
+    def queued(self) -> dict[str, int]:
+        """Requests waiting in each model's admission queue."""
+        return {name: s.gate.waiting for name, s in self._states.items()}
+
+    def close_gates(self, message: str) -> None:
+        for state in self._states.values():
+            state.gate.close(message)
 
     def instance_counts(self) -> dict[tuple[str, str], int]:
         counts: dict[tuple[str, str], int] = {}

@@ -11,14 +11,18 @@ from aiohttp import web
 
 from drivetrain.runtime.discovery import DiscoveryStore, open_store
 from drivetrain.runtime.discovery.watcher import ModelWatcher
-from drivetrain.runtime.frontend.app import DEFAULT_RETRY_WINDOW_S, Frontend
+from drivetrain.runtime.frontend.admission import AdmissionConfig
+from drivetrain.runtime.frontend.app import Frontend
 from drivetrain.runtime.frontend.registry import ServingTable
 from drivetrain.runtime.frontend.router import make_router
+from drivetrain.runtime.frontend.tokens import PromptTokens
 from drivetrain.runtime.scope import NamespaceScope
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN_GRACE_S = 5.0  # in-flight requests get this long after SIGTERM (Dynamo: 5 s too)
+DRAIN_TIMEOUT_S = 5.0  # in-flight requests get this long after SIGTERM (Dynamo: 5 s too)
+# After the drain every handler has answered; aiohttp's own shutdown then waits at most this.
+HANDLERS_GRACE_S = 1.0
 
 
 @dataclass
@@ -29,8 +33,9 @@ class FrontendConfig:
     scope: NamespaceScope = field(default_factory=lambda: NamespaceScope("global"))
     router: str = "round-robin"
     request_timeout: float = 600.0
-    #: seconds a request waits for a live instance before its 503 (docs/runtime.md)
-    retry_window: float = DEFAULT_RETRY_WINDOW_S
+    admission: AdmissionConfig = field(default_factory=AdmissionConfig)
+    drain_timeout: float = DRAIN_TIMEOUT_S
+    tokenizer_root: str | None = None
 
 
 class RunningFrontend:
@@ -40,13 +45,13 @@ class RunningFrontend:
         self.config = config
         self._own_store = store is None
         self.store = store
-        self.table = ServingTable()
+        self.table = ServingTable(config.admission)
         self.frontend = Frontend(
             self.table,
             make_router(config.router),
             config.request_timeout,
             scope_description=config.scope.describe(),
-            retry_window=config.retry_window,
+            tokens=PromptTokens(config.tokenizer_root),
         )
         self.watcher: ModelWatcher | None = None
         self._runner: web.AppRunner | None = None
@@ -75,9 +80,15 @@ class RunningFrontend:
         self.watcher.add_listener(self._sync)
         await self.watcher.start(wait_ready=False)
         app = self.frontend.make_app()
-        # Client disconnects are noticed on write; handlers are not cancelled mid-flight.
+        # A client that disconnects cancels its handler (aiohttp stopped doing that by default
+        # in 3.9): the handler's cleanup then cancels the request on the worker, whether it was
+        # streaming, waiting for a unary answer or queued.
         self._runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=HANDLERS_GRACE_S,
+            handler_cancellation=True,
         )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port, backlog=4096)
@@ -88,12 +99,23 @@ class RunningFrontend:
             self.port = sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
-        self.frontend.shutting_down = True
+        """Drain (``Frontend.drain``: stop admitting, up to ``drain_timeout`` for requests in
+        flight, then a 503 for the rest), then close the listener and everything else.  The
+        listener stays open while draining so that new requests get a 503, not a refusal."""
         if self._runner is not None:
+            ended = await self.frontend.drain(self.config.drain_timeout)
+            if ended:
+                log.warning(
+                    "ended %d requests still running after the %gs drain",
+                    ended,
+                    self.config.drain_timeout,
+                )
             await self._runner.cleanup()
             self._runner = None
+        self.frontend.shutting_down = True
         if self.watcher is not None:
             await self.watcher.stop()
+            self.watcher = None
         for task in list(self._closing):
             task.cancel()
         await self.table.close()

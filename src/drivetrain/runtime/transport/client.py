@@ -100,13 +100,21 @@ class ClientStream:
         """Tell the worker to stop (client went away or timed out)."""
         if self._client.streams.pop(self.sid, None) is not None:
             self._client.send(frames.CANCEL, self.sid, None)
+            self._client.stream_ended()
         self.close()
+
+    def abort(self, status: int, message: str) -> None:
+        """Stop the worker and end this stream with an error frame of our own (the frontend is
+        shutting down): its reader answers the client as it answers a worker's error."""
+        self.cancel()
+        self._feed(frames.ERROR, frames.error_payload(status, message, "shutting_down"))
 
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._client.streams.pop(self.sid, None)
+        if self._client.streams.pop(self.sid, None) is not None:
+            self._client.stream_ended()
 
 
 class _Protocol(asyncio.Protocol):
@@ -120,13 +128,21 @@ class _Protocol(asyncio.Protocol):
         except frames.FrameError as exc:
             self._client.drop(f"bad frame from worker: {exc}")
             return
-        streams = self._client.streams
+        client = self._client
+        streams = client.streams
+        ended = False
         for kind, sid, payload in received:
             stream = streams.get(sid)
             if stream is not None:
                 stream._feed(kind, payload)
                 if kind in _TERMINAL:
                     del streams[sid]
+                    ended = True
+            elif kind == frames.LOAD:
+                client.reported = payload
+                ended = True
+        if ended and client.on_room is not None:
+            client.on_room()
 
     def connection_lost(self, exc: Exception | None) -> None:
         client = self._client
@@ -153,18 +169,35 @@ class RequestPlaneClient:
         self.closed = False
         #: called when the worker's side drops the connection (not when this client closes it)
         self.on_lost: Callable[[], None] | None = None
+        # The worker's last ``l`` frame: [requests in flight there, its capacity or None].
+        self.reported: list[Any] | None = None
+        # Called when a stream of this client ended or the worker reported its load: room may
+        # have opened on the worker (the frontend's admission queues wait for that).
+        self.on_room: Callable[[], None] | None = None
 
     @property
     def in_flight(self) -> int:
         return len(self.streams)
 
+    def stream_ended(self) -> None:
+        if self.on_room is not None:
+            self.on_room()
+
     async def open(self, op: str, body: dict[str, Any]) -> ClientStream:
-        """Send a request; raises StreamFailed(before_first=True) if the worker is unreachable."""
-        if self._transport is None:
-            await self._connect()
+        """Send a request; raises StreamFailed(before_first=True) if the worker is unreachable.
+
+        The stream counts in ``in_flight`` from the start, before a first connection is made,
+        so that requests admitted together see each other when they look for room."""
         sid = next(self._ids)
         stream = ClientStream(self, sid)
         self.streams[sid] = stream
+        if self._transport is None:
+            try:
+                await self._connect()
+            except BaseException:
+                if self.streams.pop(sid, None) is not None:
+                    self.stream_ended()
+                raise
         self.send(frames.REQUEST, sid, {"op": op, "body": body})
         return stream
 
@@ -213,9 +246,12 @@ class RequestPlaneClient:
     def lost(self, reason: str) -> None:
         self._transport = None
         self._out = []
+        self.reported = None  # whatever answers at this address next starts afresh
         streams, self.streams = self.streams, {}
         for stream in streams.values():
             stream._fail(StreamFailed(reason, before_first=not stream.received))
+        if streams:
+            self.stream_ended()
 
     async def close_when_idle(self, timeout: float) -> None:
         """No new requests; the ones running may finish (up to ``timeout`` s), then close.

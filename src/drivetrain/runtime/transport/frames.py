@@ -3,9 +3,11 @@
 Kinds sent by the frontend:  ``g`` generate/embed request (payload ``{"op", "body"}``),
 ``c`` cancel (payload ``None``).
 Kinds sent by the worker:    ``d`` token data (payload ``[[text, n_tokens], ...]``),
-``f`` finished (payload ``{"finish_reason", "prompt_tokens", "completion_tokens"}``),
-``r`` a whole result (embeddings; payload is the result object),
-``x`` error (payload ``{"code", "message"}``).
+``f`` finished (payload ``[finish_reason, prompt_tokens, completion_tokens]``),
+``r`` a whole result (embeddings; payload ``[vectors, prompt_tokens]``),
+``x`` error (payload ``[status, message]``, or ``[status, message, code, param]``),
+``l`` the worker's load, on stream id 0 (payload ``[requests in flight, capacity or null]``;
+see docs/runtime.md, "Abuse and overload").
 """
 
 from __future__ import annotations
@@ -28,6 +30,18 @@ DATA = "d"
 FINISH = "f"
 RESULT = "r"
 ERROR = "x"
+LOAD = "l"
+LOAD_STREAM = 0  # request streams are numbered from 1
+
+
+def error_payload(
+    status: int, message: str, code: str | None = None, param: str | None = None
+) -> list[Any]:
+    """An ``x`` frame's payload; code and param only when there is one (older frontends read
+    the first two)."""
+    if code is None and param is None:
+        return [status, message]
+    return [status, message, code, param]
 
 
 class FrameError(DrivetrainError, ValueError):

@@ -1,4 +1,12 @@
-"""Worker side of the request plane: serve an ``Engine`` to any number of frontends."""
+"""Worker side of the request plane: serve an ``Engine`` to any number of frontends.
+
+Besides each request's frames, every connection carries the worker's load (``l`` frames:
+requests in flight on this worker over all connections, and the engine's capacity), written
+with the next frames a connection sends whenever it changed, and to every connection when a
+request ends, so that each frontend routes around a worker at capacity (docs/runtime.md,
+"Abuse and overload").  Stopping drains: new requests are refused with a retryable error, the
+running ones get ``drain`` seconds, then each still running ends with a 503 error frame.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +14,12 @@ import asyncio
 import logging
 from typing import Any
 
-from drivetrain.runtime.engines.base import Chunk, Engine, EngineError
+from drivetrain.runtime.engines.base import Chunk, Engine, EngineError, ReportsCapacity
 from drivetrain.runtime.transport import frames
+
+# Error codes the frontend acts on: a draining worker's refusal is retried on another instance.
+DRAINING = "worker_draining"
+STOPPED = "worker_stopped"
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +38,7 @@ class _Connection(asyncio.Protocol):
         self._out: list[bytes] = []
         self._flush_scheduled = False
         self._loop = asyncio.get_running_loop()
+        self.load_sent: tuple[int, int | None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
@@ -48,6 +61,13 @@ class _Connection(asyncio.Protocol):
             return
         for kind, sid, payload in received:
             if kind == frames.REQUEST:
+                if self._server.draining:
+                    self._send(
+                        frames.ERROR,
+                        sid,
+                        frames.error_payload(503, "the worker is shutting down", DRAINING),
+                    )
+                    continue
                 task = self._loop.create_task(self._run(sid, payload))
                 self.tasks[sid] = task
             elif kind == frames.CANCEL:
@@ -80,12 +100,17 @@ class _Connection(asyncio.Protocol):
         except asyncio.CancelledError:
             pass
         except EngineError as exc:
-            self._send(frames.ERROR, sid, [exc.status, exc.message])
+            self._send(
+                frames.ERROR,
+                sid,
+                frames.error_payload(exc.status, exc.message, exc.code, exc.param),
+            )
         except Exception as exc:
             log.exception("engine failed on stream %s", sid)
             self._send(frames.ERROR, sid, [500, f"engine error: {type(exc).__name__}: {exc}"])
         finally:
             self.tasks.pop(sid, None)
+            self._server.request_ended()
 
     def _push(self, sid: int, text: str, tokens: int) -> None:
         batch = self._pending.get(sid)
@@ -114,9 +139,20 @@ class _Connection(asyncio.Protocol):
             for sid, batch in self._pending.items():
                 out.append(frames.encode(frames.DATA, sid, batch))
             self._pending = {}
+        load = self._server.load()
+        if load != self.load_sent:
+            self.load_sent = load
+            out.append(frames.encode(frames.LOAD, frames.LOAD_STREAM, load))
         self._out = []
         if out and self._transport is not None:
             self._transport.write(b"".join(out))
+
+    def abort_all(self, status: int, message: str) -> None:
+        """End every running request with an error frame (the drain ran out)."""
+        for sid, task in list(self.tasks.items()):
+            self._send(frames.ERROR, sid, frames.error_payload(status, message, STOPPED))
+            task.cancel()
+        self.tasks.clear()
 
 
 class RequestPlaneServer:
@@ -128,6 +164,18 @@ class RequestPlaneServer:
         self.port = port
         self.connections: set[_Connection] = set()
         self._server: asyncio.Server | None = None
+        self.draining = False
+        self._capacity = engine.capacity if isinstance(engine, ReportsCapacity) else None
+
+    def load(self) -> tuple[int, int | None]:
+        """What the ``l`` frames say: requests in flight, and the engine's capacity now."""
+        return self.in_flight, (self._capacity() if self._capacity is not None else None)
+
+    def request_ended(self) -> None:
+        """Every connection learns the new load, idle ones too (their frontends may be waiting
+        for room on this worker); a connection that already flushes this turn carries it."""
+        for conn in self.connections:
+            conn._schedule()
 
     @property
     def address(self) -> str:
@@ -146,14 +194,23 @@ class RequestPlaneServer:
         return sum(len(conn.tasks) for conn in self.connections)
 
     async def stop(self, drain: float = 0.0) -> None:
-        """Stop accepting; let running requests finish for up to ``drain`` s; then hang up."""
+        """Stop accepting connections and refuse new requests (retryable); let running requests
+        finish for up to ``drain`` s; end the rest with a 503 error frame; then hang up."""
+        self.draining = True
         if self._server is not None:
             self._server.close()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + drain
         while self.in_flight and loop.time() < deadline:
             await asyncio.sleep(0.02)
+        if self.in_flight:
+            log.warning(
+                "%d requests still running after the %gs drain: ending them", self.in_flight, drain
+            )
         for conn in list(self.connections):
+            conn.abort_all(
+                503, f"the worker stopped before the request finished ({drain:g} s drain)"
+            )
             conn.close()
         if self._server is not None:
             await self._server.wait_closed()

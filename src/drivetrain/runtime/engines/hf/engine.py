@@ -45,6 +45,7 @@ class TransformersEngine:
         max_batch: int = DEFAULT_MAX_BATCH,
         max_queue: int = DEFAULT_MAX_QUEUE,
         threads: int | None = None,
+        context_length: int | None = None,
     ) -> None:
         folder = Path(model_path)
         if not (folder / "config.json").is_file():
@@ -73,7 +74,7 @@ class TransformersEngine:
         self._dtype = dtype
         self._max_batch = max_batch
         self._max_queue = max_queue
-        self._context = text.context_length(model_path)
+        self._context = context_length or text.context_length(model_path)
         self._defaults = Defaults.from_generation_config(
             _read_json(folder / "generation_config.json")
         )
@@ -84,8 +85,17 @@ class TransformersEngine:
 
     def info(self) -> ModelInfo:
         return ModelInfo(
-            model_types=self._model_types, tokenizer=self.model_path, context_length=self._context
+            model_types=self._model_types,
+            tokenizer=self.model_path,
+            context_length=self._context,
+            capacity=self._max_batch,
         )
+
+    def capacity(self) -> int:
+        """``--max-batch`` while nothing waits for a place in the batch, else what runs."""
+        if self.scheduler is None:
+            return self._max_batch
+        return self.scheduler.capacity()
 
     async def start(self) -> None:
         from drivetrain.runtime.engines.hf.batch import CausalLM
@@ -137,30 +147,41 @@ class TransformersEngine:
             await asyncio.to_thread(self.scheduler.stop)
             self.scheduler = None
 
-    def prompt_ids(self, op: Op, body: dict[str, Any]) -> list[int]:
-        """The prompt's token ids; chat templates add their own special tokens."""
+    def prompt_text(self, op: Op, body: dict[str, Any]) -> str:
+        """The prompt as text: chat through the tokenizer's own template (or the join)."""
         tokenizer = self._tokenizer
-        if op == "chat":
-            messages = body["messages"]
-            if getattr(tokenizer, "chat_template", None):
-                from jinja2 import TemplateError
+        if op != "chat":
+            return text.completion_prompt(body["prompt"])
+        messages = body["messages"]
+        if not getattr(tokenizer, "chat_template", None):
+            return text.chat_prompt(messages)
+        from jinja2 import TemplateError
 
-                try:
-                    prompt = tokenizer.apply_chat_template(
-                        text.template_messages(messages), add_generation_prompt=True, tokenize=False
-                    )
-                except TemplateError as exc:
-                    raise EngineError(
-                        400, f"messages: the model's chat template refused them: {exc}"
-                    ) from None
-            else:
-                prompt = text.chat_prompt(messages)
-            ids = tokenizer.encode(prompt, add_special_tokens=False)
-        else:
-            ids = tokenizer.encode(text.completion_prompt(body["prompt"]))
+        try:
+            return str(
+                tokenizer.apply_chat_template(
+                    text.template_messages(messages), add_generation_prompt=True, tokenize=False
+                )
+            )
+        except TemplateError as exc:
+            raise EngineError(
+                400, f"messages: the model's chat template refused them: {exc}"
+            ) from None
+
+    def encode(self, op: Op, prompt: str) -> list[int]:
+        """Token ids; chat templates write their own special tokens, completions get the
+        tokenizer's (as ``text.PromptCounter`` counts them)."""
+        ids = self._tokenizer.encode(prompt, add_special_tokens=op != "chat")
         if not ids:
             raise EngineError(400, "prompt: must not be empty")
         return list(ids)
+
+    async def prompt_ids(self, op: Op, body: dict[str, Any]) -> list[int]:
+        prompt = self.prompt_text(op, body)
+        if len(prompt) <= text.INLINE_TOKENIZE_CHARS:
+            return self.encode(op, prompt)
+        # A long prompt is tokenized off the event loop (the Rust tokenizer releases the GIL).
+        return await asyncio.to_thread(self.encode, op, prompt)
 
     async def generate(self, op: Op, body: dict[str, Any]) -> AsyncIterator[Chunk | Finish]:
         from drivetrain.runtime.engines.hf.detok import IncrementalDetokenizer
@@ -170,15 +191,8 @@ class TransformersEngine:
         if self.scheduler is None:
             raise EngineError(503, "the transformers engine is not started")
         params = sampling_params(body, self._defaults)
-        ids = self.prompt_ids(op, body)
-        room = (self._context - len(ids)) if self._context else None
-        if room is not None and room < 1:
-            raise EngineError(
-                400,
-                f"prompt: {len(ids)} tokens leave no room in the model's context of {self._context}",
-            )
-        limits = [n for n in (params.max_tokens, room) if n is not None]
-        limit = min(limits) if limits else NO_CONTEXT_MAX_TOKENS
+        ids = await self.prompt_ids(op, body)
+        limit = text.completion_limit(op, body, len(ids), self._context, NO_CONTEXT_MAX_TOKENS)
         stream = Stream()
         sequence = Sequence(
             stream=stream,

@@ -91,6 +91,11 @@ class Scheduler:
     def active(self) -> int:
         return sum(len(batch.rows) for batch in self._batches)
 
+    def capacity(self) -> int:
+        """Sequences that run at once without one waiting: ``max_batch``, or what runs now
+        once requests wait for a place (read from the event loop; a stale length is harmless)."""
+        return self.active if self._waiting else self.max_batch
+
     @property
     def largest_batch(self) -> int:
         return max((len(batch.rows) for batch in self._batches), default=0)
