@@ -31,8 +31,11 @@ from drivetrain.runtime.engines.base import (
     ModelInfo,
     ModelType,
     Op,
+    Tokens,
+    WeightSource,
 )
 from drivetrain.runtime.engines.scheduler import StepScheduler
+from drivetrain.runtime.engines.simweights import SimulatedWeights
 from drivetrain.runtime.engines.slots import BatchSlots
 
 # Dynamo's mocker defaults: 16384 KV blocks of 64 tokens, 256 sequences at once.
@@ -41,6 +44,7 @@ DEFAULT_BLOCK_SIZE = 64
 DEFAULT_MAX_NUM_SEQS = 256
 DEFAULT_MAX_TOKENS = 16  # without a context length (no config.json) and no max_tokens
 MIN_SLEEP_S = 0.001
+VOCAB_SIZE = 32000  # token ids /v1/generate draws from (a Llama-sized vocabulary)
 
 
 def prefill_ms(prompt_tokens: int) -> float:
@@ -64,6 +68,8 @@ class MockerEngine:
         num_blocks: int = DEFAULT_NUM_BLOCKS,
         block_size: int = DEFAULT_BLOCK_SIZE,
         context_length: int | None = None,
+        weight_load_s: float = 0.0,
+        fail_versions: tuple[str, ...] | None = None,
     ) -> None:
         if speedup_ratio <= 0:
             raise ValueError("--speedup-ratio: expected a number > 0")
@@ -78,6 +84,7 @@ class MockerEngine:
         self.slots = BatchSlots(max_num_seqs, num_blocks, block_size)
         self._kv_capacity_tokens = num_blocks * block_size
         self._scheduler = StepScheduler(self._step_seconds)
+        self.weights = SimulatedWeights(weight_load_s, fail_versions)
 
     def _step_seconds(self, active_kv: int) -> float:
         return decode_ms(active_kv / self._kv_capacity_tokens) / 1000.0 / self._speedup
@@ -118,6 +125,47 @@ class MockerEngine:
                         due = await seq.take()
                         for _ in range(due):
                             yield Chunk(choose(pieces), 1)
+                        sent += due
+                finally:
+                    self._scheduler.remove(seq)
+            finally:
+                self.slots.release(blocks)
+        yield Finish("length", prompt_tokens, max(limit, 0))
+
+    # ---- the RL API: weights (simulated) and token-in/token-out ---------------------------
+
+    async def load_weights(self, version: str, source: WeightSource) -> None:
+        await self.weights.load_weights(version, source)
+
+    async def restore_weights(self) -> bool:
+        return await self.weights.restore_weights()
+
+    def keep_weights(self) -> None:
+        self.weights.keep_weights()
+
+    async def generate_tokens(self, body: dict[str, Any]) -> AsyncIterator[Tokens | Finish]:
+        """The same simulated timing as ``generate``, with token ids in and out."""
+        prompt_tokens = len(body["token_ids"])
+        sampling = body.get("sampling") or {}
+        limit = text.completion_limit(
+            "completions", sampling, prompt_tokens, self._context, DEFAULT_MAX_TOKENS
+        )
+        want_logprobs = sampling.get("logprobs") is not None
+        draw = self._random.randrange
+        if limit > 0:
+            blocks = self.slots.blocks_for(prompt_tokens + limit)
+            await self.slots.acquire(blocks)
+            try:
+                prefill_s = prefill_ms(prompt_tokens) / 1000.0 / self._speedup
+                seq = self._scheduler.add(prompt_tokens, limit, prefill_s)
+                try:
+                    sent = 0
+                    while sent < limit:
+                        due = await seq.take()
+                        ids = [draw(VOCAB_SIZE) for _ in range(due)]
+                        # A plausible logprob per token (the mocker has no distribution).
+                        lps = [-self._random.random() * 4 for _ in ids] if want_logprobs else None
+                        yield Tokens(ids, lps)
                         sent += due
                 finally:
                     self._scheduler.remove(seq)

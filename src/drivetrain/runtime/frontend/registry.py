@@ -41,6 +41,15 @@ class Target:
     def in_flight(self) -> int:
         return self.client.in_flight
 
+    def serves(self, committed: str | None) -> bool:
+        """Version-aware routing (docs/rl.md): with a committed version, only an instance that
+        reports it, or has not reported yet (the worker refuses a request that expects another
+        version, and its answer carries its version), is routable."""
+        if committed is None:
+            return True
+        reported = self.client.reported
+        return reported is None or len(reported) < 3 or reported[2] == committed
+
     def has_room(self) -> bool:
         """Whether one more request would run at once on the worker rather than wait there.
 
@@ -51,7 +60,7 @@ class Target:
         if reported is None:
             capacity, active = self.capacity, 0
         else:
-            active, capacity = reported
+            active, capacity = reported[0], reported[1]
         if capacity is None:
             return True
         return max(active, self.client.in_flight) < capacity
@@ -70,6 +79,10 @@ class ModelState:
     created: int
     gate: ModelGate
     model_types: frozenset[str] = frozenset()  # as last registered (the model may be gone now)
+    #: the committed weight version (discovery's CommittedWeights; None: never updated)
+    committed: str | None = None
+    committed_sequence: int = 0
+    committed_source: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(eq=False)
@@ -87,7 +100,8 @@ class ServedModel:
         return self.state.created
 
     def live_targets(self, now: float) -> list[Target]:
-        return [t for t in self.targets if t.down_until <= now]
+        committed = self.state.committed
+        return [t for t in self.targets if t.down_until <= now and t.serves(committed)]
 
 
 class ServingTable:
@@ -117,14 +131,18 @@ class ServingTable:
         if model is None:
             return False
         now = asyncio.get_running_loop().time()
-        return any(t.down_until <= now for t in model.targets)
+        committed = model.state.committed
+        return any(t.down_until <= now and t.serves(committed) for t in model.targets)
 
     def room(self, name: str) -> bool:
         model = self.models.get(name)
         if model is None:
             return False
         now = asyncio.get_running_loop().time()
-        return any(t.down_until <= now and t.has_room() for t in model.targets)
+        committed = model.state.committed
+        return any(
+            t.down_until <= now and t.serves(committed) and t.has_room() for t in model.targets
+        )
 
     def pump(self) -> None:
         """Room may have opened somewhere: wake the head of every queue that has one."""
@@ -163,6 +181,7 @@ class ServingTable:
                 client = RequestPlaneClient(record.address)
                 client.on_lost = self._lost_callback(record.address)
                 client.on_room = self.pump
+                client.on_version = self.routing_changed
             used[record.address] = client
             model.targets.append(
                 Target(
@@ -184,6 +203,30 @@ class ServingTable:
         self._remembered = frozenset(t for s in self._states.values() for t in s.model_types)
         self.pump()  # an instance may have come (back)
         return stale
+
+    def routing_changed(self) -> None:
+        """A worker reported another weight version, or a commit arrived: requests waiting for
+        a routable instance look again (as after a rebuild)."""
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+        self.pump()
+
+    def set_committed(
+        self, name: str, version: str, sequence: int, source: dict[str, object]
+    ) -> bool:
+        """The model's committed weight version (from discovery or this frontend's own
+        commit); an older sequence never replaces a newer one.  True when it changed."""
+        state = self._states.get(name)
+        if state is None:
+            state = self._states[name] = self._new_state(name)
+        if sequence < state.committed_sequence or (
+            sequence == state.committed_sequence and state.committed == version
+        ):
+            return False
+        state.committed, state.committed_sequence = version, sequence
+        state.committed_source = dict(source)
+        self.routing_changed()
+        return True
 
     async def wait_for_change(self, timeout: float) -> None:
         """Return at the next rebuild, or after ``timeout`` seconds."""

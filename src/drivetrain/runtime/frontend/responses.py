@@ -23,10 +23,15 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
     }
 
 
+def finish_version(finish: list[Any]) -> str | None:
+    """The weight version a worker's FINISH frame names (docs/rl.md); None from older workers."""
+    return finish[3] if len(finish) > 3 else None
+
+
 def unary_body(
     endpoint: str, rid: str, created: int, model: str, text: str, finish: list[Any]
 ) -> bytes:
-    reason, prompt_tokens, completion_tokens = finish
+    reason, prompt_tokens, completion_tokens = finish[0], finish[1], finish[2]
     if endpoint == "chat":
         choice: dict[str, Any] = {
             "index": 0,
@@ -46,6 +51,7 @@ def unary_body(
             "model": model,
             "choices": [choice],
             "usage": usage(prompt_tokens, completion_tokens),
+            "weight_version": finish_version(finish),
         }
     )
 
@@ -97,13 +103,21 @@ class ChunkWriter:
             append(suffix)
 
     def finish(self, finish: list[Any], include_usage: bool) -> bytes:
-        reason, prompt_tokens, completion_tokens = finish
+        reason, prompt_tokens, completion_tokens = finish[0], finish[1], finish[2]
         if self._endpoint == "chat":
             delta = b'{"role":"assistant"}' if self.first else b"{}"
             choice = b'[{"index":0,"delta":' + delta + b',"logprobs":null,"finish_reason":'
         else:
             choice = b'[{"index":0,"text":"","logprobs":null,"finish_reason":'
-        out = self._head + choice + orjson.dumps(reason) + b"}]}\n\n"
+        # The last chunk names the weight version that produced the stream (docs/rl.md).
+        out = (
+            self._head
+            + choice
+            + orjson.dumps(reason)
+            + b'}],"weight_version":'
+            + orjson.dumps(finish_version(finish))
+            + b"}\n\n"
+        )
         if include_usage:
             out += (
                 self._head
