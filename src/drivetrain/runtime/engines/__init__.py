@@ -34,6 +34,7 @@ def make_engine(
     num_blocks: int | None = None,
     block_size: int | None = None,
     context_length: int | None = None,
+    weight_load_s: float = 0.0,
 ) -> Engine:
     """Build the named engine; ValueError with a one-line message on bad options.
 
@@ -53,12 +54,13 @@ def make_engine(
             num_blocks=num_blocks or mocker.DEFAULT_NUM_BLOCKS,
             block_size=block_size or mocker.DEFAULT_BLOCK_SIZE,
             context_length=context_length,
+            weight_load_s=weight_load_s,
             **kwargs,
         )
     if name == "echo":
         from drivetrain.runtime.engines.echo import EchoEngine
 
-        return EchoEngine(**kwargs)
+        return EchoEngine(weight_load_s=weight_load_s, **kwargs)
     if name == "http":
         from drivetrain.runtime.engines.http import HttpEngine
 

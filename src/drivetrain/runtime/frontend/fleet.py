@@ -261,6 +261,23 @@ class Fleet:
             for (_, a, _), i in zip(aborted, instances, strict=True)
             if a is None or not a.get("restored", True)
         ]
+        if out_of_routing and previous is None:
+            # Routing filters by the committed version; with none yet, commit the one the
+            # fleet went back to, so that the workers holding uncommitted weights drop out.
+            held = [
+                i["weight_version"] for i in instances if i["instance_id"] not in out_of_routing
+            ]
+            if held:
+                baseline = max(set(held), key=held.count)
+                state = self.table.state(plan.model)
+                sequence = (state.committed_sequence if state is not None else 0) + 1
+                baseline_plan = UpdatePlan(plan.model, baseline, {}, plan.mode, plan.timeout)
+                try:
+                    await self._write_committed(baseline_plan, sequence, targets)
+                    self.table.set_committed(plan.model, baseline, sequence, {})
+                    previous = baseline
+                except Exception as exc:  # the answer still names them; routing cannot
+                    reason = f"{reason or ''} (committing {baseline!r} failed: {exc})".strip()
         causes = [f"{t.address}: {(a or {}).get('error') or e or 'failed'}" for t, a, e in failed]
         message = reason or "; ".join(causes)
         return 409, {
