@@ -259,7 +259,12 @@ class Fleet:
         out_of_routing = [
             i["instance_id"]
             for (_, a, _), i in zip(aborted, instances, strict=True)
-            if a is None or not a.get("restored", True)
+            if a is not None and not a.get("restored", True)
+        ]
+        # No answer to the abort (dead, or cut off): a live one rolls itself back once its
+        # prepared state expires unless discovery says the version was committed (it was not).
+        unreachable = [
+            i["instance_id"] for (_, a, _), i in zip(aborted, instances, strict=True) if a is None
         ]
         if out_of_routing and previous is None:
             # Routing filters by the committed version; with none yet, commit the one the
@@ -287,8 +292,9 @@ class Fleet:
             "attempted_version": plan.version,
             "seconds": round(self._clock() - started, 4),
             "failed": [t.instance_id for t, _, _ in failed],
-            # Could not go back (or did not answer): they serve nothing until fixed.
+            # Could not go back: they serve nothing until the next update or a catch-up.
             "out_of_routing": out_of_routing,
+            "unreachable": unreachable,
             "instances": instances,
             "error": {
                 "message": f"update to {plan.version!r} rolled back: {message}",
