@@ -1,8 +1,9 @@
 """Simulated weight updates for the mocker and echo engines: the version is recorded, the load
 takes ``load_s`` seconds, and a load can be made to fail (tests, benchmarks, docs/rl.md).
 
-A ``path`` source must exist (a checkpoint the trainer wrote), as it must for a real engine; an
-NCCL source is answered 501, as by every engine until a GPU test exists.
+Nothing is read: a ``path`` is where a real engine would read the weights (the trainer's
+checkpoint may be on a volume this worker does not mount), and an NCCL source is answered 501,
+as by every engine until a GPU test exists.
 """
 
 from __future__ import annotations
@@ -40,8 +41,6 @@ class SimulatedWeights:
     async def load_weights(self, version: str, source: WeightSource) -> None:
         if source.nccl is not None:
             raise nccl_not_implemented()
-        if source.path is not None and not os.path.exists(source.path):
-            raise EngineError(400, f"source.path: {source.path} does not exist", "bad_source")
         if self.load_s:
             await asyncio.sleep(self.load_s)
         if version in self.fail_versions:
