@@ -378,6 +378,11 @@ def worker(
     weight_load_ms: float = typer.Option(
         0.0, "--weight-load-ms", help="mocker and echo: simulated time of a weight update."
     ),
+    upstream_api: str = typer.Option(
+        "vllm",
+        "--upstream-api",
+        help="http: whose weight-update routes the upstream has, vllm or sglang (docs/rl.md).",
+    ),
     log_level: str = typer.Option("info", "--log-level"),
 ) -> None:
     """Run a worker: serve an engine and register it in discovery."""
@@ -441,6 +446,7 @@ def worker(
             block_size=block_size,
             context_length=context_length,
             weight_load_s=weight_load_ms / 1000.0,
+            upstream_api=upstream_api,
         )
     except FileNotFoundError as exc:
         fail(str(exc))

@@ -35,6 +35,7 @@ def make_engine(
     block_size: int | None = None,
     context_length: int | None = None,
     weight_load_s: float = 0.0,
+    upstream_api: str = "vllm",
 ) -> Engine:
     """Build the named engine; ValueError with a one-line message on bad options.
 
@@ -74,6 +75,7 @@ def make_engine(
             health_interval=health_interval,
             context_length=context_length,
             max_num_seqs=max_num_seqs,
+            upstream_api=upstream_api,
             **kwargs,
         )
     if name == "transformers":
