@@ -363,3 +363,19 @@ async def test_generate_returns_token_ids_logprobs_and_the_version() -> None:
             ) as resp:
                 assert resp.status == 400
                 assert (await resp.json())["error"]["param"] == "token_ids.1"
+
+
+async def test_a_request_held_by_a_paused_worker_does_not_block_an_update() -> None:
+    """A request another frontend routed just before the pause waits in the worker; the
+    update must not wait for it as for a running one, and it then runs on the new version."""
+    async with serving_stack(admin_token=TOKEN) as stack:
+        worker = await stack.add_worker(mocker())
+        async with aiohttp.ClientSession() as session:
+            await worker.weights.pause("keep", 0.0)  # as if paused by another frontend
+            held = asyncio.create_task(ask(session, stack))
+            await stack.wait(lambda: worker.weights.waiting == 1)
+            status, body = await admin(
+                session, stack, "/v1/rl/update_weights", update("v1", timeout=5)
+            )
+            assert status == 200, body
+            assert await held == (200, "v1", "v1")

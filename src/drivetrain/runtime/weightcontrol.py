@@ -60,6 +60,8 @@ class WeightControl:
         self.error: str | None = None
         self._open = asyncio.Event()
         self._open.set()
+        self.paused = False
+        self.waiting = 0  # requests held in ``admit``
         self._lock = asyncio.Lock()
         self._hooks: ServerHooks | None = None
         self._expiry: asyncio.Task[None] | None = None
@@ -69,16 +71,26 @@ class WeightControl:
     def attach(self, hooks: ServerHooks) -> None:
         self._hooks = hooks
 
-    @property
-    def paused(self) -> bool:
-        return not self._open.is_set()
+    def _hold(self) -> None:
+        self.paused = True  # a plain attribute: the request plane reads it for every request
+        self._open.clear()
+
+    def _go(self) -> None:
+        self.paused = False
+        self._open.set()
 
     # ---- the hot path ---------------------------------------------------------------------
 
     async def admit(self, expected: str | None) -> None:
         """Wait while paused; refuse a request that expects another version (retryable)."""
         if not self._open.is_set():
-            await self._open.wait()
+            # Held here, not running: an update waiting for running requests must not wait
+            # for this one.
+            self.waiting += 1
+            try:
+                await self._open.wait()
+            finally:
+                self.waiting -= 1
         if expected is not None and expected != self.version:
             raise EngineError(
                 409,
@@ -132,7 +144,7 @@ class WeightControl:
         """Hold new requests; end running ones (abort) or wait for them; True once none runs."""
         if mode not in PAUSE_MODES:
             raise EngineError(400, f"mode: expected keep, wait or abort, got {mode!r}", "bad_mode")
-        self._open.clear()
+        self._hold()
         hooks = self._hooks
         if hooks is None:
             return True
@@ -140,9 +152,9 @@ class WeightControl:
             hooks.abort_running()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while hooks.in_flight and loop.time() < deadline:
+        while hooks.in_flight > self.waiting and loop.time() < deadline:
             await asyncio.sleep(0.005)
-        return hooks.in_flight == 0
+        return hooks.in_flight <= self.waiting
 
     async def pause(self, mode: str, timeout: float) -> None:
         if self.state == "serving":
@@ -157,7 +169,7 @@ class WeightControl:
             return  # mid-update: the commit or abort resumes
         if self.state == "paused":
             self.state = "serving"
-        self._open.set()
+        self._go()
 
     async def prepare(
         self, txn: str, version: str, source: WeightSource, mode: str, timeout: float
@@ -244,7 +256,7 @@ class WeightControl:
                 self.error = str(exc)
                 self.state = "failed"
                 log.error("could not load committed version %r: %s", committed.version, exc)
-                self._open.set()
+                self._go()
                 self._changed()
                 return
             self.pending = committed.version
@@ -262,7 +274,7 @@ class WeightControl:
         self.error = None
         self.state = "serving"
         self._disarm_expiry()
-        self._open.set()
+        self._go()
         self._changed()
 
     async def _restore(self) -> bool:
@@ -284,7 +296,7 @@ class WeightControl:
             # until the next update (or a catch-up) replaces them.
             self.state = "failed"
             self.version = pending or f"{self.version}+unknown"
-        self._open.set()
+        self._go()
         self._changed()
         return restored
 
@@ -292,7 +304,7 @@ class WeightControl:
         if self.state in ("paused", "updating", "loaded"):
             self.state = "serving"
         self.txn = None
-        self._open.set()
+        self._go()
         self._changed()
 
     def _arm_expiry(self, after: float) -> None:
