@@ -32,6 +32,7 @@ DRAIN_TIMEOUT_S = 5.0  # in-flight requests get this long after SIGTERM (Dynamo:
 # After the drain every handler has answered; aiohttp's own shutdown then waits at most this.
 HANDLERS_GRACE_S = 1.0
 DEFAULT_ADMIN_PORT = 8002  # as Dynamo's
+WEIGHTS_READY_S = 2.0
 
 
 @dataclass
@@ -105,6 +106,10 @@ class RunningFrontend:
         await self.watcher.start(wait_ready=False)
         self.weights = WeightsWatcher(self.store, self.config.scope, self.table)
         self.weights.start()
+        # Route by the committed versions from the first request on (a restarted frontend);
+        # a store that does not answer delays the start by this much at most.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.weights.ready.wait(), WEIGHTS_READY_S)
         app = self.frontend.make_app()
         # A client that disconnects cancels its handler (aiohttp stopped doing that by default
         # in 3.9): the handler's cleanup then cancels the request on the worker, whether it was
