@@ -225,7 +225,9 @@ async def test_an_update_commits_on_every_worker_and_every_response_names_its_ve
         )
         await other.start()
         try:
-            await stack.wait(lambda: getattr(other.table.state("tiny"), "committed", None) == "v1")
+            # Known once it started: before its first request is routed.
+            state = other.table.state("tiny")
+            assert state is not None and (state.committed, state.committed_sequence) == ("v1", 1)
         finally:
             await other.stop()
 
