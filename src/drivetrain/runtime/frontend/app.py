@@ -367,9 +367,10 @@ class Frontend:
                     if code == MISMATCH:
                         attempts -= 1  # its version is known now: routing skips it
                         continue
-                # The worker's load report came with the first frame: its version is current,
-                # and it cannot change while this request runs (weightcontrol.py).
-                return stream, first, target.client.weight_version
+                # The worker accepted the committed version it was sent (when there is one);
+                # else its load reports say which version it serves, which cannot change while
+                # a request runs there (weightcontrol.py).
+                return stream, first, committed or target.client.weight_version
             except StreamFailed as exc:
                 if stream is not None:
                     stream.close()

@@ -6,8 +6,9 @@ with the next frames a connection sends whenever it changed, and to every connec
 request ends, so that each frontend routes around a worker at capacity (docs/runtime.md,
 "Abuse and overload"), and the weight version it serves (``weightcontrol.py``: frontends route
 by it).  Control requests of the RL API (op ``rl``) run beside the requests and are not counted
-in flight; ``abort_running`` ends every running request with ``finish_reason: "abort"``.  Stopping drains: new requests are refused with a retryable error, the
-running ones get ``drain`` seconds, then each still running ends with a 503 error frame.
+in flight; ``abort_running`` ends every running request with ``finish_reason: "abort"``.
+Stopping drains: new requests are refused with a retryable error, the running ones get
+``drain`` seconds, then each still running ends with a 503 error frame.
 """
 
 from __future__ import annotations
