@@ -381,3 +381,29 @@ async def test_a_request_held_by_a_paused_worker_does_not_block_an_update() -> N
             )
             assert status == 200, body
             assert await held == (200, "v1", "v1")
+
+
+async def test_a_worker_whose_coordinator_vanished_resolves_itself_from_discovery(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Prepared, then no commit nor abort: after its hold the worker goes back, unless
+    discovery holds the commit of that version (then it serves it)."""
+    from drivetrain.runtime import weightcontrol
+    from drivetrain.runtime.engines.base import WeightSource
+
+    monkeypatch.setattr(weightcontrol, "HOLD_GRACE_S", 0.2)
+    async with serving_stack(admin_token=TOKEN) as stack:
+        worker = await stack.add_worker(mocker())
+        control = worker.weights
+        answer = await control.prepare("t1", "v1", WeightSource(path="/"), "keep", 0.1)
+        assert answer["ok"] and control.paused and control.pending == "v1"
+        await stack.wait(lambda: not control.paused)
+        assert (control.version, control.state, control.pending) == ("0", "serving", None)
+
+        answer = await control.prepare("t2", "v2", WeightSource(path="/"), "keep", 0.1)
+        record = CommittedWeights(model="tiny", namespace="global", version="v2", sequence=4)
+        # Written by the vanished coordinator before it could send the commit (the worker's
+        # watch of the record, or its expiry, whichever comes first, commits it):
+        await stack.store.put(record.key, record.encode())
+        await stack.wait(lambda: control.version == "v2")
+        assert (control.sequence, control.paused) == (4, False)

@@ -35,7 +35,7 @@ PauseMode = Literal["keep", "wait", "abort"]
 PAUSE_MODES: tuple[PauseMode, ...] = ("keep", "wait", "abort")
 #: A prepared worker waits this much longer than its transaction's timeout for the commit or
 #: abort before it resolves itself from discovery.
-HOLD_GRACE_S = 5.0
+HOLD_GRACE_S = 15.0
 
 
 class ServerHooks(Protocol):
@@ -191,7 +191,7 @@ class WeightControl:
             try:
                 async with asyncio.timeout(timeout):
                     await self.engine.load_weights(version, source)
-            except (EngineError, TimeoutError, Exception) as exc:
+            except Exception as exc:  # a failed load is an answer, never a crash
                 message = (
                     exc.message
                     if isinstance(exc, EngineError)

@@ -261,8 +261,8 @@ class Fleet:
             for (_, a, _), i in zip(aborted, instances, strict=True)
             if a is not None and not a.get("restored", True)
         ]
-        # No answer to the abort (dead, or cut off): a live one rolls itself back once its
-        # prepared state expires unless discovery says the version was committed (it was not).
+        # No answer to the abort (dead, or cut off): a live one goes back by itself once its
+        # prepared state expires (timeout + 15 s), as discovery holds no commit of it.
         unreachable = [
             i["instance_id"] for (_, a, _), i in zip(aborted, instances, strict=True) if a is None
         ]
