@@ -65,6 +65,7 @@ class WeightControl:
         self._lock = asyncio.Lock()
         self._hooks: ServerHooks | None = None
         self._expiry: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
         #: reads the committed record (the worker sets it once it knows its store and model)
         self.read_committed: Callable[[], Awaitable[CommittedWeights | None]] | None = None
 
@@ -133,6 +134,14 @@ class WeightControl:
             return self.commit(str(body["txn"]), str(body["version"]), int(body["sequence"]))
         if action == "abort":
             return await self.abort(str(body["txn"]))
+        if action == "sync":
+            # A coordinator saw this worker lag behind the commit: catch up now, in the
+            # background (a load takes its time; the answer does not wait for it).
+            committed = CommittedWeights.model_validate(body["committed"])
+            task = asyncio.get_running_loop().create_task(self.sync(committed))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            return self.status()
         raise EngineError(400, f"unknown control action {action!r}", "bad_action")
 
     def _changed(self) -> None:

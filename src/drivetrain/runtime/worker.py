@@ -19,8 +19,11 @@ once the engine is closed, so the two engines never serve (nor hold GPU memory) 
 
 The worker serves one weight version at a time (``weightcontrol.py``, docs/rl.md).  Before it
 registers it reads its model's committed version from discovery and loads it when it differs
-from its own, then follows that record: a commit it missed (it joined during an update, or was
-down) is caught up with while frontends route around it.
+from its own; afterwards it reads that record again every ``WEIGHTS_POLL_S``, so a commit it
+missed (it joined during an update, or was cut off) is caught up with while frontends route
+around it.  A read every few seconds, not a watch: a file store's watch polls every 50 ms, a
+cost every worker would pay all the time for an event that a coordinator also pushes (the
+fleet transaction tells instances that lag to catch up at once, ``fleet.py``).
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ from drivetrain.runtime.transport.server import RequestPlaneServer
 from drivetrain.runtime.weightcontrol import DEFAULT_VERSION, WeightControl
 
 log = logging.getLogger(__name__)
+
+WEIGHTS_POLL_S = 2.0
 
 
 @dataclass
@@ -184,23 +189,17 @@ class RunningWorker:
         return None
 
     async def _follow_weights(self) -> None:
-        """Follow the model's committed version; catch up with every commit this worker missed."""
-        assert self.store is not None and self.model_name is not None
-        key = weights_key(self.config.namespace, self.model_name)
+        """Read the model's committed version now and then; catch up with a commit missed."""
         while True:
+            await asyncio.sleep(WEIGHTS_POLL_S)
             try:
-                items, revision = await self.store.get_prefix(key)
-                for item in items:
-                    if item.key == key:
-                        await self.weights.sync(CommittedWeights.decode(item.value))
-                async for event in self.store.watch_prefix(key, revision):
-                    if event.key == key and event.type == "put" and event.value:
-                        await self.weights.sync(CommittedWeights.decode(event.value))
+                committed = await self._read_committed()
+                if committed is not None:
+                    await self.weights.sync(committed)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("following the committed weight version failed (%s); retrying", exc)
-            await asyncio.sleep(0.5)
+                log.warning("reading the committed weight version failed (%s); retrying", exc)
 
     async def _register(self) -> None:
         assert self.store is not None

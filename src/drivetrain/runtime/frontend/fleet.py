@@ -35,6 +35,7 @@ from drivetrain.runtime.transport import frames
 from drivetrain.runtime.transport.client import StreamFailed
 
 CONTROL_TIMEOUT_S = 5.0  # status, pause, resume, commit and abort answer at once
+SYNC_TIMEOUT_S = 1.0  # telling a lagging instance to catch up (it answers before it loads)
 DEFAULT_UPDATE_TIMEOUT_S = 60.0
 
 
@@ -224,11 +225,20 @@ class Fleet:
                 state.gate.release()
         instances = [self._describe(t, a, e) for t, a, e in committed]
         lagging = [i for i in instances if i.get("weight_version") != plan.version]
-        joined = [
-            t.instance_id
-            for t in self._targets(plan.model)
-            if t.instance_id not in {x.instance_id for x in every}
-        ]
+        known = {x.instance_id for x in every}
+        newcomers = [t for t in self._targets(plan.model) if t.instance_id not in known]
+        joined = [t.instance_id for t in newcomers]
+        # Those that joined meanwhile, or were skipped: catch up now, rather than at their next
+        # read of the record (weightcontrol.sync; they are not routable until they have).
+        record = CommittedWeights(
+            model=plan.model,
+            namespace="",
+            version=plan.version,
+            sequence=sequence,
+            source=plan.source,
+        )
+        sync = {"action": "sync", "committed": record.model_dump(mode="json")}
+        await self._each([*newcomers, *skipped], sync, SYNC_TIMEOUT_S)
         return 200, {
             "model": plan.model,
             "status": "committed",
