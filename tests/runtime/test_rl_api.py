@@ -407,3 +407,18 @@ async def test_a_worker_whose_coordinator_vanished_resolves_itself_from_discover
         await stack.store.put(record.key, record.encode())
         await stack.wait(lambda: control.version == "v2")
         assert (control.sequence, control.paused) == (4, False)
+
+
+async def test_a_worker_that_may_not_read_discovery_is_told_to_catch_up_by_the_frontend() -> None:
+    """On kubernetes:// a worker holds write-only rights: it starts on its own version, the
+    frontend never routes to it on that version, and tells it to load the committed one."""
+    async with serving_stack(admin_token=TOKEN) as stack:
+        await stack.add_worker(mocker())
+        async with aiohttp.ClientSession() as session:
+            assert (await admin(session, stack, "/v1/rl/update_weights", update("v5")))[0] == 200
+            stack.store.workers_read = False  # as KubernetesStore
+            late = await stack.add_worker(mocker())
+            assert late.weights.version == "0"
+            answers = await asyncio.gather(*(ask(session, stack) for _ in range(8)))
+            assert set(answers) == {(200, "v5", "v5")}
+            await stack.wait(lambda: late.weights.version == "v5")

@@ -188,6 +188,21 @@ class RunningWorker:
                 return CommittedWeights.decode(item.value)
         return None
 
+    async def _catch_up_first(self) -> None:
+        """Load the committed version before registering, then read it now and then."""
+        self.weights.read_committed = self._read_committed
+        try:
+            committed = await self._read_committed()
+        except Exception as exc:  # it registers on its own version; the follow retries
+            log.warning("could not read the committed weight version: %s", exc)
+            committed = None
+        if committed is not None:
+            await self.weights.sync(committed)  # before it is routable
+        if self._weights_follow is None:
+            self._weights_follow = asyncio.create_task(
+                self._follow_weights(), name="weights-follow"
+            )
+
     async def _follow_weights(self) -> None:
         """Read the model's committed version now and then; catch up with a commit missed."""
         while True:
@@ -203,18 +218,8 @@ class RunningWorker:
 
     async def _register(self) -> None:
         assert self.store is not None
-        self.weights.read_committed = self._read_committed
-        try:
-            committed = await self._read_committed()
-        except Exception as exc:  # it registers on its own version; the follow retries
-            log.warning("could not read the committed weight version: %s", exc)
-            committed = None
-        if committed is not None:
-            await self.weights.sync(committed)  # before it is routable
-        if self._weights_follow is None:
-            self._weights_follow = asyncio.create_task(
-                self._follow_weights(), name="weights-follow"
-            )
+        if self.store.workers_read:
+            await self._catch_up_first()
         registration = Registration(self.store, self.config.lease_ttl, self.records())
         await registration.start()
         self.registration = registration

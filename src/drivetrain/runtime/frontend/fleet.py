@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from drivetrain.errors import DrivetrainError
 from drivetrain.runtime.discovery import DiscoveryStore
 from drivetrain.runtime.frontend.errors import ApiError
 from drivetrain.runtime.frontend.registry import ServingTable, Target
@@ -48,7 +49,7 @@ class UpdatePlan:
     timeout: float = DEFAULT_UPDATE_TIMEOUT_S
 
 
-class ControlFailed(Exception):
+class ControlFailed(DrivetrainError):
     """A control request that did not get its answer: the worker's error, or no answer."""
 
 
@@ -86,6 +87,9 @@ class Fleet:
         self._store = store
         self._clock = clock
         self._busy: set[str] = set()
+        self._told: set[tuple[str, int]] = set()  # (instance, sequence) told to catch up
+        self._tasks: set[asyncio.Task[object]] = set()
+        table.on_lagging = self.catch_up
 
     def _targets(self, model: str) -> list[Target]:
         served = self.table.models.get(model)
@@ -126,6 +130,32 @@ class Fleet:
                 return target, None, str(exc)
 
         return list(await asyncio.gather(*(one(t) for t in targets)))
+
+    def catch_up(self, model: str, target: Target) -> None:
+        """An instance reports another version than the committed one, outside an update (it
+        started, or missed a commit): tell it once per commit to load the committed version
+        (``weightcontrol.sync``).  Routing leaves it out meanwhile.  Workers on a store they
+        may read also catch up on their own; on ``kubernetes://`` this is the only way."""
+        state = self.table.state(model)
+        if model in self._busy or state is None or state.committed is None:
+            return
+        key = (target.instance_id, state.committed_sequence)
+        if key in self._told:
+            return
+        self._told.add(key)
+        record = CommittedWeights(
+            model=model,
+            namespace="",
+            version=state.committed,
+            sequence=state.committed_sequence,
+            source=dict(state.committed_source),
+        )
+        body = {"action": "sync", "committed": record.model_dump(mode="json")}
+        task: asyncio.Task[object] = asyncio.get_running_loop().create_task(
+            self._each([target], body, SYNC_TIMEOUT_S)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # ---- listing, pause, resume ------------------------------------------------------------
 

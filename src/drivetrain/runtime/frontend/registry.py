@@ -115,6 +115,9 @@ class ServingTable:
         self._states: dict[str, ModelState] = {}
         self._changed = asyncio.Event()  # set (and replaced) by every rebuild
         self._remembered: frozenset[str] = frozenset()  # model types of models once served
+        #: called with (model, target) for an instance that reports another weight version than
+        #: the committed one (the RL API's fleet tells it to catch up: fleet.py)
+        self.on_lagging: Callable[[str, Target], None] | None = None
 
     # ---- what admission asks -------------------------------------------------------------
 
@@ -181,7 +184,7 @@ class ServingTable:
                 client = RequestPlaneClient(record.address)
                 client.on_lost = self._lost_callback(record.address)
                 client.on_room = self.pump
-                client.on_version = self.routing_changed
+                client.on_version = self._version_callback(record.address)
             used[record.address] = client
             model.targets.append(
                 Target(
@@ -203,6 +206,25 @@ class ServingTable:
         self._remembered = frozenset(t for s in self._states.values() for t in s.model_types)
         self.pump()  # an instance may have come (back)
         return stale
+
+    def _version_callback(self, address: str) -> Callable[[], None]:
+        def reported() -> None:
+            self.routing_changed()
+            self._check_lagging(lambda t: t.address == address)
+
+        return reported
+
+    def _check_lagging(self, which: Callable[[Target], bool]) -> None:
+        if self.on_lagging is None:
+            return
+        for model in self.models.values():
+            committed = model.state.committed
+            if committed is None:
+                continue
+            for t in model.targets:
+                version = t.client.weight_version
+                if which(t) and version is not None and version != committed:
+                    self.on_lagging(model.name, t)
 
     def routing_changed(self) -> None:
         """A worker reported another weight version, or a commit arrived: requests waiting for
@@ -226,6 +248,7 @@ class ServingTable:
         state.committed, state.committed_sequence = version, sequence
         state.committed_source = dict(source)
         self.routing_changed()
+        self._check_lagging(lambda t: True)
         return True
 
     async def wait_for_change(self, timeout: float) -> None:
