@@ -14,7 +14,14 @@ import asyncio
 import logging
 from typing import Any
 
-from drivetrain.runtime.engines.base import Chunk, Engine, EngineError, ReportsCapacity
+from drivetrain.runtime.engines.base import (
+    Chunk,
+    Engine,
+    EngineError,
+    ReportsCapacity,
+    TakesPromptIds,
+)
+from drivetrain.runtime.kv.cache import KvEvent, PrefixCache
 from drivetrain.runtime.transport import frames
 
 # Error codes the frontend acts on: a draining worker's refusal is retried on another instance.
@@ -43,6 +50,16 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
         self._server.connections.add(self)
+        self._send_snapshot()  # a new connection's frontend knows nothing of the cache yet
+
+    def _send_snapshot(self) -> None:
+        cache = self._server.kv_cache
+        if cache is not None:
+            self.send_kv(cache.snapshot())
+
+    def send_kv(self, event: KvEvent) -> None:
+        self._out.append(frames.encode(frames.KV_EVENT, frames.LOAD_STREAM, event))
+        self._schedule()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
@@ -74,6 +91,8 @@ class _Connection(asyncio.Protocol):
                 running = self.tasks.pop(sid, None)
                 if running is not None:
                     running.cancel()
+            elif kind == frames.KV_RESYNC:
+                self._send_snapshot()  # the frontend missed an event: it rebuilds from this
 
     def close(self) -> None:
         if self._transport is not None:
@@ -84,18 +103,35 @@ class _Connection(asyncio.Protocol):
         try:
             op = payload["op"]
             body = payload["body"]
+            engine = self._engine
             if op == "embeddings":
-                result = await self._engine.embed(body)
+                result = await engine.embed(body)
                 self._send(frames.RESULT, sid, [result.vectors, result.prompt_tokens])
+            elif op == "prefill":
+                if not isinstance(engine, TakesPromptIds):
+                    raise EngineError(400, "this engine does not serve disaggregated prefill")
+                done = await engine.prefill(payload["of"], body, payload.get("ids"))
+                self._send(frames.RESULT, sid, [done.prompt_tokens, done.cached_tokens])
             else:
-                async for item in self._engine.generate(op, body):
+                if isinstance(engine, TakesPromptIds):
+                    items = engine.generate_ids(
+                        op, body, payload.get("ids"), bool(payload.get("transferred"))
+                    )
+                else:
+                    items = engine.generate(op, body)
+                async for item in items:
                     if isinstance(item, Chunk):
                         self._push(sid, item.text, item.tokens)
                     else:
                         self._send(
                             frames.FINISH,
                             sid,
-                            [item.finish_reason, item.prompt_tokens, item.completion_tokens],
+                            [
+                                item.finish_reason,
+                                item.prompt_tokens,
+                                item.completion_tokens,
+                                item.cached_tokens,
+                            ],
                         )
         except asyncio.CancelledError:
             pass
@@ -166,6 +202,15 @@ class RequestPlaneServer:
         self._server: asyncio.Server | None = None
         self.draining = False
         self._capacity = engine.capacity if isinstance(engine, ReportsCapacity) else None
+        # An engine with a prefix cache: its events go to every connected frontend.
+        cache = getattr(engine, "kv_cache", None)
+        self.kv_cache = cache if isinstance(cache, PrefixCache) else None
+        if self.kv_cache is not None:
+            self.kv_cache.listeners.append(self._broadcast_kv)
+
+    def _broadcast_kv(self, event: KvEvent) -> None:
+        for conn in self.connections:
+            conn.send_kv(event)
 
     def load(self) -> tuple[int, int | None]:
         """What the ``l`` frames say: requests in flight, and the engine's capacity now."""
