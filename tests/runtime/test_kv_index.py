@@ -45,7 +45,9 @@ def test_index_matches_brute_force_on_random_event_sequences() -> None:
         workers = {f"w{i}": PrefixCache(num_blocks=rng.randrange(4, 30)) for i in range(5)}
         index = KvIndex()
         for name, cache in workers.items():
-            cache.listeners.append(lambda event, name=name: index.apply(name, list(event)))
+            cache.listeners.append(
+                lambda event, name=name, index=index: index.apply(name, list(event))
+            )
             index.apply(name, list(cache.snapshot()))
         pool = prompts(rng, 40)
         for _step in range(300):
