@@ -190,7 +190,13 @@ class System:
         return f"{len(_SPAWNED):03d}-{self.name.replace('@', '-')}-{role}"
 
 
+@dataclass
 class Dynamo(System):
+    #: ``--router-mode`` (bench-kv: ``kv``) and more arguments for the frontend and each mocker
+    router: str = "round-robin"
+    frontend_args: list[str] = field(default_factory=list)
+    worker_args: list[str] = field(default_factory=list)
+
     def _env(self) -> dict[str, str]:
         # Dynamo's defaults otherwise (it logs one INFO line per request, as it does out of the
         # box).
@@ -208,7 +214,8 @@ class Dynamo(System):
                 "--discovery-backend",
                 "file",
                 "--router-mode",
-                "round-robin",
+                self.router,
+                *self.frontend_args,
             ],
             self._env(),
         )
@@ -232,6 +239,7 @@ class Dynamo(System):
                 "zmq",
                 "--speedup-ratio",
                 f"{self.speedup:g}",
+                *self.worker_args,
             ],
             self._env(),
         )

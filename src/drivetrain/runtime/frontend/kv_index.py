@@ -16,7 +16,7 @@ request-plane address (one worker process, one cache).
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from drivetrain.runtime.kv.cache import ALL, REMOVED, STORED
@@ -116,14 +116,19 @@ class KvIndex:
     def overlaps(self, hashes: Sequence[int], workers: Iterable[str]) -> dict[str, int]:
         """For each of ``workers`` holding the first block: how many leading blocks it holds
         (workers that are absent hold none)."""
-        scores: dict[str, int] = {}
-        if not hashes:
-            return scores
+        return {w: depth for depth, level in self.levels(hashes, workers) for w in level}
+
+    def levels(
+        self, hashes: Sequence[int], workers: Iterable[str]
+    ) -> list[tuple[int, Collection[str]]]:
+        """``overlaps`` grouped by depth, deepest first: the router reads the deepest level
+        that has an idle worker without looking at the others."""
         holders = self._holders
-        first = holders.get(hashes[0])
+        first = holders.get(hashes[0]) if hashes else None
         if not first:
-            return scores
+            return []
         live = first.intersection(workers)
+        out: list[tuple[int, Collection[str]]] = []
         depth = 1
         for h in hashes[1:]:
             if not live:
@@ -135,13 +140,13 @@ class KvIndex:
                 depth += 1  # every one still matching holds it too (a shared system prompt)
                 continue
             kept = live & found
-            for w in live - kept:
-                scores[w] = depth
+            out.append((depth, live - kept))
             live = kept
             depth += 1
-        for w in live:
-            scores[w] = depth
-        return scores
+        if live:
+            out.append((depth, live))
+        out.reverse()
+        return out
 
 
 class ApproxIndex(KvIndex):

@@ -50,11 +50,19 @@ class WorkerLoad:
 
 
 class Ticket:
-    """A routed request's share of its worker's load, given back as the request goes on."""
+    """A routed request's share of its worker's load, given back as the request goes on.
 
-    __slots__ = ("blocks", "load", "prefill")
+    ``loads`` holds only busy workers: an entry goes when its last request gives its share
+    back, so that scoring looks at busy workers one by one and at idle ones by level."""
 
-    def __init__(self, load: WorkerLoad, blocks: int, prefill: int) -> None:
+    __slots__ = ("address", "blocks", "load", "loads", "prefill")
+
+    def __init__(self, loads: dict[str, WorkerLoad], address: str, blocks: int, prefill: int):
+        load = loads.get(address)
+        if load is None:
+            load = loads[address] = WorkerLoad()
+        self.loads = loads
+        self.address = address
         self.load = load
         self.blocks = blocks
         self.prefill = prefill
@@ -67,8 +75,12 @@ class Ticket:
 
     def done(self) -> None:
         self.prefilled()
-        self.load.active_blocks -= self.blocks
+        load = self.load
+        load.active_blocks -= self.blocks
         self.blocks = 0
+        if not load.active_blocks and not load.prefill_tokens:
+            if self.loads.get(self.address) is load:
+                del self.loads[self.address]
 
 
 @dataclass
@@ -143,39 +155,58 @@ class KvRouter:
     # ---- one request -------------------------------------------------------------------------
 
     def pick(self, targets: Sequence[Target], route: Route, now: float) -> Target:
-        """The cheapest target (``targets`` is never empty); books its load on ``route``."""
+        """The cheapest target (``targets`` is never empty); books its load on ``route``.
+
+        Idle workers (no request of ours running) cost ``weight * uncached / block_size``, so
+        the best of them is one of the deepest overlap level that has an idle worker
+        (``KvIndex.levels``); busy workers are scored one by one.  With 1,000 instances this
+        keeps a decision well under a millisecond (docs/performance.md)."""
         route.release()  # a retry: the previous choice failed before its first frame
+        index = self.index
         if self.approx:
-            assert isinstance(self.index, ApproxIndex)
-            self.index.expire(now)
-        overlaps = self.index.overlaps(route.hashes, [t.address for t in targets])
+            assert isinstance(index, ApproxIndex)
+            index.expire(now)
+        by_address = {t.address: t for t in targets}
+        levels = index.levels(route.hashes, by_address.keys())
         weight = self.config.overlap_weight
         size = route.block_size
         tokens = route.prompt_tokens
-        loads = self.loads
-        best: list[Target] = []
+        busy = self.loads
+        best: list[str] = []
         low = 0.0
-        for t in targets:
-            load = loads.get(t.address)
-            cached = overlaps.get(t.address, 0) * size
-            if load is None:
-                cost = weight * max(tokens - cached, 0) / size
-            else:
-                prefill = max(tokens - cached, 0) + load.prefill_tokens
+        best_depth: dict[str, int] = {}
+        for depth, level in levels:
+            idle = [a for a in level if a not in busy]
+            if idle:
+                best, low = idle, weight * max(tokens - depth * size, 0) / size
+                best_depth = dict.fromkeys(idle, depth)
+                break
+        else:
+            scored = {a for _, level in levels for a in level}
+            idle = [a for a in by_address if a not in busy and a not in scored]
+            if idle:
+                best, low = idle, weight * tokens / size
+                best_depth = dict.fromkeys(idle, 0)
+        if busy:
+            depth_of = {a: d for d, level in levels for a in level}
+            for address, load in busy.items():
+                if address not in by_address:
+                    continue
+                depth = depth_of.get(address, 0)
+                prefill = max(tokens - depth * size, 0) + load.prefill_tokens
                 cost = weight * prefill / size + load.active_blocks
-            if not best or cost < low:
-                best, low = [t], cost
-            elif cost == low:
-                best.append(t)
-        target = best[0] if len(best) == 1 else self._random.choice(best)
-        overlap = overlaps.get(target.address, 0)
+                if not best or cost < low:
+                    best, low, best_depth = [address], cost, {address: depth}
+                elif cost == low:
+                    best.append(address)
+                    best_depth[address] = depth
+        chosen = best[0] if len(best) == 1 else self._random.choice(best)
+        target = by_address[chosen]
+        overlap = best_depth[chosen]
         route.overlap = overlap
-        load = loads.get(target.address)
-        if load is None:
-            load = loads[target.address] = WorkerLoad()
         blocks = -(-tokens // size)
-        route.ticket = Ticket(load, blocks, max(tokens - overlap * size, 0))
+        route.ticket = Ticket(busy, chosen, blocks, max(tokens - overlap * size, 0))
         if self.approx and route.hashes:
-            assert isinstance(self.index, ApproxIndex)
-            self.index.record(target.address, route.hashes, now)
+            assert isinstance(index, ApproxIndex)
+            index.record(chosen, route.hashes, now)
         return target
