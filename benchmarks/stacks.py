@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -40,6 +41,38 @@ def tiny_model_dir() -> Path:
         if (candidate / "tokenizer.json").exists():
             return candidate
     sys.exit("bench: no tiny model folder (examples/models/tiny or ../shared/models/tiny)")
+
+
+PADDED_VOCAB = 2048
+
+
+def padded_tokenizer() -> Path:
+    """The tiny tokenizer with plain tokens up to ``PADDED_VOCAB`` ids.
+
+    Dynamo's mocker draws random token ids below the configured vocabulary size; beyond the 334
+    tokens of the tiny tokenizer they decode to nothing, and aiperf rejects a stream whose chunks
+    carry no text.  The added tokens (``" w<id>"``) are ordinary BPE vocabulary entries, so they
+    decode as words; nothing encodes to them (no merges), which does not matter: prompts use the
+    original tokens and output is counted from the servers' usage.
+    """
+    source = tiny_model_dir()
+    target = WORK / "models" / f"tiny-{PADDED_VOCAB}"
+    stamp = target / ".padded"
+    if stamp.exists() and stamp.read_text() == str(source):
+        return target
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target)
+    tokenizer = json.loads((target / "tokenizer.json").read_text())
+    vocab: dict[str, int] = tokenizer["model"]["vocab"]
+    for token_id in range(len(vocab), PADDED_VOCAB):
+        vocab[f"\u0120w{token_id}"] = token_id  # Ġ: the byte-level BPE's space
+    (target / "tokenizer.json").write_text(json.dumps(tokenizer))
+    config = json.loads((target / "config.json").read_text())
+    config["vocab_size"] = PADDED_VOCAB
+    (target / "config.json").write_text(json.dumps(config))
+    stamp.write_text(str(source))
+    return target
 
 
 def shown(path: Path) -> str:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform
 import random
@@ -34,7 +35,6 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import orjson
@@ -42,13 +42,51 @@ import orjson
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # benchmarks/stacks.py
 
-from stacks import LOGS, MODEL, ROOT, Drivetrain, Dynamo, System  # noqa: E402
+from stacks import LOGS, MODEL, ROOT, WORK, Drivetrain, Dynamo, System, padded_tokenizer  # noqa: E402
 
 RESULTS_MD = ROOT / "benchmarks" / "results" / "kv.md"
-WORDS = (
-    "model cache block token prefix route worker frontend decode prefill latency batch "
-    "system prompt history answer question engine tensor layer attention memory"
-).split()
+WORDS = [
+    "model",
+    "cache",
+    "block",
+    "token",
+    "prefix",
+    "route",
+    "worker",
+    "frontend",
+    "decode",
+    "prefill",
+    "latency",
+    "batch",
+    "system",
+    "prompt",
+    "history",
+    "answer",
+    "question",
+    "engine",
+    "tensor",
+    "layer",
+    "attention",
+    "memory",
+]
+
+
+CONTEXT = 32768
+
+
+def long_context_tokenizer() -> Path:
+    """The padded tiny tokenizer (``stacks.padded_tokenizer``: Dynamo's mocker's random ids
+    decode to words) with a context of ``CONTEXT`` tokens, for long multi-turn prompts."""
+    source = padded_tokenizer()
+    target = WORK / "models" / f"tiny-kv-{CONTEXT}"
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("tokenizer.json", "tokenizer_config.json", "generation_config.json"):
+        if (source / name).exists():
+            (target / name).write_bytes((source / name).read_bytes())
+    config = json.loads((source / "config.json").read_text())
+    config["max_position_embeddings"] = CONTEXT
+    (target / "config.json").write_text(json.dumps(config))
+    return target
 
 
 @dataclass
@@ -58,6 +96,7 @@ class Workload:
     system_chars: int
     turn_chars: int
     max_tokens: int
+    think_s: float = 0.0
 
     def text(self, rng: random.Random, chars: int) -> str:
         out: list[str] = []
@@ -118,7 +157,9 @@ async def one_turn(
     started = time.perf_counter()
     ttft = -1.0
     prompt = cached = 0
-    async with session.post(url, data=orjson.dumps(body), headers={"content-type": "application/json"}) as resp:
+    async with session.post(
+        url, data=orjson.dumps(body), headers={"content-type": "application/json"}
+    ) as resp:
         if resp.status != 200:
             raise RuntimeError(f"HTTP {resp.status}: {(await resp.text())[:200]}")
         async for raw in resp.content:
@@ -126,7 +167,10 @@ async def one_turn(
             if not line.startswith(b"data: ") or line == b"data: [DONE]":
                 continue
             chunk = orjson.loads(line[6:])
-            if ttft < 0 and any((c.get("delta") or {}).get("content") for c in chunk.get("choices") or []):
+            if ttft < 0 and any(
+                "content" in (c.get("delta") or {}) or "text" in c
+                for c in chunk.get("choices") or []
+            ):
                 ttft = time.perf_counter() - started
             usage = chunk.get("usage")
             if usage:
@@ -143,17 +187,18 @@ async def run_workload(port: int, workload: Workload, seed: str) -> Result:
 
     async def user(system: str, turns: list[tuple[str, str]]) -> None:
         messages = [{"role": "system", "content": system}]
+        think = random.Random(system)
         for question, answer in turns:
+            if workload.think_s:  # a user reads the answer, then types: fewer requests at once
+                await asyncio.sleep(think.uniform(0.5, 1.5) * workload.think_s)
             messages.append({"role": "user", "content": question})
             try:
-                ttft, prompt, cached = await one_turn(
-                    session, url, messages, workload.max_tokens
-                )
+                ttft, prompt, cached = await one_turn(session, url, messages, workload.max_tokens)
                 result.ttft.append(ttft)
                 result.requests += 1
                 result.prompt += prompt
                 result.cached += cached
-            except (RuntimeError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, RuntimeError, aiohttp.ClientError) as exc:
                 result.errors += 1
                 print(f"  error: {exc}", file=sys.stderr)
             messages.append({"role": "assistant", "content": answer})
@@ -171,12 +216,14 @@ def load_average() -> str:
 
 def stacks(args: argparse.Namespace) -> list[System]:
     blocks = str(args.num_blocks)
+    model_dir = long_context_tokenizer()
     out: list[System] = []
     for router in args.routers:
         out.append(
             Drivetrain(
                 f"drivetrain-{router}",
                 speedup=args.speedup,
+                model_dir=model_dir,
                 frontend_args=["--router", router],
                 worker_args=["--num-blocks", blocks, "--block-size", "64"],
             )
@@ -186,6 +233,7 @@ def stacks(args: argparse.Namespace) -> list[System]:
             Dynamo(
                 "dynamo-kv",
                 speedup=args.speedup,
+                model_dir=model_dir,
                 router="kv",
                 frontend_args=["--event-plane", "zmq", "--request-plane", "tcp"],
                 worker_args=["--num-gpu-blocks-override", blocks, "--block-size", "64"],
@@ -202,6 +250,7 @@ def report(results: dict[str, list[Result]], args: argparse.Namespace, loads: li
         f"Command: `{' '.join(['make bench-kv', *(['ARGS=--quick'] if args.quick else [])])}`; "
         f"{args.users} users x {args.turns} turns, system prompt {args.system_chars} chars, "
         f"{args.turn_chars} chars per question and answer, {args.max_tokens} output tokens, "
+        f"think time {args.think:g} s (0.5-1.5x), "
         f"{args.workers} mocker workers at --speedup-ratio {args.speedup:g}, "
         f"{args.num_blocks} KV blocks of 64 tokens each, {args.rounds} round(s) alternated.",
         f"Load average before each round: {'; '.join(loads)}.",
@@ -223,7 +272,9 @@ def report(results: dict[str, list[Result]], args: argparse.Namespace, loads: li
     lines.append("")
     rr, kv = summary.get("drivetrain-round-robin"), summary.get("drivetrain-kv")
     if rr and kv:
-        lines.append(f"drivetrain kv vs round-robin: TTFT p90 {rr[1] / kv[1]:.2f}x better (goal >= 3x).")
+        lines.append(
+            f"drivetrain kv vs round-robin: TTFT p90 {rr[1] / kv[1]:.2f}x better (goal >= 3x)."
+        )
     dyn = summary.get("dynamo-kv")
     if kv and dyn:
         lines.append(
@@ -234,7 +285,9 @@ def report(results: dict[str, list[Result]], args: argparse.Namespace, loads: li
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    workload = Workload(args.users, args.turns, args.system_chars, args.turn_chars, args.max_tokens)
+    workload = Workload(
+        args.users, args.turns, args.system_chars, args.turn_chars, args.max_tokens, args.think
+    )
     systems = stacks(args)
     results: dict[str, list[Result]] = {s.name: [] for s in systems}
     loads: list[str] = []
@@ -278,12 +331,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--users", type=int)
     parser.add_argument("--turns", type=int)
     parser.add_argument("--rounds", type=int)
-    parser.add_argument("--system-chars", type=int, default=3000)
-    parser.add_argument("--turn-chars", type=int, default=200)
+    parser.add_argument("--system-chars", type=int, default=10000)
+    parser.add_argument("--turn-chars", type=int, default=150)
+    parser.add_argument("--think", type=float, default=0.3, help="mean seconds between turns")
     parser.add_argument("--max-tokens", type=int, default=16)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--speedup", type=float, default=1.0)
-    parser.add_argument("--num-blocks", type=int, default=1024)
+    parser.add_argument("--num-blocks", type=int)
     parser.add_argument(
         "--routers",
         nargs="+",
@@ -293,9 +347,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-dynamo", action="store_true", help="drivetrain only")
     parser.add_argument("--decision", action="store_true", help="also time one decision")
     args = parser.parse_args(argv)
-    args.users = args.users or (16 if args.quick else 32)
-    args.turns = args.turns or (4 if args.quick else 8)
+    args.users = args.users or (16 if args.quick else 24)
+    # Enough turns that first (cold) turns are under a tenth of the requests: p90 is then a
+    # question of routing, not of how many conversations start.
+    args.turns = args.turns or (12 if args.quick else 16)
     args.rounds = args.rounds or (1 if args.quick else 2)
+    # One worker's cache holds about half of the users' conversations, the four together all.
+    args.num_blocks = args.num_blocks or (1536 if args.quick else 2048)
     return args
 
 
