@@ -214,28 +214,44 @@ def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+KV_ROUTERS = ("kv-approx", "kv")
+
+
 def stacks(args: argparse.Namespace) -> list[System]:
+    """drivetrain's routers (the KV ones once per overlap weight) and Dynamo's KV router (once
+    per weight), in that order."""
     blocks = str(args.num_blocks)
     model_dir = long_context_tokenizer()
     out: list[System] = []
     for router in args.routers:
-        out.append(
-            Drivetrain(
-                f"drivetrain-{router}",
-                speedup=args.speedup,
-                model_dir=model_dir,
-                frontend_args=["--router", router],
-                worker_args=["--num-blocks", blocks, "--block-size", "64"],
+        for weight in args.weights if router in KV_ROUTERS else [None]:
+            extra = [] if weight is None else ["--kv-overlap-weight", f"{weight:g}"]
+            out.append(
+                Drivetrain(
+                    f"drivetrain-{router}" + ("" if weight is None else f" w={weight:g}"),
+                    speedup=args.speedup,
+                    model_dir=model_dir,
+                    frontend_args=["--router", router, *extra],
+                    worker_args=["--num-blocks", blocks, "--block-size", "64"],
+                )
             )
-        )
-    if not args.no_dynamo:
+    for weight in [] if args.no_dynamo else args.weights:
         out.append(
             Dynamo(
-                "dynamo-kv",
+                f"dynamo-kv w={weight:g}",
                 speedup=args.speedup,
                 model_dir=model_dir,
                 router="kv",
-                frontend_args=["--event-plane", "zmq", "--request-plane", "tcp"],
+                frontend_args=[
+                    "--event-plane",
+                    "zmq",
+                    "--request-plane",
+                    "tcp",
+                    # Dynamo 1.6.1's name for --router-kv-overlap-score-weight (deprecated
+                    # there): the same weight on the prompt tokens left to prefill.
+                    "--router-prefill-load-scale",
+                    f"{weight:g}",
+                ],
                 worker_args=["--num-gpu-blocks-override", blocks, "--block-size", "64"],
             )
         )
@@ -250,7 +266,8 @@ def report(results: dict[str, list[Result]], args: argparse.Namespace, loads: li
         f"Command: `{' '.join(['make bench-kv', *(['ARGS=--quick'] if args.quick else [])])}`; "
         f"{args.users} users x {args.turns} turns, system prompt {args.system_chars} chars, "
         f"{args.turn_chars} chars per question and answer, {args.max_tokens} output tokens, "
-        f"think time {args.think:g} s (0.5-1.5x), "
+        f"think time {args.think:g} s (0.5-1.5x), KV router overlap weights "
+        f"{', '.join(f'{w:g}' for w in args.weights)}, "
         f"{args.workers} mocker workers at --speedup-ratio {args.speedup:g}, "
         f"{args.num_blocks} KV blocks of 64 tokens each, {args.rounds} round(s) alternated.",
         f"Load average before each round: {'; '.join(loads)}.",
@@ -270,17 +287,20 @@ def report(results: dict[str, list[Result]], args: argparse.Namespace, loads: li
         share = f"{cached / prompt:.0%}" if prompt else "n/a"
         lines.append(f"| {name} | {p50:.1f} | {p90:.1f} | {rps:.2f} | {share} | {errors} |")
     lines.append("")
-    rr, kv = summary.get("drivetrain-round-robin"), summary.get("drivetrain-kv")
-    if rr and kv:
-        lines.append(
-            f"drivetrain kv vs round-robin: TTFT p90 {rr[1] / kv[1]:.2f}x better (goal >= 3x)."
-        )
-    dyn = summary.get("dynamo-kv")
-    if kv and dyn:
-        lines.append(
-            f"drivetrain kv vs Dynamo kv: TTFT p90 {dyn[1] / kv[1]:.2f}x better, "
-            f"throughput {kv[2] / dyn[2]:.2f}x (goals: both >= 1)."
-        )
+    rr = summary.get("drivetrain-round-robin")
+    for weight in args.weights:
+        kv = summary.get(f"drivetrain-kv w={weight:g}")
+        dyn = summary.get(f"dynamo-kv w={weight:g}")
+        if rr and kv:
+            lines.append(
+                f"- w={weight:g}: drivetrain kv vs its round-robin: TTFT p90 "
+                f"{rr[1] / kv[1]:.2f}x better (goal >= 3x)."
+            )
+        if kv and dyn:
+            lines.append(
+                f"- w={weight:g}: drivetrain kv vs Dynamo kv: TTFT p90 {dyn[1] / kv[1]:.2f}x "
+                f"better, throughput {kv[2] / dyn[2]:.2f}x (goals: both >= 1)."
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -345,6 +365,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="drivetrain routers to run",
     )
     parser.add_argument("--no-dynamo", action="store_true", help="drivetrain only")
+    parser.add_argument(
+        "--weights",
+        type=float,
+        nargs="+",
+        default=[1.0, 4.0],
+        help="overlap weights of both KV routers, each its own stack (drivetrain "
+        "--kv-overlap-weight, Dynamo --router-prefill-load-scale; 1 is both defaults)",
+    )
     parser.add_argument("--decision", action="store_true", help="also time one decision")
     args = parser.parse_args(argv)
     args.users = args.users or (16 if args.quick else 24)
