@@ -63,7 +63,9 @@ async def test_kv_routes_each_turn_to_the_worker_holding_the_conversation() -> N
         # The first turn of each user finds nothing; every later turn finds its history.
         assert cached[:3] == [0, 0, 0]
         assert all(c > 0 for c in cached[3:])
-        # The frontend's index is what the workers hold (fed by their events).
+        # The frontend subscribed to every worker's events; its index is what they hold.
+        for worker in stack.workers:
+            assert all(c.kv_subscribed for c in worker.server.connections)
         index = stack.frontend.kv
         assert index is not None
         for engine in engines:
@@ -115,6 +117,10 @@ async def test_round_robin_reports_cached_tokens_as_well() -> None:
             details.append(reply.usage.prompt_tokens_details)
         assert details[0] is not None and details[0].cached_tokens == 0
         assert details[1] is not None and (details[1].cached_tokens or 0) > 0
+        # No KV router: the worker sends this frontend no KV events at all.
+        connections = stack.workers[0].server.connections
+        assert connections and not any(c.kv_subscribed for c in connections)
+        assert stack.frontend.kv is None
 
 
 async def test_the_worker_uses_the_frontends_tokens() -> None:

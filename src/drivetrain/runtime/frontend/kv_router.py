@@ -78,9 +78,9 @@ class Ticket:
         load = self.load
         load.active_blocks -= self.blocks
         self.blocks = 0
-        if not load.active_blocks and not load.prefill_tokens:
-            if self.loads.get(self.address) is load:
-                del self.loads[self.address]
+        idle = not load.active_blocks and not load.prefill_tokens
+        if idle and self.loads.get(self.address) is load:
+            del self.loads[self.address]
 
 
 @dataclass

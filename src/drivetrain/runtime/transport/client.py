@@ -253,6 +253,8 @@ class RequestPlaneClient:
                 f"cannot connect to worker {self.address}: {exc or 'timed out'}", before_first=True
             ) from exc
         self._transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        if self.on_kv is not None:
+            self.request_kv_snapshot()  # a KV router: subscribe, from a snapshot of the cache
 
     def send(self, kind: str, sid: int, payload: Any) -> None:
         self._out.append(frames.encode(kind, sid, payload))

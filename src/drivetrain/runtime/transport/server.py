@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, cast
 
 from drivetrain.runtime.engines.base import (
     Chunk,
@@ -46,11 +46,13 @@ class _Connection(asyncio.Protocol):
         self._flush_scheduled = False
         self._loop = asyncio.get_running_loop()
         self.load_sent: tuple[int, int | None] | None = None
+        # Whether this frontend asked for KV events (``K``): only a KV router does, so that
+        # the others get no event traffic at all.
+        self.kv_subscribed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
         self._server.connections.add(self)
-        self._send_snapshot()  # a new connection's frontend knows nothing of the cache yet
 
     def _send_snapshot(self) -> None:
         cache = self._server.kv_cache
@@ -92,7 +94,10 @@ class _Connection(asyncio.Protocol):
                 if running is not None:
                     running.cancel()
             elif kind == frames.KV_RESYNC:
-                self._send_snapshot()  # the frontend missed an event: it rebuilds from this
+                # A KV router subscribing (first time), or one that missed an event: it
+                # (re)builds its view from this snapshot, then follows the events.
+                self.kv_subscribed = True
+                self._send_snapshot()
 
     def close(self) -> None:
         if self._transport is not None:
@@ -104,17 +109,20 @@ class _Connection(asyncio.Protocol):
             op = payload["op"]
             body = payload["body"]
             engine = self._engine
+            takes_ids = self._server.takes_ids
             if op == "embeddings":
                 result = await engine.embed(body)
                 self._send(frames.RESULT, sid, [result.vectors, result.prompt_tokens])
             elif op == "prefill":
-                if not isinstance(engine, TakesPromptIds):
+                if not takes_ids:
                     raise EngineError(400, "this engine does not serve disaggregated prefill")
-                done = await engine.prefill(payload["of"], body, payload.get("ids"))
+                done = await cast(TakesPromptIds, engine).prefill(
+                    payload["of"], body, payload.get("ids")
+                )
                 self._send(frames.RESULT, sid, [done.prompt_tokens, done.cached_tokens])
             else:
-                if isinstance(engine, TakesPromptIds):
-                    items = engine.generate_ids(
+                if takes_ids:
+                    items = cast(TakesPromptIds, engine).generate_ids(
                         op, body, payload.get("ids"), bool(payload.get("transferred"))
                     )
                 else:
@@ -202,6 +210,8 @@ class RequestPlaneServer:
         self._server: asyncio.Server | None = None
         self.draining = False
         self._capacity = engine.capacity if isinstance(engine, ReportsCapacity) else None
+        # Checked once: a runtime protocol check costs microseconds, too much per request.
+        self.takes_ids = isinstance(engine, TakesPromptIds)
         # An engine with a prefix cache: its events go to every connected frontend.
         cache = getattr(engine, "kv_cache", None)
         self.kv_cache = cache if isinstance(cache, PrefixCache) else None
@@ -210,7 +220,8 @@ class RequestPlaneServer:
 
     def _broadcast_kv(self, event: KvEvent) -> None:
         for conn in self.connections:
-            conn.send_kv(event)
+            if conn.kv_subscribed:
+                conn.send_kv(event)
 
     def load(self) -> tuple[int, int | None]:
         """What the ``l`` frames say: requests in flight, and the engine's capacity now."""
