@@ -42,7 +42,17 @@ import orjson
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # benchmarks/stacks.py
 
-from stacks import LOGS, MODEL, ROOT, WORK, Drivetrain, Dynamo, System, padded_tokenizer  # noqa: E402
+from stacks import (  # noqa: E402
+    LOGS,
+    MODEL,
+    ROOT,
+    WORK,
+    Drivetrain,
+    Dynamo,
+    System,
+    cpu_seconds,
+    padded_tokenizer,
+)
 
 RESULTS_MD = ROOT / "benchmarks" / "results" / "kv.md"
 WORDS = [
@@ -130,6 +140,8 @@ class Result:
     seconds: float = 0.0
     cached: int = 0
     prompt: int = 0
+    cpu_frontend: float = 0.0  # seconds of the frontend's CPU over the run
+    cpu_workers: float = 0.0
 
     @property
     def rps(self) -> float:
@@ -272,8 +284,9 @@ def report(results: dict[str, list[Result]], args: argparse.Namespace, loads: li
         f"{args.num_blocks} KV blocks of 64 tokens each, {args.rounds} round(s) alternated.",
         f"Load average before each round: {'; '.join(loads)}.",
         "",
-        "| stack | TTFT p50 ms | TTFT p90 ms | req/s | cached prompt tokens | errors |",
-        "|---|---|---|---|---|---|",
+        "| stack | TTFT p50 ms | TTFT p90 ms | req/s | cached prompt tokens "
+        "| CPU ms/req frontend + workers | errors |",
+        "|---|---|---|---|---|---|---|",
     ]
     summary: dict[str, tuple[float, float, float]] = {}
     for name, runs in results.items():
@@ -285,7 +298,13 @@ def report(results: dict[str, list[Result]], args: argparse.Namespace, loads: li
         p50, p90 = pct(ttft, 50) * 1000, pct(ttft, 90) * 1000
         summary[name] = (p50, p90, rps)
         share = f"{cached / prompt:.0%}" if prompt else "n/a"
-        lines.append(f"| {name} | {p50:.1f} | {p90:.1f} | {rps:.2f} | {share} | {errors} |")
+        sent = sum(r.requests + r.errors for r in runs) or 1
+        cpu_fe = sum(r.cpu_frontend for r in runs) * 1000 / sent
+        cpu_wk = sum(r.cpu_workers for r in runs) * 1000 / sent
+        lines.append(
+            f"| {name} | {p50:.1f} | {p90:.1f} | {rps:.2f} | {share} | {cpu_fe:.2f} + "
+            f"{cpu_wk:.2f} | {errors} |"
+        )
     lines.append("")
     rr = summary.get("drivetrain-round-robin")
     for weight in args.weights:
@@ -322,7 +341,11 @@ async def main_async(args: argparse.Namespace) -> None:
                 seed = f"r{round_no}-{system.name}"
                 # A short warm-up, so that first-connection costs are not counted.
                 await run_workload(system.port, Workload(2, 1, 64, 16, 2), seed + "-warm")
+                fe, wk = system.pids("frontend"), system.pids("mocker")
+                cpu0 = cpu_seconds(fe), cpu_seconds(wk)
                 result = await run_workload(system.port, workload, seed)
+                result.cpu_frontend = cpu_seconds(fe) - cpu0[0]
+                result.cpu_workers = cpu_seconds(wk) - cpu0[1]
                 results[system.name].append(result)
                 print(
                     f"round {round_no + 1} {system.name}: TTFT p50 "

@@ -22,7 +22,6 @@ run it); ``--record`` writes them there.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -49,6 +48,7 @@ from stacks import (  # noqa: E402
     Drivetrain,
     Dynamo,
     System,
+    cpu_seconds,
     free_port,
     padded_tokenizer,
 )
@@ -189,17 +189,6 @@ def summarise(data: dict[str, Any], scenario: Scenario) -> dict[str, Any]:
 
 
 # ---- the stacks' own CPU time -----------------------------------------------------------------
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of these processes (all their threads), from /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
-    return total
 
 
 # ---- profiles (--profile) ------------------------------------------------------------------

@@ -26,6 +26,7 @@ from aiohttp import web
 from drivetrain.runtime.engines.base import EngineError
 from drivetrain.runtime.frontend import responses
 from drivetrain.runtime.frontend.admission import Rejected
+from drivetrain.runtime.frontend.disagg import open_routed
 from drivetrain.runtime.frontend.errors import ApiError, error_response
 from drivetrain.runtime.frontend.kv_router import KvRouter, Route, make_route
 from drivetrain.runtime.frontend.prompt_ids import PromptIds
@@ -212,8 +213,9 @@ class Frontend:
         model known, prompt within the context (``tokens.py``); (2) admit: the model's queue
         (``admission.py``), the one per-model step (the RL API's pause holds requests there
         too); (3) route: pick a live instance with room and open a stream, retrying others
-        until the first frame (``_open``); (4) respond: embeddings, unary, or SSE with one
-        write per batch of frames.  A smarter choice of instance belongs in the router (3)."""
+        until the first frame (``_open``; by the prompt's KV blocks, and prefill then decode
+        for a disaggregated model, in ``disagg.open_routed``); (4) respond: embeddings, unary,
+        or SSE with one write per batch of frames."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = started + self.request_timeout
@@ -265,8 +267,6 @@ class Frontend:
                 self.kv is not None or (model is not None and model.disaggregated)
             ):
                 # KV routing and disaggregation (docs/kv-routing.md): their own step.
-                from drivetrain.runtime.frontend.disagg import open_routed
-
                 stream, first = await open_routed(self, name, endpoint, body, deadline, routes)
             else:
                 stream, first = await self._open(name, endpoint, body, deadline)
