@@ -4,7 +4,9 @@ Besides each request's frames, every connection carries the worker's load (``l``
 requests in flight on this worker over all connections, and the engine's capacity), written
 with the next frames a connection sends whenever it changed, and to every connection when a
 request ends, so that each frontend routes around a worker at capacity (docs/runtime.md,
-"Abuse and overload").  Stopping drains: new requests are refused with a retryable error, the
+"Abuse and overload").  An engine with a prefix cache (the mocker) also sends its KV events
+(``k`` frames) to each connection whose frontend subscribed with a ``K`` frame, starting with a
+snapshot (docs/kv-routing.md).  Stopping drains: new requests are refused with a retryable error, the
 running ones get ``drain`` seconds, then each still running ends with a 503 error frame.
 """
 
