@@ -392,7 +392,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--weights",
         type=float,
         nargs="+",
-        default=[1.0, 4.0],
+        default=[1.0, 8.0],
         help="overlap weights of both KV routers, each its own stack (drivetrain "
         "--kv-overlap-weight, Dynamo --router-prefill-load-scale; 1 is both defaults)",
     )
