@@ -36,6 +36,7 @@ class Target:
     client: RequestPlaneClient
     down_until: float = 0.0
     capacity: int | None = None  # registered; the worker's reports take over once they arrive
+    role: str | None = None  # "prefill" or "decode" in disaggregated serving; None: aggregated
 
     @property
     def in_flight(self) -> int:
@@ -81,13 +82,22 @@ class ServedModel:
     context_length: int | None = None
     max_output_tokens: int | None = None
     tokenizer: str | None = None  # the folder a worker registered (tokens.py reads it)
+    kv_block_size: int | None = None  # its workers' KV block size when they publish KV events
+    #: whether some instance is a prefill or decode one (disaggregated serving, ``disagg.py``)
+    disaggregated: bool = False
 
     @property
     def created(self) -> int:
         return self.state.created
 
-    def live_targets(self, now: float) -> list[Target]:
-        return [t for t in self.targets if t.down_until <= now]
+    def live_targets(self, now: float, role: str | None = None) -> list[Target]:
+        """Live targets; in disaggregated serving those of ``role`` (``"prefill"``, or
+        ``"decode"``: the decode and aggregated ones, which can prefill for themselves)."""
+        if not self.disaggregated:
+            return [t for t in self.targets if t.down_until <= now]
+        if role == "prefill":
+            return [t for t in self.targets if t.down_until <= now and t.role == "prefill"]
+        return [t for t in self.targets if t.down_until <= now and t.role != "prefill"]
 
 
 class ServingTable:
@@ -101,6 +111,8 @@ class ServingTable:
         self._states: dict[str, ModelState] = {}
         self._changed = asyncio.Event()  # set (and replaced) by every rebuild
         self._remembered: frozenset[str] = frozenset()  # model types of models once served
+        #: called with each new worker connection (the KV router subscribes to its events)
+        self.on_new_client: Callable[[RequestPlaneClient], None] | None = None
 
     # ---- what admission asks -------------------------------------------------------------
 
@@ -117,6 +129,8 @@ class ServingTable:
         if model is None:
             return False
         now = asyncio.get_running_loop().time()
+        if model.disaggregated:  # a request needs a decode (or aggregated) instance
+            return bool(model.live_targets(now))
         return any(t.down_until <= now for t in model.targets)
 
     def room(self, name: str) -> bool:
@@ -124,6 +138,8 @@ class ServingTable:
         if model is None:
             return False
         now = asyncio.get_running_loop().time()
+        if model.disaggregated:
+            return any(t.has_room() for t in model.live_targets(now))
         return any(t.down_until <= now and t.has_room() for t in model.targets)
 
     def pump(self) -> None:
@@ -155,6 +171,7 @@ class ServingTable:
             model.context_length = model.context_length or card.context_length
             model.max_output_tokens = model.max_output_tokens or card.max_output_tokens
             model.tokenizer = model.tokenizer or card.tokenizer
+            model.kv_block_size = model.kv_block_size or card.kv_block_size
             record = by_id.get(card.instance_id)
             if record is None or record.transport != "tcp":
                 continue  # card without a reachable instance (yet): known but not routable
@@ -163,6 +180,8 @@ class ServingTable:
                 client = RequestPlaneClient(record.address)
                 client.on_lost = self._lost_callback(record.address)
                 client.on_room = self.pump
+                if self.on_new_client is not None:
+                    self.on_new_client(client)
             used[record.address] = client
             model.targets.append(
                 Target(
@@ -171,8 +190,10 @@ class ServingTable:
                     client,
                     self._down.get(record.instance_id, 0.0),
                     record.capacity,
+                    record.role,
                 )
             )
+            model.disaggregated = model.disaggregated or record.role is not None
         stale = [c for addr, c in self._clients.items() if addr not in used]
         self._clients = used
         self._down = {i: t for i, t in self._down.items() if i in by_id}

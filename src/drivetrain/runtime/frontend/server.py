@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from aiohttp import web
 
@@ -13,10 +13,12 @@ from drivetrain.runtime.discovery import DiscoveryStore, open_store
 from drivetrain.runtime.discovery.watcher import ModelWatcher
 from drivetrain.runtime.frontend.admission import AdmissionConfig
 from drivetrain.runtime.frontend.app import Frontend
+from drivetrain.runtime.frontend.kv_router import KV_MODES, KvConfig, KvRouter
 from drivetrain.runtime.frontend.registry import ServingTable
 from drivetrain.runtime.frontend.router import make_router
 from drivetrain.runtime.frontend.tokens import PromptTokens
 from drivetrain.runtime.scope import NamespaceScope
+from drivetrain.runtime.transport.client import RequestPlaneClient
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,8 @@ class FrontendConfig:
     admission: AdmissionConfig = field(default_factory=AdmissionConfig)
     drain_timeout: float = DRAIN_TIMEOUT_S
     tokenizer_root: str | None = None
+    kv: KvConfig = field(default_factory=KvConfig)  # --router kv / kv-approx
+    disagg_threshold: int = 0  # tokens; fewer uncached ones skip the prefill instance
 
 
 class RunningFrontend:
@@ -46,12 +50,18 @@ class RunningFrontend:
         self._own_store = store is None
         self.store = store
         self.table = ServingTable(config.admission)
+        self.kv: KvRouter | None = None
+        if config.router in KV_MODES:
+            self.kv = KvRouter(replace(config.kv, mode=config.router))
+            self.table.on_new_client = self._attach
         self.frontend = Frontend(
             self.table,
             make_router(config.router),
             config.request_timeout,
             scope_description=config.scope.describe(),
             tokens=PromptTokens(config.tokenizer_root),
+            kv=self.kv,
+            disagg_threshold=config.disagg_threshold,
         )
         self.watcher: ModelWatcher | None = None
         self._runner: web.AppRunner | None = None
@@ -63,10 +73,20 @@ class RunningFrontend:
         host = "127.0.0.1" if self.config.host in ("0.0.0.0", "") else self.config.host
         return f"http://{host}:{self.port}"
 
+    def _attach(self, client: RequestPlaneClient) -> None:
+        """A new worker for the KV router: its events from now on, so connect at once."""
+        assert self.kv is not None
+        self.kv.attach(client)
+        task = asyncio.get_running_loop().create_task(client.connect())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
     def _sync(self, watcher: ModelWatcher) -> None:
         cards = [card for entry in watcher.models.values() for card in entry.cards.values()]
         stale = self.table.rebuild(cards, watcher.instances.values())
         for client in stale:
+            if self.kv is not None:
+                self.kv.forget(client.address)  # it left discovery: its index goes
             task = asyncio.get_running_loop().create_task(
                 client.close_when_idle(self.config.request_timeout)
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import itertools
 from collections.abc import Callable
 from typing import Any
@@ -39,6 +40,11 @@ class ClientStream:
         self._error: BaseException | None = None
         self._timer: asyncio.TimerHandle | None = None
         self.received = False
+
+    @property
+    def address(self) -> str:
+        """The worker's address (which instance answered)."""
+        return self._client.address
 
     def set_deadline(self, when: float) -> None:
         """Fail with TimeoutError at loop time ``when`` unless finished before."""
@@ -141,6 +147,8 @@ class _Protocol(asyncio.Protocol):
             elif kind == frames.LOAD:
                 client.reported = payload
                 ended = True
+            elif kind == frames.KV_EVENT and client.on_kv is not None:
+                client.on_kv(payload)
         if ended and client.on_room is not None:
             client.on_room()
 
@@ -174,6 +182,9 @@ class RequestPlaneClient:
         # Called when a stream of this client ended or the worker reported its load: room may
         # have opened on the worker (the frontend's admission queues wait for that).
         self.on_room: Callable[[], None] | None = None
+        # Called with each KV event ``[seq, kind, hashes]`` the worker sends, and with None when
+        # the connection is lost (what the worker caches is unknown until it reconnects).
+        self.on_kv: Callable[[list[Any] | None], None] | None = None
 
     @property
     def in_flight(self) -> int:
@@ -183,7 +194,9 @@ class RequestPlaneClient:
         if self.on_room is not None:
             self.on_room()
 
-    async def open(self, op: str, body: dict[str, Any]) -> ClientStream:
+    async def open(
+        self, op: str, body: dict[str, Any], extra: dict[str, Any] | None = None
+    ) -> ClientStream:
         """Send a request; raises StreamFailed(before_first=True) if the worker is unreachable.
 
         The stream counts in ``in_flight`` from the start, before a first connection is made,
@@ -198,8 +211,23 @@ class RequestPlaneClient:
                 if self.streams.pop(sid, None) is not None:
                     self.stream_ended()
                 raise
-        self.send(frames.REQUEST, sid, {"op": op, "body": body})
+        payload = {"op": op, "body": body}
+        if extra:
+            payload.update(extra)  # the prompt's ids, a prefill's op (docs/kv-routing.md)
+        self.send(frames.REQUEST, sid, payload)
         return stream
+
+    def request_kv_snapshot(self) -> None:
+        """Ask the worker for its whole prefix cache (a KV event was lost or out of order)."""
+        if self._transport is not None:
+            self.send(frames.KV_RESYNC, frames.LOAD_STREAM, None)
+
+    async def connect(self) -> None:
+        """Open the connection now (the KV router wants every worker's events from the start);
+        a failure is left for the first request to meet."""
+        if self._transport is None and not self.closed:
+            with contextlib.suppress(StreamFailed):
+                await self._connect()
 
     async def _connect(self) -> None:
         if self.closed:
@@ -225,6 +253,8 @@ class RequestPlaneClient:
                 f"cannot connect to worker {self.address}: {exc or 'timed out'}", before_first=True
             ) from exc
         self._transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        if self.on_kv is not None:
+            self.request_kv_snapshot()  # a KV router: subscribe, from a snapshot of the cache
 
     def send(self, kind: str, sid: int, payload: Any) -> None:
         self._out.append(frames.encode(kind, sid, payload))
@@ -247,6 +277,8 @@ class RequestPlaneClient:
         self._transport = None
         self._out = []
         self.reported = None  # whatever answers at this address next starts afresh
+        if self.on_kv is not None:
+            self.on_kv(None)
         streams, self.streams = self.streams, {}
         for stream in streams.values():
             stream._fail(StreamFailed(reason, before_first=not stream.received))
