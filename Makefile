@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo demo-rl test test-frameworks lint typecheck imports image bench bench-render bench-frontend bench-stream bench-stream-guard bench-admission bench-operator bench-discovery bench-transformers bench-failover bench-rl tiny-model clean
+.PHONY: install demo demo-rl test test-frameworks lint typecheck imports image bench bench-render bench-frontend bench-stream bench-stream-guard bench-admission bench-kv bench-kv-decision bench-disagg bench-operator bench-discovery bench-transformers bench-failover bench-rl tiny-model clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -94,6 +94,20 @@ bench-stream-guard: $(STAMP)
 
 # Overload at 2x and 10x the graph's capacity, with and without admission control, and the
 # frontend's per-request cost of counting prompts (docs/performance.md). About 3 minutes.
+# KV-aware routing: drivetrain's routers and Dynamo 1.6.1's KV router on a multi-turn,
+# prefix-heavy workload (ARGS=--quick for a short run); writes benchmarks/results/kv.md.
+bench-kv: $(STAMP)
+	./benchmarks/bench_kv.sh $(ARGS)
+
+# The KV router's decision time with 1,000 instances indexed (no servers; seconds).
+bench-kv-decision: $(STAMP)
+	$(BIN)/python benchmarks/kv/decision.py $(ARGS)
+
+# Aggregated vs disaggregated prefill/decode on a long-prompt workload, drivetrain and Dynamo
+# 1.6.1 (ARGS=--quick); writes benchmarks/results/disagg.md.
+bench-disagg: $(STAMP)
+	./benchmarks/bench_kv.sh --disagg $(ARGS)
+
 bench-admission: $(STAMP)
 	$(BIN)/python benchmarks/bench_admission.py $(ARGS)
 

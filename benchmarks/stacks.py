@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -40,6 +41,49 @@ def tiny_model_dir() -> Path:
         if (candidate / "tokenizer.json").exists():
             return candidate
     sys.exit("bench: no tiny model folder (examples/models/tiny or ../shared/models/tiny)")
+
+
+PADDED_VOCAB = 2048
+
+
+def padded_tokenizer() -> Path:
+    """The tiny tokenizer with plain tokens up to ``PADDED_VOCAB`` ids.
+
+    Dynamo's mocker draws random token ids below the configured vocabulary size; beyond the 334
+    tokens of the tiny tokenizer they decode to nothing, and aiperf rejects a stream whose chunks
+    carry no text.  The added tokens (``" w<id>"``) are ordinary BPE vocabulary entries, so they
+    decode as words; nothing encodes to them (no merges), which does not matter: prompts use the
+    original tokens and output is counted from the servers' usage.
+    """
+    source = tiny_model_dir()
+    target = WORK / "models" / f"tiny-{PADDED_VOCAB}"
+    stamp = target / ".padded"
+    if stamp.exists() and stamp.read_text() == str(source):
+        return target
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target)
+    tokenizer = json.loads((target / "tokenizer.json").read_text())
+    vocab: dict[str, int] = tokenizer["model"]["vocab"]
+    for token_id in range(len(vocab), PADDED_VOCAB):
+        vocab[f"\u0120w{token_id}"] = token_id  # Ġ: the byte-level BPE's space
+    (target / "tokenizer.json").write_text(json.dumps(tokenizer))
+    config = json.loads((target / "config.json").read_text())
+    config["vocab_size"] = PADDED_VOCAB
+    (target / "config.json").write_text(json.dumps(config))
+    stamp.write_text(str(source))
+    return target
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes (all their threads), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
 
 
 def shown(path: Path) -> str:
@@ -190,7 +234,13 @@ class System:
         return f"{len(_SPAWNED):03d}-{self.name.replace('@', '-')}-{role}"
 
 
+@dataclass
 class Dynamo(System):
+    #: ``--router-mode`` (bench-kv: ``kv``) and more arguments for the frontend and each mocker
+    router: str = "round-robin"
+    frontend_args: list[str] = field(default_factory=list)
+    worker_args: list[str] = field(default_factory=list)
+
     def _env(self) -> dict[str, str]:
         # Dynamo's defaults otherwise (it logs one INFO line per request, as it does out of the
         # box).
@@ -208,7 +258,8 @@ class Dynamo(System):
                 "--discovery-backend",
                 "file",
                 "--router-mode",
-                "round-robin",
+                self.router,
+                *self.frontend_args,
             ],
             self._env(),
         )
@@ -232,6 +283,7 @@ class Dynamo(System):
                 "zmq",
                 "--speedup-ratio",
                 f"{self.speedup:g}",
+                *self.worker_args,
             ],
             self._env(),
         )

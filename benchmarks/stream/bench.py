@@ -22,7 +22,6 @@ run it); ``--record`` writes them there.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -43,13 +42,15 @@ from stacks import (  # noqa: E402
     CACHE,
     LOGS,
     MODEL,
+    PADDED_VOCAB,
     ROOT,
     WORK,
     Drivetrain,
     Dynamo,
     System,
+    cpu_seconds,
     free_port,
-    tiny_model_dir,
+    padded_tokenizer,
 )
 
 AIPERF_VENV = Path(os.environ.get("AIPERF_VENV") or CACHE / "aiperf-0.13.0")
@@ -62,7 +63,6 @@ BASELINE = HERE / "baseline.json"
 SPEEDUP = 10.0
 WORKERS = 2
 INPUT_TOKENS = 128
-PADDED_VOCAB = 2048
 # Dynamo's frontend CI limits: a drop of more than 15 % in the req/s ratio, or a rise of more
 # than 25 % in the TTFT p50 ratio, against the recorded ratios fails the guard.
 GUARD_RPS_DROP = 0.15
@@ -93,35 +93,6 @@ def scenarios(quick: bool, requests: int | None) -> list[Scenario]:
 
 
 # ---- the tokenizer both stacks and aiperf read -------------------------------------------------
-
-
-def padded_tokenizer() -> Path:
-    """The tiny tokenizer with plain tokens up to ``PADDED_VOCAB`` ids.
-
-    Dynamo's mocker draws random token ids below the configured vocabulary size; beyond the 334
-    tokens of the tiny tokenizer they decode to nothing, and aiperf rejects a stream whose chunks
-    carry no text.  The added tokens (``" w<id>"``) are ordinary BPE vocabulary entries, so they
-    decode as words; nothing encodes to them (no merges), which does not matter: prompts use the
-    original tokens and output is counted from the servers' usage.
-    """
-    source = tiny_model_dir()
-    target = WORK / "models" / f"tiny-{PADDED_VOCAB}"
-    stamp = target / ".padded"
-    if stamp.exists() and stamp.read_text() == str(source):
-        return target
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(source, target)
-    tokenizer = json.loads((target / "tokenizer.json").read_text())
-    vocab: dict[str, int] = tokenizer["model"]["vocab"]
-    for token_id in range(len(vocab), PADDED_VOCAB):
-        vocab[f"\u0120w{token_id}"] = token_id  # Ġ: the byte-level BPE's space
-    (target / "tokenizer.json").write_text(json.dumps(tokenizer))
-    config = json.loads((target / "config.json").read_text())
-    config["vocab_size"] = PADDED_VOCAB
-    (target / "config.json").write_text(json.dumps(config))
-    stamp.write_text(str(source))
-    return target
 
 
 # ---- aiperf -----------------------------------------------------------------------------------
@@ -218,17 +189,6 @@ def summarise(data: dict[str, Any], scenario: Scenario) -> dict[str, Any]:
 
 
 # ---- the stacks' own CPU time -----------------------------------------------------------------
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of these processes (all their threads), from /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
-    return total
 
 
 # ---- profiles (--profile) ------------------------------------------------------------------

@@ -84,8 +84,9 @@ def test_the_padded_tokenizer_decodes_every_id_up_to_2048(
     from tokenizers import Tokenizer
 
     tiny = REPO / "examples" / "models" / "tiny"
-    monkeypatch.setattr(bench, "WORK", tmp_path)
-    monkeypatch.setattr(bench, "tiny_model_dir", lambda: tiny)
+    stacks = sys.modules["stacks"]  # where padded_tokenizer lives (bench-kv uses it too)
+    monkeypatch.setattr(stacks, "WORK", tmp_path)
+    monkeypatch.setattr(stacks, "tiny_model_dir", lambda: tiny)
     folder = bench.padded_tokenizer()
     tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
     assert tokenizer.get_vocab_size() == 2048

@@ -47,7 +47,7 @@ class Up:
         return self.proc.wait(timeout=30)
 
 
-def start_up(tmp_path: Path, *extra: str) -> Up:
+def start_up(tmp_path: Path, *extra: str, graph: str = "examples/agg.yaml") -> Up:
     port = free_port()
     log = tmp_path / "up.log"
     proc = subprocess.Popen(
@@ -56,7 +56,7 @@ def start_up(tmp_path: Path, *extra: str) -> Up:
             "-m",
             "drivetrain.cli.main",
             "up",
-            "examples/agg.yaml",
+            graph,
             "--port",
             str(port),
             *extra,

@@ -21,6 +21,7 @@ from drivetrain.runtime.discovery import DiscoveryStore, open_store
 from drivetrain.runtime.discovery.registration import Registration
 from drivetrain.runtime.engines.base import Engine
 from drivetrain.runtime.frontend.admission import AdmissionConfig
+from drivetrain.runtime.frontend.kv_router import KvConfig
 from drivetrain.runtime.frontend.server import FrontendConfig, RunningFrontend
 from drivetrain.runtime.records import InstanceRecord, ModelCard
 from drivetrain.runtime.scope import NamespaceScope
@@ -116,6 +117,8 @@ async def serving_stack(
     tokenizer_root: str | None = None,
     admin_token: str | None = None,
     store_url: str | None = None,
+    kv: KvConfig | None = None,
+    disagg_threshold: int = 0,
 ) -> AsyncIterator[Stack]:
     """A frontend on a private store.  The retry window is short by default (``TEST_ADMISSION``)
     so that tests of a 503 do not wait the production window; ``retry_window`` overrides it
@@ -134,6 +137,8 @@ async def serving_stack(
         tokenizer_root=tokenizer_root,
         admin_token=admin_token,
         admin_port=0,
+        kv=kv or KvConfig(seed=0),
+        disagg_threshold=disagg_threshold,
     )
     frontend = RunningFrontend(config, store=store)
     await frontend.start()

@@ -33,7 +33,14 @@ async def upstream() -> AsyncIterator[tuple[str, list[dict]]]:
             }
             await resp.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
         end = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-        usage = {"choices": [], "usage": {"prompt_tokens": 11, "completion_tokens": len(words)}}
+        usage = {
+            "choices": [],
+            "usage": {
+                "prompt_tokens": 11,
+                "completion_tokens": len(words),
+                "prompt_tokens_details": {"cached_tokens": 8},  # as vLLM reports a cache hit
+            },
+        }
         await resp.write(
             b"data: " + orjson.dumps(end) + b"\n\ndata: " + orjson.dumps(usage) + b"\n\n"
         )
@@ -76,6 +83,8 @@ async def test_chat_streams_through_from_upstream_with_its_usage(
         )
         assert reply.choices[0].message.content == "a b c "
         assert reply.usage is not None and reply.usage.prompt_tokens == 11
+        assert reply.usage.prompt_tokens_details is not None
+        assert reply.usage.prompt_tokens_details.cached_tokens == 8
         assert seen[0]["model"] == "upstream-name"
         assert seen[0]["stream"] is True
 

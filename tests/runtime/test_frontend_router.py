@@ -41,4 +41,4 @@ def test_random_uses_every_target() -> None:
 
 def test_unknown_router_mode_is_rejected() -> None:
     with pytest.raises(ValueError, match="--router"):
-        make_router("kv")
+        make_router("power-of-two")

@@ -341,7 +341,12 @@ async def test_generate_returns_token_ids_logprobs_and_the_version() -> None:
             )
             assert len(body["logprobs"]) == 5 and all(lp <= 0 for lp in body["logprobs"])
             assert body["finish_reason"] == "length" and body["weight_version"] == "v3"
-            assert body["usage"] == {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8}
+            assert body["usage"] == {
+                "prompt_tokens": 3,
+                "completion_tokens": 5,
+                "total_tokens": 8,
+                "prompt_tokens_details": {"cached_tokens": 0},
+            }
 
             async with session.post(
                 stack.url + "/v1/generate",

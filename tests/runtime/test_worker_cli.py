@@ -100,6 +100,42 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
         ),
         (["frontend", "--router", "fastest", "--discovery", "memory://"], "--router"),
         (["frontend", "--request-timeout", "0", "--discovery", "memory://"], "--request-timeout"),
+        (
+            ["frontend", "--router", "kv", "--kv-overlap-weight", "-1", "--discovery", "memory://"],
+            "--kv-overlap-weight",
+        ),
+        (
+            ["frontend", "--disagg-threshold", "-5", "--discovery", "memory://"],
+            "--disagg-threshold",
+        ),
+        (
+            [
+                "worker",
+                "--engine",
+                "echo",
+                "--model-name",
+                "m",
+                "--disaggregation-mode",
+                "prefill",
+                "--discovery",
+                "memory://",
+            ],
+            "--disaggregation-mode",
+        ),
+        (
+            [
+                "worker",
+                "--engine",
+                "mocker",
+                "--model-name",
+                "m",
+                "--disaggregation-mode",
+                "both",
+                "--discovery",
+                "memory://",
+            ],
+            "--disaggregation-mode",
+        ),
     ],
 )
 def test_bad_flags_give_one_line_and_exit_2(args: list[str], needle: str) -> None:

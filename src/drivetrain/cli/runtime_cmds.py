@@ -100,6 +100,19 @@ def _check_worker_discovery(url: str) -> None:
         )
 
 
+def _disaggregation_mode(given: str | None) -> str:
+    """The flag, else the role the renderer gave the pod: a ``prefill`` or ``decode``
+    componentType (``DRIVETRAIN_COMPONENT_TYPE``) or subComponentType
+    (``DRIVETRAIN_SUB_COMPONENT_TYPE``), as in a DGD; else aggregated."""
+    if given is not None:
+        return given
+    for name in (envnames.SUB_COMPONENT_TYPE, envnames.COMPONENT_TYPE):
+        value = os.environ.get(name, "")
+        if value in ("prefill", "decode"):
+            return value
+    return "agg"
+
+
 def frontend(
     port: int = typer.Option(8000, "--port", help="HTTP port."),
     host: str = typer.Option("0.0.0.0", "--host", help="HTTP listen address."),
@@ -124,7 +137,20 @@ def frontend(
         False, "--namespace-prefix-strict", help="Only the prefix itself or <prefix>-<8 hex>."
     ),
     router: str = typer.Option(
-        "round-robin", "--router", help="round-robin, random or least-loaded."
+        "round-robin", "--router", help="round-robin, random, least-loaded, kv or kv-approx."
+    ),
+    kv_overlap_weight: float = typer.Option(
+        1.0,
+        "--kv-overlap-weight",
+        help="kv routers: weight of the prompt tokens left to prefill against active blocks.",
+    ),
+    kv_approx_ttl: float = typer.Option(
+        120.0, "--kv-approx-ttl", help="kv-approx: seconds a routed prompt counts as cached."
+    ),
+    disagg_threshold: int = typer.Option(
+        0,
+        "--disagg-threshold",
+        help="disaggregated models: prompts with fewer uncached tokens skip the prefill instance.",
     ),
     request_timeout: float = typer.Option(600.0, "--request-timeout", help="Seconds per request."),
     admission_control: bool = typer.Option(
@@ -176,6 +202,7 @@ def frontend(
 ) -> None:
     """Run the OpenAI-compatible HTTP frontend."""
     from drivetrain.runtime.frontend.admission import AdmissionConfig
+    from drivetrain.runtime.frontend.kv_router import KvConfig
     from drivetrain.runtime.frontend.router import ROUTER_MODES
     from drivetrain.runtime.frontend.server import FrontendConfig, RunningFrontend
     from drivetrain.runtime.scope import NamespaceScope, parse_strict_flag
@@ -203,6 +230,12 @@ def frontend(
             )
     if max_queue < 0:
         fail(f"--max-queue: expected 0 or more, got {max_queue}", EXIT_USAGE)
+    if kv_overlap_weight < 0:
+        fail(f"--kv-overlap-weight: expected a number >= 0, got {kv_overlap_weight}", EXIT_USAGE)
+    if kv_approx_ttl <= 0:
+        fail(f"--kv-approx-ttl: expected seconds > 0, got {kv_approx_ttl}", EXIT_USAGE)
+    if disagg_threshold < 0:
+        fail(f"--disagg-threshold: expected tokens >= 0, got {disagg_threshold}", EXIT_USAGE)
     if not 400 <= overload_status <= 599:
         fail(
             f"--overload-status: expected an HTTP error status 400..599, got {overload_status}",
@@ -237,6 +270,8 @@ def frontend(
         tokenizer_root=tokenizer_root,
         admin_token=admin_token or None,
         admin_port=admin_port,
+        kv=KvConfig(overlap_weight=kv_overlap_weight, approx_ttl=kv_approx_ttl),
+        disagg_threshold=disagg_threshold,
     )
 
     started = False
@@ -326,6 +361,21 @@ def worker(
         16384, "--num-blocks", help="mocker: KV cache blocks (a request holds prompt + max tokens)."
     ),
     block_size: int = typer.Option(64, "--block-size", help="mocker: tokens per KV block."),
+    prefix_caching: bool = typer.Option(
+        True,
+        "--enable-prefix-caching/--no-enable-prefix-caching",
+        help="mocker: cache prompt blocks and publish KV events (docs/kv-routing.md).",
+    ),
+    disaggregation_mode: str | None = typer.Option(
+        None,
+        "--disaggregation-mode",
+        help="agg, prefill or decode (default: the service's componentType, else agg).",
+    ),
+    kv_transfer_us_per_token: float | None = typer.Option(
+        None,
+        "--kv-transfer-us-per-token",
+        help="mocker, decode: simulated KV transfer per prompt token, microseconds (2.0).",
+    ),
     context_length: int | None = typer.Option(
         None,
         "--context-length",
@@ -447,6 +497,9 @@ def worker(
             context_length=context_length,
             weight_load_s=weight_load_ms / 1000.0,
             upstream_api=upstream_api,
+            prefix_caching=prefix_caching,
+            disaggregation_mode=_disaggregation_mode(disaggregation_mode),
+            kv_transfer_us_per_token=kv_transfer_us_per_token,
         )
     except FileNotFoundError as exc:
         fail(str(exc))

@@ -328,6 +328,10 @@ def service_env(
     env: list[dict[str, Any]] = [
         {"name": n, "value": v.format(**values)} for n, v in table.common_env
     ]
+    sub_type = graph.spec.services[service_name].subComponentType
+    if table is DRIVETRAIN and sub_type and component_type is None:
+        # A DGD's prefill or decode worker: the worker registers with that role.
+        env.append({"name": envnames.SUB_COMPONENT_TYPE, "value": sub_type})
     env += [{"name": n, "valueFrom": {"fieldRef": {"fieldPath": p}}} for n, p in table.field_env]
     discovery = service_discovery(graph, service_name)
     if table is DYNAMO:

@@ -15,6 +15,7 @@ PREFIX = "drivetrain_frontend_"
 
 TTFT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 ITL_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
+OVERLAP_BUCKETS = (0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
 
@@ -95,6 +96,62 @@ class FrontendMetrics:
         self.instances_source: Callable[[], dict[tuple[str, str], int]] = dict
         # Filled by the frontend: () -> {model: requests waiting in its admission queue}
         self.queued_source: Callable[[], dict[str, int]] = dict
+        # KV routing and disaggregation (docs/kv-routing.md).
+        self.kv_overlap = Histogram(
+            "kv_overlap_blocks",
+            "Prompt blocks cached on the instance each routed request went to.",
+            OVERLAP_BUCKETS,
+            ("model",),
+        )
+        # worker address -> [prompt tokens, of which cached], from the finish frames
+        self.prompt_tokens: dict[str, list[int]] = {}
+        # (model, path): prefill_decode, decode_only_cached, decode_only_no_prefill
+        self.disagg: dict[tuple[str, str], int] = defaultdict(int)
+        # Filled by the frontend: () -> {worker address: KV blocks indexed from its events}
+        self.kv_blocks_source: Callable[[], dict[str, int]] = dict
+
+    def prompt_cache(self, worker: str, prompt_tokens: int, cached_tokens: int) -> None:
+        counts = self.prompt_tokens.get(worker)
+        if counts is None:
+            counts = self.prompt_tokens[worker] = [0, 0]
+        counts[0] += prompt_tokens
+        counts[1] += cached_tokens
+
+    def _render_kv(self) -> list[str]:
+        lines: list[str] = []
+        worker = ("instance",)
+        for metric, kind, help_text, index in (
+            ("prompt_tokens_total", "counter", "Prompt tokens the instance served.", 0),
+            ("cached_prompt_tokens_total", "counter", "Of those, found in its prefix cache.", 1),
+        ):
+            name = PREFIX + metric
+            lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+            for address, counts in sorted(self.prompt_tokens.items()):
+                lines.append(f"{name}{_labels(worker, (address,))} {counts[index]}")
+        name = PREFIX + "kv_cache_hit_rate"
+        lines += [
+            f"# HELP {name} Cached prompt tokens over prompt tokens, per instance.",
+            f"# TYPE {name} gauge",
+        ]
+        for address, (total, cached) in sorted(self.prompt_tokens.items()):
+            rate = cached / total if total else 0.0
+            lines.append(f"{name}{_labels(worker, (address,))} {rate:.6g}")
+        name = PREFIX + "kv_indexed_blocks"
+        lines += [
+            f"# HELP {name} KV blocks the router knows an instance holds (from its events).",
+            f"# TYPE {name} gauge",
+        ]
+        for address, blocks in sorted(self.kv_blocks_source().items()):
+            lines.append(f"{name}{_labels(worker, (address,))} {blocks}")
+        name = PREFIX + "disaggregated_requests_total"
+        lines += [
+            f"# HELP {name} Requests of disaggregated models by path (prefill_decode, "
+            "decode_only_cached, decode_only_no_prefill).",
+            f"# TYPE {name} counter",
+        ]
+        for (model, path), value in sorted(self.disagg.items()):
+            lines.append(f"{name}{_labels(('model', 'path'), (model, path))} {value}")
+        return lines
 
     def request_done(self, model: str, endpoint: str, status: int, stream: bool) -> None:
         self.requests[(model, endpoint, str(status), "stream" if stream else "unary")] += 1
@@ -140,6 +197,7 @@ class FrontendMetrics:
             lines.append(
                 f"{name}{_labels(('namespace', 'component'), (namespace, component))} {value}"
             )
-        for histogram in (self.ttft, self.itl, self.duration):
+        lines += self._render_kv()
+        for histogram in (self.ttft, self.itl, self.duration, self.kv_overlap):
             lines.extend(histogram.render())
         return ("\n".join(lines) + "\n").encode()

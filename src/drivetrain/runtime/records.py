@@ -108,6 +108,10 @@ class InstanceRecord(_Record):
     capacity: int | None = Field(
         default=None, ge=1, description="requests it runs at once (its batch limit); None: no limit"
     )
+    role: Literal["prefill", "decode"] | None = Field(
+        default=None,
+        description="its part in disaggregated serving (docs/kv-routing.md); None: aggregated",
+    )
 
     @property
     def key(self) -> str:
@@ -129,6 +133,11 @@ class ModelCard(_Record):
     )
     context_length: int | None = Field(default=None, ge=1)
     max_output_tokens: int | None = Field(default=None, ge=1)
+    kv_block_size: int | None = Field(
+        default=None,
+        ge=1,
+        description="tokens per KV block when the instance publishes KV events (docs/kv-routing.md)",
+    )
 
     @property
     def key(self) -> str:

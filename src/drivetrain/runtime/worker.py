@@ -124,6 +124,7 @@ class RunningWorker:
             transport="tcp",
             model_names=[self.model_name],
             capacity=info.capacity,
+            role=info.role,  # type: ignore[arg-type]  # the engine checked it
         )
         card = ModelCard(
             name=self.model_name,
@@ -133,6 +134,7 @@ class RunningWorker:
             instance_id=self.instance_id,
             tokenizer=_absolute(info.tokenizer),
             context_length=info.context_length,
+            kv_block_size=info.kv_block_size,
         )
         return instance, card
 

@@ -36,6 +36,9 @@ def make_engine(
     context_length: int | None = None,
     weight_load_s: float = 0.0,
     upstream_api: str = "vllm",
+    prefix_caching: bool = True,
+    disaggregation_mode: str = "agg",
+    kv_transfer_us_per_token: float | None = None,
 ) -> Engine:
     """Build the named engine; ValueError with a one-line message on bad options.
 
@@ -56,7 +59,17 @@ def make_engine(
             block_size=block_size or mocker.DEFAULT_BLOCK_SIZE,
             context_length=context_length,
             weight_load_s=weight_load_s,
+            prefix_caching=prefix_caching,
+            disaggregation_mode=disaggregation_mode,
+            kv_transfer_us_per_token=mocker.DEFAULT_KV_TRANSFER_US_PER_TOKEN
+            if kv_transfer_us_per_token is None
+            else kv_transfer_us_per_token,
             **kwargs,
+        )
+    if disaggregation_mode != "agg":
+        raise ValueError(
+            f"--disaggregation-mode {disaggregation_mode}: only the mocker engine serves "
+            "disaggregated prefill and decode"
         )
     if name == "echo":
         from drivetrain.runtime.engines.echo import EchoEngine

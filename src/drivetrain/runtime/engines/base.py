@@ -32,6 +32,16 @@ class Finish:
     finish_reason: str
     prompt_tokens: int
     completion_tokens: int
+    #: prompt tokens found in the engine's prefix cache (``usage.prompt_tokens_details``)
+    cached_tokens: int = 0
+
+
+@dataclass(slots=True)
+class Prefilled:
+    """A prefill instance's answer: the prompt's KV is computed and ready to transfer."""
+
+    prompt_tokens: int
+    cached_tokens: int
 
 
 @dataclass(slots=True)
@@ -72,6 +82,10 @@ class ModelInfo:
     tokenizer: str | None = None
     context_length: int | None = None
     capacity: int | None = None
+    #: tokens per KV block when the engine caches prefixes and publishes KV events
+    kv_block_size: int | None = None
+    #: "prefill" or "decode" in disaggregated serving; None: aggregated
+    role: str | None = None
 
 
 @runtime_checkable
@@ -101,6 +115,25 @@ class ReportsCapacity(Protocol):
     """
 
     def capacity(self) -> int | None: ...
+
+
+@runtime_checkable
+class TakesPromptIds(Protocol):
+    """An engine that takes the prompt's token ids from the frontend (the mocker), so that a
+    prompt the frontend tokenized for KV routing is not tokenized again (docs/kv-routing.md).
+    ``prompt_ids`` None: the engine tokenizes itself."""
+
+    def generate_ids(
+        self,
+        op: Op,
+        body: dict[str, Any],
+        prompt_ids: list[int] | None,
+        transferred: bool = False,
+    ) -> AsyncIterator[Chunk | Finish]: ...
+
+    async def prefill(
+        self, op: Op, body: dict[str, Any], prompt_ids: list[int] | None
+    ) -> Prefilled: ...
 
 
 @runtime_checkable

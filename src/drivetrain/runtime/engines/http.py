@@ -194,7 +194,7 @@ class HttpEngine:
         payload = dict(body, model=self._model or body.get("model"), stream=True)
         payload["stream_options"] = {"include_usage": True}
         finish_reason: str | None = None
-        prompt_tokens = completion_tokens = 0
+        prompt_tokens = completion_tokens = cached_tokens = 0
         counted = 0
         done = False
         try:
@@ -216,6 +216,9 @@ class HttpEngine:
                     if usage:
                         prompt_tokens = usage.get("prompt_tokens", 0)
                         completion_tokens = usage.get("completion_tokens", 0)
+                        # vLLM and SGLang report their prefix-cache hits as OpenAI does.
+                        details = usage.get("prompt_tokens_details") or {}
+                        cached_tokens = details.get("cached_tokens") or 0
                     for choice in event.get("choices") or ():
                         piece = (
                             (choice.get("delta") or {}).get("content")
@@ -235,7 +238,9 @@ class HttpEngine:
             # a finish_reason or [DONE]; a stream with neither was cut.
             self.trouble.set()
             raise EngineError(502, f"upstream {self._base} ended the stream before it finished")
-        yield Finish(finish_reason or "stop", prompt_tokens, completion_tokens or counted)
+        yield Finish(
+            finish_reason or "stop", prompt_tokens, completion_tokens or counted, cached_tokens
+        )
 
     async def embed(self, body: dict[str, Any]) -> Embeddings:
         payload = dict(body, model=self._model or body.get("model"))

@@ -14,6 +14,14 @@ Limits, as an engine has them: a prompt and ``max_tokens`` must fit the context 
 (config.json's ``max_position_embeddings``; without ``max_tokens`` the request gets the room
 left), and at most ``max_num_seqs`` requests holding ``num_blocks`` KV blocks run at once
 (``engines/slots.py``; Dynamo's mocker defaults); the others wait in the worker.
+
+Prefix cache (on by default, as in Dynamo's mocker): the prompt's full ``block_size``-token
+blocks are hashed in a chain (``kv/blocks.py``) and looked up in an LRU of ``num_blocks``
+blocks (``kv/cache.py``); prefill time counts only the uncached tokens, the blocks are stored
+once the prefill is done, and every store and eviction is an event the worker sends to its
+frontends (docs/kv-routing.md).  A ``prefill`` instance only computes prompts (``prefill``);
+a ``decode`` instance given a prompt computed elsewhere waits for the simulated KV transfer
+(``kv_transfer_us_per_token``) instead of the prefill.
 """
 
 from __future__ import annotations
@@ -31,12 +39,15 @@ from drivetrain.runtime.engines.base import (
     ModelInfo,
     ModelType,
     Op,
+    Prefilled,
     Tokens,
     WeightSource,
 )
 from drivetrain.runtime.engines.scheduler import StepScheduler
 from drivetrain.runtime.engines.simweights import SimulatedWeights
 from drivetrain.runtime.engines.slots import BatchSlots
+from drivetrain.runtime.kv.blocks import block_hashes
+from drivetrain.runtime.kv.cache import PrefixCache
 
 # Dynamo's mocker defaults: 16384 KV blocks of 64 tokens, 256 sequences at once.
 DEFAULT_NUM_BLOCKS = 16384
@@ -45,6 +56,11 @@ DEFAULT_MAX_NUM_SEQS = 256
 DEFAULT_MAX_TOKENS = 16  # without a context length (no config.json) and no max_tokens
 MIN_SLEEP_S = 0.001
 VOCAB_SIZE = 32000  # token ids /v1/generate draws from (a Llama-sized vocabulary)
+# The KV transfer from a prefill to a decode instance, per prompt token: an 8B-class model
+# (32 layers x 8 KV heads x 128 dims x K and V x 2 bytes = 128 KiB of KV per token) over
+# Dynamo's mocker's 64 GB/s (docs/kv-routing.md).
+DEFAULT_KV_TRANSFER_US_PER_TOKEN = 2.0
+DISAGGREGATION_MODES = ("agg", "prefill", "decode")
 
 
 def prefill_ms(prompt_tokens: int) -> float:
@@ -70,9 +86,21 @@ class MockerEngine:
         context_length: int | None = None,
         weight_load_s: float = 0.0,
         fail_versions: tuple[str, ...] | None = None,
+        prefix_caching: bool = True,
+        disaggregation_mode: str = "agg",
+        kv_transfer_us_per_token: float = DEFAULT_KV_TRANSFER_US_PER_TOKEN,
     ) -> None:
         if speedup_ratio <= 0:
             raise ValueError("--speedup-ratio: expected a number > 0")
+        if disaggregation_mode not in DISAGGREGATION_MODES:
+            raise ValueError(
+                f"--disaggregation-mode: expected one of {', '.join(DISAGGREGATION_MODES)}, "
+                f"got {disaggregation_mode!r}"
+            )
+        if kv_transfer_us_per_token < 0:
+            raise ValueError("--kv-transfer-us-per-token: expected a number >= 0")
+        self.disaggregation_mode = disaggregation_mode
+        self.kv_transfer_us_per_token = kv_transfer_us_per_token
         self._model_path = model_path
         self._speedup = speedup_ratio
         self._model_types = model_types
@@ -83,6 +111,8 @@ class MockerEngine:
         self._random = random.Random(seed)
         self.slots = BatchSlots(max_num_seqs, num_blocks, block_size)
         self._kv_capacity_tokens = num_blocks * block_size
+        #: its prefix cache, whose events the worker sends to frontends (None: no caching)
+        self.kv_cache = PrefixCache(num_blocks) if prefix_caching else None
         self._scheduler = StepScheduler(self._step_seconds)
         self.weights = SimulatedWeights(weight_load_s, fail_versions)
 
@@ -95,6 +125,8 @@ class MockerEngine:
             tokenizer=self._model_path,
             context_length=self._context,
             capacity=self.slots.max_seqs,
+            kv_block_size=self.slots.block_size if self.kv_cache is not None else None,
+            role=None if self.disaggregation_mode == "agg" else self.disaggregation_mode,
         )
 
     def capacity(self) -> int:
@@ -106,15 +138,45 @@ class MockerEngine:
     async def close(self) -> None:
         return None
 
-    async def generate(self, op: Op, body: dict[str, Any]) -> AsyncIterator[Chunk | Finish]:
-        prompt_tokens = await self._prompts.count(op, body, self._context)
+    def generate(self, op: Op, body: dict[str, Any]) -> AsyncIterator[Chunk | Finish]:
+        return self.generate_ids(op, body, None)
+
+    async def _prompt_ids(self, op: str, body: dict[str, Any], ids: list[int] | None) -> list[int]:
+        if ids is not None:
+            return ids  # tokenized by the frontend (docs/kv-routing.md): not tokenized twice
+        return await self._prompts.ids(op, body, self._context)
+
+    def _cached_blocks(self, hashes: list[int]) -> int:
+        return self.kv_cache.match(hashes) if self.kv_cache is not None else 0
+
+    def _store(self, hashes: list[int]) -> None:
+        if self.kv_cache is not None:
+            self.kv_cache.store(hashes)
+
+    async def generate_ids(
+        self,
+        op: Op,
+        body: dict[str, Any],
+        prompt_ids: list[int] | None,
+        transferred: bool = False,
+    ) -> AsyncIterator[Chunk | Finish]:
+        """``transferred``: a decode instance's request whose prompt a prefill instance
+        computed; instead of the prefill it waits for the KV transfer (docs/kv-routing.md)."""
+        ids = await self._prompt_ids(op, body, prompt_ids)
+        prompt_tokens = len(ids)
         # Refused here, before any simulated prefill, when it does not fit the context.
         limit = text.completion_limit(op, body, prompt_tokens, self._context, DEFAULT_MAX_TOKENS)
+        cached = 0
         if limit > 0:
             blocks = self.slots.blocks_for(prompt_tokens + limit)
             await self.slots.acquire(blocks)
             try:
-                prefill_s = prefill_ms(prompt_tokens) / 1000.0 / self._speedup
+                hashes = block_hashes(ids, self.slots.block_size)
+                cached = self._cached_blocks(hashes) * self.slots.block_size
+                if transferred:
+                    prefill_s = self.transfer_seconds(prompt_tokens - cached)
+                else:
+                    prefill_s = prefill_ms(prompt_tokens - cached) / 1000.0 / self._speedup
                 seq = self._scheduler.add(prompt_tokens, limit, prefill_s)
                 pieces = self._pieces
                 choose = self._random.choice
@@ -123,6 +185,8 @@ class MockerEngine:
                     while sent < limit:
                         # Every token due now at once: the worker sends them in one frame.
                         due = await seq.take()
+                        if not sent:
+                            self._store(hashes)  # prefilled: its blocks are in the cache now
                         for _ in range(due):
                             yield Chunk(choose(pieces), 1)
                         sent += due
@@ -130,7 +194,32 @@ class MockerEngine:
                     self._scheduler.remove(seq)
             finally:
                 self.slots.release(blocks)
-        yield Finish("length", prompt_tokens, max(limit, 0))
+        yield Finish("length", prompt_tokens, max(limit, 0), cached)
+
+    def transfer_seconds(self, tokens: int) -> float:
+        """The simulated KV transfer from a prefill instance: ``kv_transfer_us_per_token``."""
+        return tokens * self.kv_transfer_us_per_token / 1e6 / self._speedup
+
+    async def prefill(
+        self, op: Op, body: dict[str, Any], prompt_ids: list[int] | None
+    ) -> Prefilled:
+        """A prefill instance's part of a disaggregated request: the prompt's KV computed (its
+        uncached part, on the same timing model) and cached; no token generated."""
+        ids = await self._prompt_ids(op, body, prompt_ids)
+        prompt_tokens = len(ids)
+        text.completion_limit(op, body, prompt_tokens, self._context, DEFAULT_MAX_TOKENS)
+        blocks = self.slots.blocks_for(prompt_tokens)
+        await self.slots.acquire(blocks)
+        try:
+            hashes = block_hashes(ids, self.slots.block_size)
+            cached = self._cached_blocks(hashes) * self.slots.block_size
+            owed = prefill_ms(prompt_tokens - cached) / 1000.0 / self._speedup
+            if owed >= MIN_SLEEP_S:
+                await asyncio.sleep(owed)
+            self._store(hashes)
+        finally:
+            self.slots.release(blocks)
+        return Prefilled(prompt_tokens, cached)
 
     # ---- the RL API: weights (simulated) and token-in/token-out ---------------------------
 

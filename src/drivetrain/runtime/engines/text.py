@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -209,6 +210,16 @@ class WordTokenizer:
     async def count_async(self, text: str, special: bool = False) -> int:
         return self.count(text)
 
+    def ids(self, text: str, special: bool = False) -> list[int]:
+        """One id per word: its CRC-32 (the same in every process, unlike ``hash(str)``)."""
+        return [zlib.crc32(word.encode()) for word in text.split()]
+
+    async def ids_async(self, text: str, special: bool = False) -> list[int]:
+        return self.ids(text, special)
+
+    def ids_many(self, texts: list[str]) -> list[list[int]]:
+        return [self.ids(t) for t in texts]
+
     def at_least(self, text: str) -> int:
         return 0
 
@@ -270,6 +281,22 @@ class HFTokenizer:
         encode = self._tok.encode_batch_fast  # releases the GIL, unlike encode
         encodings = await asyncio.to_thread(encode, [text], add_special_tokens=special)
         return len(encodings[0].ids)
+
+    def ids(self, text: str, special: bool = False) -> list[int]:
+        """The token ids of ``text`` (``special``: as in ``count``)."""
+        return list(self._tok.encode(text, add_special_tokens=special).ids)
+
+    def ids_many(self, texts: list[str]) -> list[list[int]]:
+        """The ids of each text, without special tokens, in one call that releases the GIL."""
+        return [list(e.ids) for e in self._tok.encode_batch_fast(texts, add_special_tokens=False)]
+
+    async def ids_async(self, text: str, special: bool = False) -> list[int]:
+        """``ids``, in a thread for long texts (as ``count_async``)."""
+        if len(text) <= INLINE_TOKENIZE_CHARS:
+            return self.ids(text, special)
+        encode = self._tok.encode_batch_fast
+        encodings = await asyncio.to_thread(encode, [text], add_special_tokens=special)
+        return list(encodings[0].ids)
 
     def at_least(self, text: str) -> int:
         """A lower bound of ``count(text)`` that costs no tokenization (0 when unknown).
@@ -404,6 +431,15 @@ class PromptCounter:
             if lower >= context:
                 raise context_exceeded(op, context, lower, requested_max_tokens(body), True)
         return await self.tokenizer.count_async(prompt, special=op == "completions")
+
+    async def ids(self, op: str, body: dict[str, Any], context: int | None) -> list[int]:
+        """The prompt's token ids (``count`` is their number), with the same early refusal."""
+        prompt = self.prompt(op, body)
+        if context is not None and len(prompt) > INLINE_TOKENIZE_CHARS:
+            lower = self.tokenizer.at_least(prompt)
+            if lower >= context:
+                raise context_exceeded(op, context, lower, requested_max_tokens(body), True)
+        return await self.tokenizer.ids_async(prompt, special=op == "completions")
 
 
 def requested_max_tokens(body: dict[str, Any]) -> int | None:

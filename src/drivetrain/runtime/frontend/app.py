@@ -23,12 +23,16 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from drivetrain.runtime.engines.base import EngineError
 from drivetrain.runtime.frontend import generate, responses
 from drivetrain.runtime.frontend.admission import Rejected
-from drivetrain.runtime.frontend.errors import ApiError, error_response
+from drivetrain.runtime.frontend.disagg import open_routed
+from drivetrain.runtime.frontend.errors import ApiError, error_response, frame_error
+from drivetrain.runtime.frontend.kv_router import KvRouter, Route, make_route
+from drivetrain.runtime.frontend.prompt_ids import PromptIds
 from drivetrain.runtime.frontend.registry import ServedModel, ServingTable
 from drivetrain.runtime.frontend.router import Router
-from drivetrain.runtime.frontend.tokens import PromptTokens
+from drivetrain.runtime.frontend.tokens import PromptTokens, api_error
 from drivetrain.runtime.frontend.validate import parse_body
 from drivetrain.runtime.metrics import FrontendMetrics
 from drivetrain.runtime.transport import frames
@@ -62,14 +66,6 @@ MODEL_TYPE = {"generate": "completions"}
 
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
-
-
-def _frame_error(payload: list[Any]) -> ApiError:
-    """A worker's error frame (or our own, ``ClientStream.abort``) as the client's error."""
-    status, message = payload[0], payload[1]
-    code = payload[2] if len(payload) > 2 and payload[2] else "worker_error"
-    param = payload[3] if len(payload) > 3 else None
-    return ApiError(status, message, code, param)
 
 
 @web.middleware
@@ -110,6 +106,8 @@ class Frontend:
         metrics: FrontendMetrics | None = None,
         scope_description: str = "every namespace",
         tokens: PromptTokens | None = None,
+        kv: KvRouter | None = None,
+        disagg_threshold: int = 0,
     ) -> None:
         self.table = table
         self.router = router
@@ -120,6 +118,12 @@ class Frontend:
         self.scope_description = scope_description
         self.tokens = tokens or PromptTokens()
         self.shutting_down = False
+        #: ``--router kv``/``kv-approx`` (None: ``router`` alone chooses)
+        self.kv = kv
+        #: disaggregated serving: prompts with fewer uncached tokens skip the prefill instance
+        self.disagg_threshold = disagg_threshold
+        self.prompt_ids = kv.prompt_ids if kv is not None else PromptIds()
+        self.metrics.kv_blocks_source = kv.index.block_counts if kv is not None else dict
 
     def make_app(self) -> web.Application:
         app = web.Application(middlewares=[_errors_as_openai], client_max_size=32 * 1024 * 1024)
@@ -213,8 +217,9 @@ class Frontend:
         model known, prompt within the context (``tokens.py``); (2) admit: the model's queue
         (``admission.py``), the one per-model step (the RL API's pause holds requests there
         too); (3) route: pick a live instance with room and open a stream, retrying others
-        until the first frame (``_open``); (4) respond: embeddings, unary, or SSE with one
-        write per batch of frames.  A smarter choice of instance belongs in the router (3)."""
+        until the first frame (``_open``; by the prompt's KV blocks, and prefill then decode
+        for a disaggregated model, in ``disagg.open_routed``); (4) respond: embeddings, unary,
+        or SSE with one write per batch of frames."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = started + self.request_timeout
@@ -252,6 +257,7 @@ class Frontend:
         metrics.inflight[name] += 1
         status = 500
         stream: ClientStream | None = None
+        routes: list[Route] = []  # KV routing's bookings, given back when the request ends
         try:
             if endpoint == "generate":
                 generate.check_context(model.context_length if model else None, body)
@@ -264,7 +270,15 @@ class Frontend:
             except Rejected as rejected:
                 metrics.rejected[(name, rejected.reason)] += 1
                 raise self._rejection(rejected) from None
-            stream, first, version = await self._open(name, endpoint, body, deadline)
+            if endpoint not in ("embeddings", "generate") and (
+                self.kv is not None or (model is not None and model.disaggregated)
+            ):
+                # KV routing and disaggregation (docs/kv-routing.md): their own step.
+                stream, first, version = await open_routed(
+                    self, name, endpoint, body, deadline, routes
+                )
+            else:
+                stream, first, version = await self._open(name, endpoint, body, deadline)
             if endpoint == "embeddings":
                 response = self._embeddings_response(name, body, first)
             elif endpoint == "generate" and stream_flag:
@@ -300,6 +314,8 @@ class Frontend:
         finally:
             if stream is not None:
                 stream.cancel()  # no-op when it finished; stops the worker when we were cancelled
+            for route in routes:
+                route.release()
             metrics.inflight[name] -= 1
             metrics.request_done(name, label, status, stream_flag)
             metrics.duration.observe((name, label), loop.time() - started)
@@ -316,11 +332,36 @@ class Frontend:
         code = "shutting_down" if rejected.reason == "shutting_down" else "model_unavailable"
         return ApiError(503, rejected.message, code, headers={"Retry-After": RETRY_AFTER_S})
 
+    async def prompt_route(self, model: ServedModel, endpoint: str, body: dict[str, Any]) -> Route:
+        """The prompt's ids and block hashes when this frontend has the model's tokenizer files
+        (the one tokenization rule, ``tokens.py``), else a route without them."""
+        counter = await self.tokens.counter(model.name, model.tokenizer)
+        ids = None
+        if counter is not None:
+            try:
+                ids = await self.prompt_ids.ids(counter, endpoint, body)
+            except EngineError as exc:  # a chat template that refuses the messages
+                raise api_error(exc) from None
+        return make_route(ids, model.kv_block_size)
+
     async def _open(
-        self, name: str, endpoint: str, body: dict[str, Any], deadline: float
+        self,
+        name: str,
+        endpoint: str,
+        body: dict[str, Any],
+        deadline: float,
+        route: Route | None = None,
+        role: str | None = None,
+        op: str | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> tuple[ClientStream, tuple[str, Any], str | None]:
         """A stream, its first frame and the weight version it runs on, retrying other
         instances while nothing was received.
+
+        With a ``route`` the KV router chooses (``kv_router.py``) and the prompt's ids go with
+        the request; ``role`` picks a disaggregated model's prefill or decode instances; ``op``
+        (default: ``endpoint``) and ``extra``: the request frame's op and more of its payload
+        (``disagg.py``).
 
         Instances with room come first (the router picks among them).  When no untried live
         instance is left, the request waits up to the retry window (``AdmissionConfig``, from
@@ -340,7 +381,7 @@ class Frontend:
             current = self.table.models.get(name)  # rebuilt on every discovery change
             committed = current.state.committed if current is not None else None
             targets = current.targets if current is not None else []
-            live = current.live_targets(now) if current is not None else []
+            live = current.live_targets(now, role) if current is not None else []
             untried = [t for t in live if t.instance_id not in tried]
             if not untried:
                 if window_ends is None:
@@ -353,11 +394,17 @@ class Frontend:
                 continue
             attempts += 1
             candidates = [t for t in untried if t.has_room()] or untried
-            target = self.router.pick(name, candidates)
+            if route is None or self.kv is None:
+                target = self.router.pick(name, candidates)
+            else:
+                target = self.kv.pick(candidates, route, now)
             tried.add(target.instance_id)
             stream: ClientStream | None = None
             try:
-                stream = await target.client.open(endpoint, body, committed)
+                payload = extra
+                if route is not None and route.ids is not None:
+                    payload = {**(extra or {}), "ids": route.ids}  # not tokenized again there
+                stream = await target.client.open(op or endpoint, body, payload, committed)
                 stream.set_deadline(deadline)
                 first = await stream.next()
                 if first[0] == frames.ERROR and len(first[1]) > 2:
@@ -432,7 +479,7 @@ class Frontend:
     ) -> web.Response:
         kind, payload = first
         if kind == frames.ERROR:
-            raise _frame_error(payload)
+            raise frame_error(payload)
         vectors, prompt_tokens = payload
         encoding = body.get("encoding_format") or "float"
         return web.Response(
@@ -459,6 +506,8 @@ class Frontend:
                         tokens += n
                 elif kind == frames.FINISH:
                     self.metrics.output_tokens[name] += tokens
+                    if len(payload) > 3:
+                        self.metrics.prompt_cache(stream.address, payload[1], payload[3])
                     rid = responses.request_id(endpoint)
                     return web.Response(
                         body=responses.unary_body(
@@ -467,7 +516,7 @@ class Frontend:
                         content_type="application/json",
                     )
                 elif kind == frames.ERROR:
-                    raise _frame_error(payload)
+                    raise frame_error(payload)
                 kind, payload = await stream.next()
         except StreamFailed as exc:
             raise ApiError(502, f"worker failed mid-request: {exc}", "worker_error") from None
@@ -489,7 +538,7 @@ class Frontend:
         kind, payload = first
         if kind == frames.ERROR:
             # Nothing sent yet: a plain JSON error with the worker's status is more useful.
-            raise _frame_error(payload)
+            raise frame_error(payload)
         headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         if version is not None:
             headers[VERSION_HEADER] = version
@@ -526,6 +575,8 @@ class Frontend:
                         writer.add_tokens(out, payload)
                     elif kind == frames.FINISH:
                         out.append(writer.finish(payload, include_usage))
+                        if len(payload) > 3:
+                            metrics.prompt_cache(stream.address, payload[1], payload[3])
                         done = True
                     elif kind == frames.ERROR:
                         out.append(responses.error_event(payload[0], payload[1]))

@@ -21,7 +21,7 @@ import orjson
 from aiohttp import web
 
 from drivetrain.runtime.frontend import responses
-from drivetrain.runtime.frontend.errors import ApiError
+from drivetrain.runtime.frontend.errors import ApiError, frame_error
 from drivetrain.runtime.transport import frames
 from drivetrain.runtime.transport.client import ClientStream, StreamFailed
 
@@ -42,17 +42,12 @@ def check_context(context_length: int | None, body: dict[str, Any]) -> None:
         )
 
 
-def _frame_error(payload: list[Any]) -> ApiError:
-    code = payload[2] if len(payload) > 2 and payload[2] else "worker_error"
-    return ApiError(payload[0], payload[1], code, payload[3] if len(payload) > 3 else None)
-
-
 def _final(name: str, ids: int, finish: list[Any]) -> dict[str, Any]:
     return {
         "model": name,
         "finish_reason": finish[0],
         "weight_version": responses.finish_version(finish),
-        "usage": responses.usage(finish[1], finish[2]),
+        "usage": responses.usage(finish),
     }
 
 
@@ -71,7 +66,7 @@ async def unary(name: str, stream: ClientStream, first: tuple[str, Any]) -> web.
                 body = {"token_ids": ids, "logprobs": logprobs, **_final(name, len(ids), payload)}
                 return web.Response(body=orjson.dumps(body), content_type="application/json")
             elif kind == frames.ERROR:
-                raise _frame_error(payload)
+                raise frame_error(payload)
             kind, payload = await stream.next()
     except StreamFailed as exc:
         raise ApiError(502, f"worker failed mid-request: {exc}", "worker_error") from None
@@ -87,7 +82,7 @@ async def streamed(
     headers: dict[str, str],
 ) -> tuple[web.StreamResponse, int]:
     if first[0] == frames.ERROR:
-        raise _frame_error(first[1])
+        raise frame_error(first[1])
     response = web.StreamResponse(headers=headers)
     await response.prepare(request)
     batch = [first, *stream.ready()]

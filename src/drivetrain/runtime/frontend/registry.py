@@ -36,6 +36,7 @@ class Target:
     client: RequestPlaneClient
     down_until: float = 0.0
     capacity: int | None = None  # registered; the worker's reports take over once they arrive
+    role: str | None = None  # "prefill" or "decode" in disaggregated serving; None: aggregated
 
     @property
     def in_flight(self) -> int:
@@ -94,14 +95,25 @@ class ServedModel:
     context_length: int | None = None
     max_output_tokens: int | None = None
     tokenizer: str | None = None  # the folder a worker registered (tokens.py reads it)
+    kv_block_size: int | None = None  # its workers' KV block size when they publish KV events
+    #: whether some instance is a prefill or decode one (disaggregated serving, ``disagg.py``)
+    disaggregated: bool = False
 
     @property
     def created(self) -> int:
         return self.state.created
 
-    def live_targets(self, now: float) -> list[Target]:
+    def live_targets(self, now: float, role: str | None = None) -> list[Target]:
+        """Live targets on the committed weight version; in disaggregated serving those of
+        ``role`` (``"prefill"``, or ``"decode"``: the decode and aggregated ones, which can
+        prefill for themselves)."""
         committed = self.state.committed
-        return [t for t in self.targets if t.down_until <= now and t.serves(committed)]
+        live = [t for t in self.targets if t.down_until <= now and t.serves(committed)]
+        if not self.disaggregated:
+            return live
+        if role == "prefill":
+            return [t for t in live if t.role == "prefill"]
+        return [t for t in live if t.role != "prefill"]
 
 
 class ServingTable:
@@ -118,6 +130,8 @@ class ServingTable:
         #: called with (model, target) for an instance that reports another weight version than
         #: the committed one (the RL API's fleet tells it to catch up: fleet.py)
         self.on_lagging: Callable[[str, Target], None] | None = None
+        #: called with each new worker connection (the KV router subscribes to its events)
+        self.on_new_client: Callable[[RequestPlaneClient], None] | None = None
 
     # ---- what admission asks -------------------------------------------------------------
 
@@ -134,18 +148,15 @@ class ServingTable:
         if model is None:
             return False
         now = asyncio.get_running_loop().time()
-        committed = model.state.committed
-        return any(t.down_until <= now and t.serves(committed) for t in model.targets)
+        # A disaggregated model needs a decode (or aggregated) instance: live_targets' default.
+        return bool(model.live_targets(now))
 
     def room(self, name: str) -> bool:
         model = self.models.get(name)
         if model is None:
             return False
         now = asyncio.get_running_loop().time()
-        committed = model.state.committed
-        return any(
-            t.down_until <= now and t.serves(committed) and t.has_room() for t in model.targets
-        )
+        return any(t.has_room() for t in model.live_targets(now))
 
     def pump(self) -> None:
         """Room may have opened somewhere: wake the head of every queue that has one."""
@@ -176,6 +187,7 @@ class ServingTable:
             model.context_length = model.context_length or card.context_length
             model.max_output_tokens = model.max_output_tokens or card.max_output_tokens
             model.tokenizer = model.tokenizer or card.tokenizer
+            model.kv_block_size = model.kv_block_size or card.kv_block_size
             record = by_id.get(card.instance_id)
             if record is None or record.transport != "tcp":
                 continue  # card without a reachable instance (yet): known but not routable
@@ -185,6 +197,8 @@ class ServingTable:
                 client.on_lost = self._lost_callback(record.address)
                 client.on_room = self.pump
                 client.on_version = self._version_callback(record.address)
+                if self.on_new_client is not None:
+                    self.on_new_client(client)
             used[record.address] = client
             model.targets.append(
                 Target(
@@ -193,8 +207,10 @@ class ServingTable:
                     client,
                     self._down.get(record.instance_id, 0.0),
                     record.capacity,
+                    record.role,
                 )
             )
+            model.disaggregated = model.disaggregated or record.role is not None
         stale = [c for addr, c in self._clients.items() if addr not in used]
         self._clients = used
         self._down = {i: t for i, t in self._down.items() if i in by_id}

@@ -15,23 +15,29 @@ def request_id(endpoint: str) -> str:
     return prefix + os.urandom(12).hex()
 
 
-def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+def usage(finish: list[Any]) -> dict[str, Any]:
+    """OpenAI's usage from a finish frame ``[reason, prompt, completion(, cached, version)]``; the
+    prompt tokens found in the worker's prefix cache are ``prompt_tokens_details.cached_tokens``
+    in every response, 0 when the worker has no cache (as OpenAI and Dynamo report them)."""
+    prompt_tokens, completion_tokens = finish[1], finish[2]
+    cached = finish[3] if len(finish) > 3 else 0
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": cached},
     }
 
 
 def finish_version(finish: list[Any]) -> str | None:
     """The weight version a worker's FINISH frame names (docs/rl.md); None from older workers."""
-    return finish[3] if len(finish) > 3 else None
+    return finish[4] if len(finish) > 4 else None
 
 
 def unary_body(
     endpoint: str, rid: str, created: int, model: str, text: str, finish: list[Any]
 ) -> bytes:
-    reason, prompt_tokens, completion_tokens = finish[0], finish[1], finish[2]
+    reason = finish[0]
     if endpoint == "chat":
         choice: dict[str, Any] = {
             "index": 0,
@@ -50,7 +56,7 @@ def unary_body(
             "created": created,
             "model": model,
             "choices": [choice],
-            "usage": usage(prompt_tokens, completion_tokens),
+            "usage": usage(finish),
             "weight_version": finish_version(finish),
         }
     )
@@ -103,7 +109,7 @@ class ChunkWriter:
             append(suffix)
 
     def finish(self, finish: list[Any], include_usage: bool) -> bytes:
-        reason, prompt_tokens, completion_tokens = finish[0], finish[1], finish[2]
+        reason = finish[0]
         if self._endpoint == "chat":
             delta = b'{"role":"assistant"}' if self.first else b"{}"
             choice = b'[{"index":0,"delta":' + delta + b',"logprobs":null,"finish_reason":'
@@ -119,12 +125,7 @@ class ChunkWriter:
             + b"}\n\n"
         )
         if include_usage:
-            out += (
-                self._head
-                + b'[],"usage":'
-                + orjson.dumps(usage(prompt_tokens, completion_tokens))
-                + b"}\n\n"
-            )
+            out += self._head + b'[],"usage":' + orjson.dumps(usage(finish)) + b"}\n\n"
         return out + DONE
 
 

@@ -1,4 +1,7 @@
-"""Choosing an instance for a request: round-robin, random, least-loaded."""
+"""Choosing an instance for a request: round-robin, random, least-loaded.
+
+``kv`` and ``kv-approx`` choose by the prompt (``kv_router.py``); what they do not see
+(embeddings) goes least-loaded."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from typing import Protocol
 
 from drivetrain.runtime.frontend.registry import Target
 
-ROUTER_MODES = ("round-robin", "random", "least-loaded")
+ROUTER_MODES = ("round-robin", "random", "least-loaded", "kv", "kv-approx")
 
 
 class Router(Protocol):
@@ -54,6 +57,6 @@ def make_router(mode: str) -> Router:
         return RoundRobin()
     if mode == "random":
         return RandomRouter()
-    if mode == "least-loaded":
+    if mode in ("least-loaded", "kv", "kv-approx"):
         return LeastLoaded()
     raise ValueError(f"--router: expected one of {', '.join(ROUTER_MODES)}, got {mode!r}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from aiohttp import web
 
@@ -20,11 +20,13 @@ from drivetrain.runtime.frontend.admin import Admin
 from drivetrain.runtime.frontend.admission import AdmissionConfig
 from drivetrain.runtime.frontend.app import Frontend
 from drivetrain.runtime.frontend.fleet import Fleet
+from drivetrain.runtime.frontend.kv_router import KV_MODES, KvConfig, KvRouter
 from drivetrain.runtime.frontend.registry import ServingTable
 from drivetrain.runtime.frontend.router import make_router
 from drivetrain.runtime.frontend.tokens import PromptTokens
 from drivetrain.runtime.frontend.weights_watch import WeightsWatcher
 from drivetrain.runtime.scope import NamespaceScope
+from drivetrain.runtime.transport.client import RequestPlaneClient
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,8 @@ class FrontendConfig:
     #: the RL API's listener (docs/rl.md): opened only when ``admin_token`` is set
     admin_token: str | None = None
     admin_port: int = DEFAULT_ADMIN_PORT
+    kv: KvConfig = field(default_factory=KvConfig)  # --router kv / kv-approx
+    disagg_threshold: int = 0  # tokens; fewer uncached ones skip the prefill instance
 
 
 class RunningFrontend:
@@ -59,12 +63,18 @@ class RunningFrontend:
         self._own_store = store is None
         self.store = store
         self.table = ServingTable(config.admission)
+        self.kv: KvRouter | None = None
+        if config.router in KV_MODES:
+            self.kv = KvRouter(replace(config.kv, mode=config.router))
+            self.table.on_new_client = self._attach
         self.frontend = Frontend(
             self.table,
             make_router(config.router),
             config.request_timeout,
             scope_description=config.scope.describe(),
             tokens=PromptTokens(config.tokenizer_root),
+            kv=self.kv,
+            disagg_threshold=config.disagg_threshold,
         )
         self.watcher: ModelWatcher | None = None
         self.weights: WeightsWatcher | None = None
@@ -88,10 +98,20 @@ class RunningFrontend:
     def _host(self) -> str:
         return "127.0.0.1" if self.config.host in ("0.0.0.0", "") else self.config.host
 
+    def _attach(self, client: RequestPlaneClient) -> None:
+        """A new worker for the KV router: its events from now on, so connect at once."""
+        assert self.kv is not None
+        self.kv.attach(client)
+        task = asyncio.get_running_loop().create_task(client.connect())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
     def _sync(self, watcher: ModelWatcher) -> None:
         cards = [card for entry in watcher.models.values() for card in entry.cards.values()]
         stale = self.table.rebuild(cards, watcher.instances.values())
         for client in stale:
+            if self.kv is not None:
+                self.kv.forget(client.address)  # it left discovery: its index goes
             task = asyncio.get_running_loop().create_task(
                 client.close_when_idle(self.config.request_timeout)
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import itertools
 from collections.abc import Callable
 from typing import Any
@@ -39,6 +40,11 @@ class ClientStream:
         self._error: BaseException | None = None
         self._timer: asyncio.TimerHandle | None = None
         self.received = False
+
+    @property
+    def address(self) -> str:
+        """The worker's address (which instance answered)."""
+        return self._client.address
 
     def set_deadline(self, when: float) -> None:
         """Fail with TimeoutError at loop time ``when`` unless finished before."""
@@ -146,6 +152,8 @@ class _Protocol(asyncio.Protocol):
                 changed = len(payload) > 2 and (before is None or before[2:] != payload[2:])
                 if changed and client.on_version is not None:
                     client.on_version()
+            elif kind == frames.KV_EVENT and client.on_kv is not None:
+                client.on_kv(payload)
         if ended and client.on_room is not None:
             client.on_room()
 
@@ -182,6 +190,9 @@ class RequestPlaneClient:
         # Called when a stream of this client ended or the worker reported its load: room may
         # have opened on the worker (the frontend's admission queues wait for that).
         self.on_room: Callable[[], None] | None = None
+        # Called with each KV event ``[seq, kind, hashes]`` the worker sends, and with None when
+        # the connection is lost (what the worker caches is unknown until it reconnects).
+        self.on_kv: Callable[[list[Any] | None], None] | None = None
 
     @property
     def in_flight(self) -> int:
@@ -198,7 +209,11 @@ class RequestPlaneClient:
             self.on_room()
 
     async def open(
-        self, op: str, body: dict[str, Any], expected_version: str | None = None
+        self,
+        op: str,
+        body: dict[str, Any],
+        extra: dict[str, Any] | None = None,
+        expected_version: str | None = None,
     ) -> ClientStream:
         """Send a request; raises StreamFailed(before_first=True) if the worker is unreachable.
 
@@ -217,10 +232,24 @@ class RequestPlaneClient:
                     self.stream_ended()
                 raise
         payload: dict[str, Any] = {"op": op, "body": body}
+        if extra:
+            payload.update(extra)  # the prompt's ids, a prefill's op (docs/kv-routing.md)
         if expected_version is not None:
             payload["v"] = expected_version
         self.send(frames.REQUEST, sid, payload)
         return stream
+
+    def request_kv_snapshot(self) -> None:
+        """Ask the worker for its whole prefix cache (a KV event was lost or out of order)."""
+        if self._transport is not None:
+            self.send(frames.KV_RESYNC, frames.LOAD_STREAM, None)
+
+    async def connect(self) -> None:
+        """Open the connection now (the KV router wants every worker's events from the start);
+        a failure is left for the first request to meet."""
+        if self._transport is None and not self.closed:
+            with contextlib.suppress(StreamFailed):
+                await self._connect()
 
     async def _connect(self) -> None:
         if self.closed:
@@ -246,6 +275,8 @@ class RequestPlaneClient:
                 f"cannot connect to worker {self.address}: {exc or 'timed out'}", before_first=True
             ) from exc
         self._transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        if self.on_kv is not None:
+            self.request_kv_snapshot()  # a KV router: subscribe, from a snapshot of the cache
 
     def send(self, kind: str, sid: int, payload: Any) -> None:
         self._out.append(frames.encode(kind, sid, payload))
@@ -268,6 +299,8 @@ class RequestPlaneClient:
         self._transport = None
         self._out = []
         self.reported = None  # whatever answers at this address next starts afresh
+        if self.on_kv is not None:
+            self.on_kv(None)
         streams, self.streams = self.streams, {}
         for stream in streams.values():
             stream._fail(StreamFailed(reason, before_first=not stream.received))

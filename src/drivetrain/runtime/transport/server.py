@@ -6,16 +6,18 @@ with the next frames a connection sends whenever it changed, and to every connec
 request ends, so that each frontend routes around a worker at capacity (docs/runtime.md,
 "Abuse and overload"), and the weight version it serves (``weightcontrol.py``: frontends route
 by it).  Control requests of the RL API (op ``rl``) run beside the requests and are not counted
-in flight; ``abort_running`` ends every running request with ``finish_reason: "abort"``.
-Stopping drains: new requests are refused with a retryable error, the running ones get
-``drain`` seconds, then each still running ends with a 503 error frame.
+in flight; ``abort_running`` ends every running request with ``finish_reason: "abort"``.  An
+engine with a prefix cache (the mocker) also sends its KV events (``k`` frames) to each
+connection whose frontend subscribed with a ``K`` frame, starting with a snapshot
+(docs/kv-routing.md).  Stopping drains: new requests are refused with a retryable error, the
+running ones get ``drain`` seconds, then each still running ends with a 503 error frame.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, cast
 
 from drivetrain.runtime.engines.base import (
     Chunk,
@@ -23,8 +25,10 @@ from drivetrain.runtime.engines.base import (
     EngineError,
     GeneratesTokens,
     ReportsCapacity,
+    TakesPromptIds,
     Tokens,
 )
+from drivetrain.runtime.kv.cache import KvEvent, PrefixCache
 from drivetrain.runtime.transport import frames
 from drivetrain.runtime.weightcontrol import WeightControl
 
@@ -52,10 +56,22 @@ class _Connection(asyncio.Protocol):
         self._flush_scheduled = False
         self._loop = asyncio.get_running_loop()
         self.load_sent: tuple[int, int | None, str] | None = None
+        # Whether this frontend asked for KV events (``K``): only a KV router does, so that
+        # the others get no event traffic at all.
+        self.kv_subscribed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
         self._server.connections.add(self)
+
+    def _send_snapshot(self) -> None:
+        cache = self._server.kv_cache
+        if cache is not None:
+            self.send_kv(cache.snapshot())
+
+    def send_kv(self, event: KvEvent) -> None:
+        self._out.append(frames.encode(frames.KV_EVENT, frames.LOAD_STREAM, event))
+        self._schedule()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
@@ -91,6 +107,11 @@ class _Connection(asyncio.Protocol):
                 running = self.tasks.pop(sid, None) or self.control_tasks.pop(sid, None)
                 if running is not None:
                     running.cancel()
+            elif kind == frames.KV_RESYNC:
+                # A KV router subscribing (first time), or one that missed an event: it
+                # (re)builds its view from this snapshot, then follows the events.
+                self.kv_subscribed = True
+                self._send_snapshot()
 
     def close(self) -> None:
         if self._transport is not None:
@@ -128,13 +149,28 @@ class _Connection(asyncio.Protocol):
             if control.paused or (expected is not None and expected != version):
                 await control.admit(expected)
                 version = control.version
+            engine = self._engine
+            takes_ids = self._server.takes_ids
             if op == "embeddings":
-                result = await self._engine.embed(body)
+                result = await engine.embed(body)
                 self._send(frames.RESULT, sid, [result.vectors, result.prompt_tokens])
             elif op == "generate":
                 await self._run_tokens(sid, body, version)
+            elif op == "prefill":
+                if not takes_ids:
+                    raise EngineError(400, "this engine does not serve disaggregated prefill")
+                done = await cast(TakesPromptIds, engine).prefill(
+                    payload["of"], body, payload.get("ids")
+                )
+                self._send(frames.RESULT, sid, [done.prompt_tokens, done.cached_tokens])
             else:
-                async for item in self._engine.generate(op, body):
+                if takes_ids:
+                    items = cast(TakesPromptIds, engine).generate_ids(
+                        op, body, payload.get("ids"), bool(payload.get("transferred"))
+                    )
+                else:
+                    items = engine.generate(op, body)
+                async for item in items:
                     if isinstance(item, Chunk):
                         self._push(sid, item.text, item.tokens)
                     else:
@@ -145,12 +181,13 @@ class _Connection(asyncio.Protocol):
                                 item.finish_reason,
                                 item.prompt_tokens,
                                 item.completion_tokens,
+                                item.cached_tokens,
                                 version,
                             ],
                         )
         except asyncio.CancelledError:
             if sid in self.aborted:  # the RL API's pause or update with mode abort
-                self._send(frames.FINISH, sid, ["abort", 0, 0, version])
+                self._send(frames.FINISH, sid, ["abort", 0, 0, 0, version])
         except EngineError as exc:
             self._send(
                 frames.ERROR,
@@ -177,7 +214,7 @@ class _Connection(asyncio.Protocol):
                 self._send(
                     frames.FINISH,
                     sid,
-                    [item.finish_reason, item.prompt_tokens, item.completion_tokens, version],
+                    [item.finish_reason, item.prompt_tokens, item.completion_tokens, 0, version],
                 )
 
     def _push(self, sid: int, text: Any, tokens: Any) -> None:
@@ -249,6 +286,18 @@ class RequestPlaneServer:
         self._server: asyncio.Server | None = None
         self.draining = False
         self._capacity = engine.capacity if isinstance(engine, ReportsCapacity) else None
+        # Checked once: a runtime protocol check costs microseconds, too much per request.
+        self.takes_ids = isinstance(engine, TakesPromptIds)
+        # An engine with a prefix cache: its events go to every connected frontend.
+        cache = getattr(engine, "kv_cache", None)
+        self.kv_cache = cache if isinstance(cache, PrefixCache) else None
+        if self.kv_cache is not None:
+            self.kv_cache.listeners.append(self._broadcast_kv)
+
+    def _broadcast_kv(self, event: KvEvent) -> None:
+        for conn in self.connections:
+            if conn.kv_subscribed:
+                conn.send_kv(event)
 
     def load(self) -> tuple[int, int | None, str]:
         """What the ``l`` frames say: requests in flight, the engine's capacity now, and the
