@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo demo-rl test test-frameworks lint typecheck imports image bench bench-render bench-frontend bench-stream bench-stream-guard bench-admission bench-kv bench-kv-decision bench-disagg bench-operator bench-discovery bench-transformers bench-failover tiny-model clean
+.PHONY: install demo demo-rl test test-frameworks lint typecheck imports image bench bench-render bench-frontend bench-stream bench-stream-guard bench-admission bench-kv bench-kv-decision bench-disagg bench-operator bench-discovery bench-transformers bench-failover bench-rl tiny-model clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -55,7 +55,7 @@ imports: $(STAMP)
 image:
 	./scripts/build-image.sh
 
-bench: bench-render bench-operator bench-discovery bench-frontend bench-admission bench-transformers bench-failover
+bench: bench-render bench-operator bench-discovery bench-frontend bench-admission bench-transformers bench-failover bench-rl
 
 bench-render: $(STAMP)
 	$(BIN)/python benchmarks/bench_render.py
@@ -110,6 +110,12 @@ bench-disagg: $(STAMP)
 
 bench-admission: $(STAMP)
 	$(BIN)/python benchmarks/bench_admission.py $(ARGS)
+
+# Fleet weight updates through the RL API: update_weights -> first token on the new version,
+# 16 mocker workers under streaming load (docs/performance.md). ARGS=--record writes
+# benchmarks/results/rl.md. About a minute.
+bench-rl: $(STAMP)
+	$(BIN)/python benchmarks/bench_rl.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build dist src/*.egg-info

@@ -63,6 +63,10 @@ ENGINE_ID = "ENGINE_ID"
 # DRIVETRAIN_FRONTEND_URL_<KEY>, and without suffix (plus OpenAI's client's own variable) when
 # the run has one graph.
 FRONTEND_URL = "DRIVETRAIN_FRONTEND_URL"
+# The RL API of that frontend (docs/rl.md): its admin listener's URL and the bearer token it
+# requires (the frontend reads the token too: no token, no admin listener).
+ADMIN_URL = "DRIVETRAIN_ADMIN_URL"
+ADMIN_TOKEN = "DRIVETRAIN_ADMIN_TOKEN"
 OPENAI_BASE_URL = "OPENAI_BASE_URL"
 #: The RayJob's entrypoint script, carried to the driver in the Ray head's env (docs/rl.md).
 ENTRYPOINT = "DRIVETRAIN_ENTRYPOINT"

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from lightkube import codecs
 from lightkube.core.exceptions import ApiError
-from lightkube.resources.core_v1 import Event
+from lightkube.resources.core_v1 import Event, Secret
 from lightkube.types import PatchType
 
 from drivetrain.kube.resources import (
@@ -150,6 +150,22 @@ def test_the_rayjob_comes_first_suspended_and_owns_the_graph(ray_cluster: Cluste
     first_job = next(i for i, p in enumerate(created) if "/rayjobs/" in p)
     assert first_job < first_graph, "the RayJob exists before any graph"
     eventually(lambda: phase_is(ray_cluster, "WaitingForGraphs"))
+    # The RL API's token: generated once, owned by the run, read by the frontend and Ray.
+    secret = ray_cluster.client.get(Secret, "grpo-admin-token").to_dict()
+    (sref,) = secret["metadata"]["ownerReferences"]
+    assert (sref["kind"], sref["uid"]) == ("RLRun", run["metadata"]["uid"])
+    token = secret.get("data", {}).get("token") or secret.get("stringData", {}).get("token")
+    assert token and len(token) >= 32
+    frontend_env = made["spec"]["services"]["Frontend"]["envs"]
+    assert {
+        "name": "DRIVETRAIN_ADMIN_TOKEN",
+        "valueFrom": {
+            "secretKeyRef": {"name": "grpo-admin-token", "key": "token", "optional": True}
+        },
+    } in frontend_env
+    head = job["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
+    names = {e["name"] for e in head["env"]}
+    assert {"DRIVETRAIN_ADMIN_URL", "DRIVETRAIN_ADMIN_TOKEN"} <= names
 
 
 def test_no_release_before_all_three_gates(ray_cluster: Cluster, op, frontend) -> None:

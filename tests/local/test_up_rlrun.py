@@ -158,6 +158,21 @@ def test_the_plan_reads_each_graph_in_its_own_folder(tmp_path: Path) -> None:
     assert plan.entrypoint.env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
 
 
+def test_the_frontends_get_a_free_admin_port_and_the_token_the_entrypoint_gets(
+    tmp_path: Path,
+) -> None:
+    """The RL API under ``up`` (docs/rl.md): no fixed 8002 on one machine, one token."""
+    path = run_file(tmp_path, "true")
+    (run,) = load_runs_text(path.read_text(), str(path), tmp_path).runs
+    plan = plan_run(run, port=9100, host="127.0.0.1", discovery="memory://x", admin_token="t0k")
+    (frontend,) = [s for s in plan.specs if s.port is not None]
+    admin_port = int(frontend.argv[frontend.argv.index("--admin-port") + 1])
+    assert admin_port != 8002 and frontend.env["DRIVETRAIN_ADMIN_TOKEN"] == "t0k"
+    assert plan.entrypoint is not None
+    assert plan.entrypoint.env["DRIVETRAIN_ADMIN_URL"] == f"http://127.0.0.1:{admin_port}"
+    assert plan.entrypoint.env["DRIVETRAIN_ADMIN_TOKEN"] == "t0k"
+
+
 @pytest.mark.skipif(
     importlib.util.find_spec("torch") is None or importlib.util.find_spec("openai") is None,
     reason="the example's loop needs CPU torch and openai (scripts/test-deps.sh installs torch)",
@@ -168,5 +183,10 @@ def test_the_rl_example_runs_to_exit_0() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     lines = entrypoint_lines(result.stdout)
     assert lines[0].startswith("training against tiny at http://127.0.0.1:")
-    assert [line.split(":")[0] for line in lines[1:4]] == ["step 0", "step 1", "step 2"]
+    steps = [line.split(":")[0] for line in lines if line.startswith("step ")]
+    assert steps == ["step 0", "step 1", "step 2"]
+    # After each step the fleet commits the new weights (the RL API, docs/rl.md), and the
+    # loop checks that the next step's rollouts report that version (else it exits 2).
+    committed = [line.split()[1] for line in lines if line.strip().startswith("weights ")]
+    assert committed == ["step-1", "step-2", "step-3"]
     assert lines[-1].startswith("done: 3 steps")

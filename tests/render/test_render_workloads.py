@@ -76,12 +76,18 @@ def test_single_node_services_become_deployments_named_graph_dash_service(render
     assert all(o["metadata"]["namespace"] == "ml" for o in objects)
 
 
-def test_the_frontend_gets_a_service_on_port_8000_named_http(render) -> None:
+def test_the_frontend_gets_a_service_on_port_8000_named_http_and_8002_named_admin(render) -> None:
     service = one(render(AGG), "Service")
     assert service["metadata"]["name"] == "chat-frontend"
     assert service["spec"]["ports"] == [
-        {"name": "http", "port": 8000, "targetPort": "http", "protocol": "TCP"}
+        {"name": "http", "port": 8000, "targetPort": "http", "protocol": "TCP"},
+        # The RL API (docs/rl.md); the frontend opens it only with an admin token.
+        {"name": "admin", "port": 8002, "targetPort": "admin", "protocol": "TCP"},
     ]
+    container = one(render(AGG), "Deployment", "chat-frontend")["spec"]["template"]["spec"][
+        "containers"
+    ][-1]
+    assert {"name": "admin", "containerPort": 8002, "protocol": "TCP"} in container["ports"]
     deployment = one(render(AGG), "Deployment", "chat-frontend")
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert all(pod_labels[k] == v for k, v in service["spec"]["selector"].items())

@@ -32,7 +32,13 @@ def ray_pods(ray: dict[str, Any]) -> list[dict[str, Any]]:
 def test_graphs_come_first_as_their_custom_resource_then_the_suspended_rayjob() -> None:
     out = rendered({"policy": "serving"})
     kinds = [(o["kind"], o["metadata"]["name"]) for o in out.objects()]
-    assert kinds == [("GraphDeployment", "serving"), ("RayJob", "grpo")]
+    # The RL API's token Secret leads, as a placeholder the operator replaces (docs/rl.md).
+    assert kinds == [
+        ("Secret", "grpo-admin-token"),
+        ("GraphDeployment", "serving"),
+        ("RayJob", "grpo"),
+    ]
+    assert "stringData" not in out.secret and "data" not in out.secret
     graph = out.graphs["policy"]
     assert graph["metadata"]["namespace"] == "ml"
     assert graph["metadata"]["labels"] == {RUN_LABEL: "grpo", RUN_GRAPH_LABEL: "policy"}
@@ -40,6 +46,40 @@ def test_graphs_come_first_as_their_custom_resource_then_the_suspended_rayjob() 
     assert out.ray["spec"]["suspend"] is True
     assert out.ray["spec"]["submissionMode"] == "K8sJobMode"
     assert out.ray["spec"]["runtimeEnvYAML"] == "env_vars:\n  A: '1'\n"
+
+
+def test_every_ray_container_and_the_frontend_get_the_rl_api_token_and_its_url() -> None:
+    out = rendered({"policy": "serving"})
+    reference = {
+        "name": "DRIVETRAIN_ADMIN_TOKEN",
+        "valueFrom": {
+            "secretKeyRef": {"name": "grpo-admin-token", "key": "token", "optional": True}
+        },
+    }
+    (frontend,) = [
+        s
+        for s in out.graphs["policy"]["spec"]["services"].values()
+        if s.get("componentType") == "frontend"
+    ]
+    assert reference in frontend["envs"]
+    for pod in ray_pods(out.ray):
+        for container in pod["spec"]["containers"]:
+            assert reference in container["env"]
+            assert env(container)["DRIVETRAIN_ADMIN_URL"] == (
+                "http://serving-frontend.ml.svc.cluster.local:8002"
+            )
+
+
+def test_a_named_token_secret_is_used_and_no_placeholder_is_rendered() -> None:
+    run = loaded({"policy": "serving"}, "rayjob")
+    named = run.run.model_copy(
+        update={"spec": run.run.spec.model_copy(update={"adminTokenSecret": "my-token"})}
+    )
+    out = render_run(named, run.graphs, namespace="ml")
+    assert out.secret is None
+    head = ray_pods(out.ray)[0]["spec"]["containers"][0]
+    (token,) = [e for e in head["env"] if e["name"] == "DRIVETRAIN_ADMIN_TOKEN"]
+    assert token["valueFrom"]["secretKeyRef"]["name"] == "my-token"
 
 
 def test_every_ray_container_learns_the_frontend_of_a_single_graph() -> None:

@@ -115,13 +115,15 @@ async def serving_stack(
     admission: AdmissionConfig = TEST_ADMISSION,
     drain_timeout: float = 1.0,
     tokenizer_root: str | None = None,
+    admin_token: str | None = None,
+    store_url: str | None = None,
     kv: KvConfig | None = None,
     disagg_threshold: int = 0,
 ) -> AsyncIterator[Stack]:
     """A frontend on a private store.  The retry window is short by default (``TEST_ADMISSION``)
     so that tests of a 503 do not wait the production window; ``retry_window`` overrides it
     (test_failover.py covers the window itself)."""
-    store = await open_store(f"memory://serving-{uuid.uuid4().hex}")
+    store = await open_store(store_url or f"memory://serving-{uuid.uuid4().hex}")
     config = FrontendConfig(
         host="127.0.0.1",
         port=0,
@@ -133,6 +135,8 @@ async def serving_stack(
         else replace(admission, retry_window=retry_window),
         drain_timeout=drain_timeout,
         tokenizer_root=tokenizer_root,
+        admin_token=admin_token,
+        admin_port=0,
         kv=kv or KvConfig(seed=0),
         disagg_threshold=disagg_threshold,
     )

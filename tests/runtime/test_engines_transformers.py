@@ -355,3 +355,44 @@ async def test_closing_the_engine_fails_running_requests_instead_of_hanging(
             async for _ in stream:
                 pass
     assert err.value.status == 503
+
+
+async def test_the_rl_api_loads_keeps_or_restores_and_a_bad_file_is_a_clean_failure(
+    engine: Any, tiny_llama: Path, tmp_path: Path
+) -> None:
+    """``load_weights``/``restore_weights``/``keep_weights`` (docs/rl.md): the fleet's rollback
+    brings the old weights back; a file that does not fit fails and changes nothing."""
+    import torch
+    from safetensors.torch import save_file
+    from transformers import AutoModelForCausalLM
+
+    from drivetrain.runtime.engines.base import EngineError, UpdatesWeights, WeightSource
+
+    assert isinstance(engine, UpdatesWeights)
+    body = {"prompt": PROMPTS[1], "max_tokens": 16, "temperature": 0}
+    before = text_of((await run(engine, body))[0])
+    torch.manual_seed(7)
+    other = AutoModelForCausalLM.from_config(engine.model.config)
+    other.save_pretrained(tmp_path / "v2")
+    bad = tmp_path / "bad.safetensors"
+    save_file({"model.norm.weight": torch.ones(3)}, str(bad))
+
+    with pytest.raises(EngineError) as err:
+        await engine.load_weights("bad", WeightSource(path=str(bad)))
+    assert err.value.status == 400 and "shape [3]" in err.value.message
+    assert text_of((await run(engine, body))[0]) == before
+
+    await engine.load_weights("v2", WeightSource(path=str(tmp_path / "v2")))  # a folder
+    after = text_of((await run(engine, body))[0])
+    assert after != before
+    assert await engine.restore_weights() is True  # the fleet rolled back
+    assert text_of((await run(engine, body))[0]) == before
+
+    await engine.load_weights("v2", WeightSource(path=str(tmp_path / "v2")))
+    engine.keep_weights()  # the fleet committed
+    assert await engine.restore_weights() is True  # nothing kept: nothing changes
+    assert text_of((await run(engine, body))[0]) == after
+
+    with pytest.raises(EngineError) as err:
+        await engine.load_weights("v3", WeightSource(nccl={"master_address": "x"}))
+    assert err.value.status == 501

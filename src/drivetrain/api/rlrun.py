@@ -91,6 +91,11 @@ class RLRunSpec(Strict):
     graphs: dict[str, GraphRef] = Field(min_length=1)
     ray: RaySpec
     keepGraphs: bool = False
+    #: The Secret (key ``token``) holding the frontends' RL API token (docs/rl.md); unset: the
+    #: operator generates ``<run>-admin-token`` once.
+    adminTokenSecret: str | None = Field(
+        default=None, min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+    )
 
 
 class RLRun(BaseModel):

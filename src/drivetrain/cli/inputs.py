@@ -63,7 +63,9 @@ def run_objects(
         if not errors:
             rendered = render_run(run.run, run.graphs, namespace=namespace)
             made += [o for key in by_key for o in by_key[key]]
-            whole = RenderedRun(rendered.graphs, rendered.ray, by_key if children else {})
+            whole = RenderedRun(
+                rendered.graphs, rendered.ray, by_key if children else {}, rendered.secret
+            )
             objects += whole.objects()
     if errors:
         raise InvalidGraph(list(dict.fromkeys(errors)))

@@ -189,6 +189,15 @@ def frontend(
         help="Folder of <model name>/tokenizer.json for models whose registered folder is not "
         "readable here (prompts are then counted here).",
     ),
+    admin_port: int = typer.Option(
+        8002, "--admin-port", help="The RL API's port (opened only with --admin-token)."
+    ),
+    admin_token: str | None = typer.Option(
+        None,
+        "--admin-token",
+        envvar=envnames.ADMIN_TOKEN,
+        help="Bearer token of the RL API (docs/rl.md); without one its port stays closed.",
+    ),
     log_level: str = typer.Option("info", "--log-level"),
 ) -> None:
     """Run the OpenAI-compatible HTTP frontend."""
@@ -205,6 +214,10 @@ def frontend(
         fail(f"--router: expected one of {', '.join(ROUTER_MODES)}, got {router!r}", EXIT_USAGE)
     if not 0 <= port <= 65535:
         fail(f"--port: expected 0..65535, got {port}", EXIT_USAGE)
+    if not 0 <= admin_port <= 65535:
+        fail(f"--admin-port: expected 0..65535, got {admin_port}", EXIT_USAGE)
+    if admin_token is not None and admin_token != admin_token.strip():
+        fail("--admin-token: must not start or end with whitespace", EXIT_USAGE)
     for flag, seconds, least in (
         ("--request-timeout", request_timeout, False),
         ("--queue-timeout", queue_timeout, False),
@@ -255,6 +268,8 @@ def frontend(
         admission=admission,
         drain_timeout=drain_timeout,
         tokenizer_root=tokenizer_root,
+        admin_token=admin_token or None,
+        admin_port=admin_port,
         kv=KvConfig(overlap_weight=kv_overlap_weight, approx_ttl=kv_approx_ttl),
         disagg_threshold=disagg_threshold,
     )
@@ -265,9 +280,10 @@ def frontend(
         nonlocal started
         started = True
         _tune_gc()
+        admin = f", RL API on {running.admin_url}" if running.admin_url else ""
         print(
             f"drivetrain frontend listening on {running.url} "
-            f"(discovery {url}, {scope.describe()}, router {router})",
+            f"(discovery {url}, {scope.describe()}, router {router}{admin})",
             flush=True,
         )
 
@@ -403,6 +419,20 @@ def worker(
         envvar=envnames.DRAIN_TIMEOUT,
         help="On SIGTERM: seconds requests in flight may finish before they end with a 503.",
     ),
+    weight_version: str = typer.Option(
+        "0",
+        "--weight-version",
+        help="The weight version the engine starts with (docs/rl.md); a committed version in "
+        "discovery replaces it before the worker registers.",
+    ),
+    weight_load_ms: float = typer.Option(
+        0.0, "--weight-load-ms", help="mocker and echo: simulated time of a weight update."
+    ),
+    upstream_api: str = typer.Option(
+        "vllm",
+        "--upstream-api",
+        help="http: whose weight-update routes the upstream has, vllm or sglang (docs/rl.md).",
+    ),
     log_level: str = typer.Option("info", "--log-level"),
 ) -> None:
     """Run a worker: serve an engine and register it in discovery."""
@@ -465,6 +495,8 @@ def worker(
             num_blocks=num_blocks,
             block_size=block_size,
             context_length=context_length,
+            weight_load_s=weight_load_ms / 1000.0,
+            upstream_api=upstream_api,
             prefix_caching=prefix_caching,
             disaggregation_mode=_disaggregation_mode(disaggregation_mode),
             kv_transfer_us_per_token=kv_transfer_us_per_token,
@@ -486,6 +518,7 @@ def worker(
         advertise_host=advertise_host,
         failover_lock=failover_lock or None,
         drain_timeout=drain_timeout,
+        weight_version=weight_version.strip() or "0",
     )
     engine_id = os.environ.get(envnames.ENGINE_ID)
     which = f" (engine {engine_id})" if engine_id else ""

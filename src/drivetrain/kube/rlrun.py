@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 import datetime
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,7 +54,13 @@ from drivetrain.kube.resources import (
     applied_form,
     graph_resource,
 )
-from drivetrain.render.rlrun import frontend_url, render_run
+from drivetrain.render.rlrun import (
+    ADMIN_TOKEN_KEY,
+    RUN_LABEL,
+    admin_token_secret,
+    frontend_url,
+    render_run,
+)
 
 log = logging.getLogger("drivetrain.operator")
 
@@ -192,6 +199,8 @@ class _Reconcile:
                     "run stops rather than start it again",
                 )
                 return None
+            if not run.spec.adminTokenSecret:
+                await self.admin_secret(run)
             obj = copy.deepcopy(desired)
             obj["metadata"]["ownerReferences"] = [owner_reference(self.body)]
             live = await self.apply(obj)
@@ -208,6 +217,32 @@ class _Reconcile:
             )
             return None
         return live
+
+    async def admin_secret(self, run: RLRun) -> None:
+        """The run's RL API token (docs/rl.md): a random one, made once with the Ray object and
+        owned by the run; one that exists already (a retry, a person's) is kept as it is.  Only
+        ``create`` is needed (the operator may not read Secrets by any name)."""
+        name = admin_token_secret(run)
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": name,
+                "namespace": self.namespace,
+                "labels": {**(run.spec.labels or {}), RUN_LABEL: run.name},
+                "ownerReferences": [owner_reference(self.body)],
+            },
+            "type": "Opaque",
+            "stringData": {ADMIN_TOKEN_KEY: secrets.token_urlsafe(32)},
+        }
+        try:
+            await self.client.create(codecs.from_dict(secret))
+        except ApiError as exc:
+            if exc.status.code == 409:
+                return
+            raise
+        self.actions.append(f"created Secret {name}")
+        self.events.append(("Created", f"Secret {name} created (the RL API's token)", "Normal"))
 
     async def graphs(
         self,

@@ -21,9 +21,11 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from drivetrain import envnames
 from drivetrain.api.enums import RayMode
 from drivetrain.api.errors import FieldError, InvalidGraph
 from drivetrain.api.rlrun_loader import LoadedRun, load_runs_text
+from drivetrain.local.adminports import with_admin_ports
 from drivetrain.local.backoff import RestartPolicy
 from drivetrain.local.envfile import read_env_file
 from drivetrain.local.logs import LogSink
@@ -31,7 +33,7 @@ from drivetrain.local.plan import ProcessSpec, plan_graph
 from drivetrain.local.status import expected_models, status_table, wait_until_serving
 from drivetrain.local.supervisor import Supervisor
 from drivetrain.render.entrypoint import entrypoint_script
-from drivetrain.render.rlrun import frontend_env
+from drivetrain.render.rlrun import admin_env, frontend_env
 
 #: The process name of the entrypoint in the logs.
 ENTRYPOINT = "entrypoint"
@@ -63,13 +65,16 @@ def plan_run(
     discovery: str,
     env_file: Path | None = None,
     state_dir: Path | None = None,
+    admin_token: str | None = None,
 ) -> RunPlan:
-    """The processes of a run (pure but for reading ``env_file``); ``UnrunnableGraph`` or
-    ``InvalidGraph`` before anything starts."""
+    """The processes of a run (pure but for reading ``env_file`` and picking free admin
+    ports); ``UnrunnableGraph`` or ``InvalidGraph`` before anything starts.  ``admin_token``
+    opens every frontend's RL API and reaches the entrypoint with its URL (docs/rl.md)."""
     supplied = read_env_file(env_file) if env_file is not None else None
     local = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     specs: list[ProcessSpec] = []
     frontends: dict[str, str] = {}
+    admins: dict[str, str | None] = {}
     models: dict[str, set[str]] = {}
     several = len(loaded.graphs) > 1
     for key, graph in loaded.graphs.items():
@@ -85,13 +90,19 @@ def plan_run(
         )
         if several:  # two graphs may both have a "Frontend": the key tells them apart
             planned = [replace(s, service=f"{key}.{s.service}") for s in planned]
+        planned, admin_ports = with_admin_ports(planned, host, admin_token)
         specs += planned
         frontends[key] = f"http://{local}:{first_port}/v1"
+        first_admin = next(iter(admin_ports.values()), None)
+        admins[key] = f"http://{local}:{first_admin}" if first_admin is not None else None
         models[key] = expected_models(planned)
     job = loaded.run.spec.ray.job
     if loaded.run.mode is RayMode.raycluster or job is None or not job.entrypoint:
         return RunPlan(specs, frontends, models)
     injected = {e["name"]: e["value"] for e in frontend_env(dict(frontends))}
+    if admin_token:
+        token = {"name": envnames.ADMIN_TOKEN, "value": admin_token}
+        injected.update({e["name"]: e["value"] for e in admin_env(admins, token)})
     # `python3` in the entrypoint is the interpreter running `up` (its venv's packages), as
     # `drivetrain` in a service's command is: the folder of sys.executable comes first on PATH.
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])

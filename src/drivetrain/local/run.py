@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import secrets
 import shutil
 import signal
 import tempfile
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from drivetrain.api.loader import load_text, parse_yaml_documents, read_text
 from drivetrain.api.rlrun_loader import holds_runs
+from drivetrain.local.adminports import with_admin_ports
 from drivetrain.local.backoff import RestartPolicy
 from drivetrain.local.envfile import read_env_file
 from drivetrain.local.logs import LogSink
@@ -68,6 +70,7 @@ def plan_file(
         )
     specs = with_drain(specs, opts.drain_timeout)
     grace_for(specs, opts.grace)  # refused before anything starts
+    specs, _ = with_admin_ports(specs, opts.host)
     return specs
 
 
@@ -96,6 +99,7 @@ def run_up(opts: UpOptions, log: LogSink | None = None) -> int:
                 discovery=discovery,
                 env_file=opts.env_file,
                 state_dir=Path(tmp),
+                admin_token=secrets.token_urlsafe(32),
             )
             plan = dataclasses.replace(plan, specs=with_drain(plan.specs, opts.drain_timeout))
             grace = grace_for(plan.specs, opts.grace)

@@ -185,7 +185,11 @@ DRIVETRAIN = ProfileTable(
         "frontend": RoleDefaults(
             command=["drivetrain"],
             args=["frontend", "--port", "8000"],
-            ports=[{"name": "http", "containerPort": 8000, "protocol": "TCP"}],
+            # admin: the RL API (docs/rl.md), open only when the pod has an admin token
+            ports=[
+                {"name": "http", "containerPort": 8000, "protocol": "TCP"},
+                {"name": "admin", "containerPort": 8002, "protocol": "TCP"},
+            ],
             liveness=_http_probe(
                 "/live",
                 "http",

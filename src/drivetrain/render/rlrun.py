@@ -9,6 +9,11 @@
   rayjob mode a ``ray.io/v1`` RayJob created with ``suspend: true`` (the operator releases it
   once the graphs are ready), its entrypoint carried as ``render.entrypoint`` explains, and a
   submitter pod template with the same env; in raycluster mode a RayCluster.
+* **The RL API** (docs/rl.md): every graph's frontend reads its admin token from the run's
+  Secret (``adminTokenSecret``, else ``<run>-admin-token``, key ``token``), and every Ray
+  container gets the admin listener's URL and the same token.  A generated Secret is the
+  operator's (made once, random); ``render`` prints a placeholder without a token (the admin
+  listeners stay closed until it exists) and says so.
 
 The owner references are the operator's (they need the uids of live objects).
 """
@@ -27,11 +32,12 @@ from drivetrain.api.kinds import RAY_CLUSTER, RAY_JOB
 from drivetrain.api.models import GraphDeployment
 from drivetrain.api.rlrun import RLRun, frontend_variable
 from drivetrain.api.rlrun_validate import RunGraph
+from drivetrain.render.companions import HOW, PLACEHOLDER_ANNOTATION
 from drivetrain.render.entrypoint import entrypoint_script, submitted_entrypoint
 from drivetrain.render.graph import render_graph
 from drivetrain.render.naming import resource_name
 from drivetrain.render.pod import merge_env
-from drivetrain.render.workloads import FRONTEND_PORT
+from drivetrain.render.workloads import ADMIN_PORT, FRONTEND_PORT
 
 #: On every object an RLRun creates: the run's name, and the graph's key on its graphs.
 RUN_LABEL = "drivetrain.dev/rlrun"
@@ -45,6 +51,10 @@ SUBMITTER_RESOURCES = {
 }
 
 
+#: The key of the admin token in the run's Secret.
+ADMIN_TOKEN_KEY = "token"
+
+
 @dataclass(frozen=True)
 class RenderedRun:
     #: key → the graph's custom resource (GraphDeployment or DynamoGraphDeployment)
@@ -53,10 +63,13 @@ class RenderedRun:
     ray: dict[str, Any]
     #: key → the graph's children (only when rendered with ``children=True``)
     children: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: the admin token's Secret as a placeholder, when the run does not name its own
+    secret: dict[str, Any] | None = None
 
     def objects(self) -> list[dict[str, Any]]:
-        """Every object in order: each graph (then its children), then the Ray object."""
-        out: list[dict[str, Any]] = []
+        """Every object in order: the token Secret's placeholder, each graph (then its
+        children), then the Ray object."""
+        out: list[dict[str, Any]] = [self.secret] if self.secret is not None else []
         for key, graph in self.graphs.items():
             out.append(graph)
             out += self.children.get(key, [])
@@ -81,6 +94,71 @@ def frontend_url(graph: GraphDeployment, namespace: str) -> str | None:
     return f"http://{host}:{FRONTEND_PORT}/v1"
 
 
+def admin_url(graph: GraphDeployment, namespace: str) -> str | None:
+    """``http://<graph>-<frontend>.<ns>.svc.cluster.local:8002``: the RL API's listener."""
+    service = frontend_service(graph)
+    if service is None:
+        return None
+    host = f"{resource_name(graph, service)}.{namespace}.svc.cluster.local"
+    return f"http://{host}:{ADMIN_PORT}"
+
+
+def admin_token_secret(run: RLRun) -> str:
+    """The Secret holding the run's admin token: the run's own, else ``<run>-admin-token``."""
+    return run.spec.adminTokenSecret or f"{run.name}-admin-token"
+
+
+def admin_token_env(secret: str) -> dict[str, Any]:
+    """The token from the run's Secret; optional, so that a pod starts without it (its admin
+    listener then stays closed) rather than wait for a Secret nobody made."""
+    return {
+        "name": envnames.ADMIN_TOKEN,
+        "valueFrom": {"secretKeyRef": {"name": secret, "key": ADMIN_TOKEN_KEY, "optional": True}},
+    }
+
+
+def admin_env(urls: dict[str, str | None], token: dict[str, Any]) -> list[dict[str, Any]]:
+    """``DRIVETRAIN_ADMIN_URL_<KEY>`` per graph with a frontend, without suffix too when the run
+    has one graph, and the token (``token``: a literal value or a Secret reference)."""
+    env: list[dict[str, Any]] = []
+    single = next(iter(urls.values())) if len(urls) == 1 else None
+    if single:
+        env.append({"name": envnames.ADMIN_URL, "value": single})
+    suffix = len(envnames.FRONTEND_URL)
+    env += [
+        {"name": envnames.ADMIN_URL + frontend_variable(k)[suffix:], "value": u}
+        for k, u in urls.items()
+        if u
+    ]
+    return [*env, token]
+
+
+def token_placeholder(run: RLRun, namespace: str) -> dict[str, Any]:
+    """The generated Secret as ``render`` prints it: no token (every admin listener stays
+    closed) until the operator, or a person, makes the real one."""
+    name = admin_token_secret(run)
+    command = (
+        f"kubectl create secret generic {name} -n {namespace} "
+        f"--from-literal={ADMIN_TOKEN_KEY}=$(openssl rand -hex 32)"
+    )
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {**(run.spec.labels or {}), RUN_LABEL: run.name},
+            "annotations": {
+                PLACEHOLDER_ANNOTATION: (
+                    "the RL API's admin token (docs/rl.md); the operator generates it once "
+                    "with a random value." + HOW + command
+                )
+            },
+        },
+        "type": "Opaque",
+    }
+
+
 def frontend_env(urls: dict[str, str | None]) -> list[dict[str, Any]]:
     """``DRIVETRAIN_FRONTEND_URL_<KEY>`` per graph with a frontend; with exactly one graph also
     ``DRIVETRAIN_FRONTEND_URL`` and ``OPENAI_BASE_URL`` (the OpenAI client's own variable)."""
@@ -97,11 +175,15 @@ def frontend_env(urls: dict[str, str | None]) -> list[dict[str, Any]]:
 def ray_env(run: RLRun, graphs: dict[str, RunGraph], namespace: str) -> list[dict[str, Any]]:
     """The env every Ray container gets first (a container's own entries win by name).
 
-    Where the run's later additions for the training code go (the frontend's admin listener
-    and its token, from the RL serving API) is here, after the frontend URLs.
+    The frontend URLs, then the RL API's: each frontend's admin listener and the token from
+    the run's Secret (docs/rl.md).
     """
     urls = {key: frontend_url(g.graph, namespace) for key, g in graphs.items()}
-    return frontend_env(urls)
+    admins = {key: admin_url(g.graph, namespace) for key, g in graphs.items()}
+    return [
+        *frontend_env(urls),
+        *admin_env(admins, admin_token_env(admin_token_secret(run))),
+    ]
 
 
 def graph_object(run: RLRun, graph: RunGraph, namespace: str) -> dict[str, Any]:
@@ -110,6 +192,13 @@ def graph_object(run: RLRun, graph: RunGraph, namespace: str) -> dict[str, Any]:
     meta = doc["metadata"]
     meta["namespace"] = namespace
     meta["labels"] = {**meta.get("labels", {}), RUN_LABEL: run.name, RUN_GRAPH_LABEL: graph.key}
+    service = frontend_service(graph.graph)
+    if service is not None:
+        # The frontend opens the RL API with the run's token; a token the graph sets wins.
+        spec = doc["spec"]["services"][service]
+        envs = spec.get("envs") or []
+        if not any(e.get("name") == envnames.ADMIN_TOKEN for e in envs):
+            spec["envs"] = [*envs, admin_token_env(admin_token_secret(run))]
     return doc
 
 
@@ -245,4 +334,5 @@ def render_run(
         if children
         else {}
     )
-    return RenderedRun(rendered, ray_object(run, graphs, namespace), made)
+    secret = None if run.spec.adminTokenSecret else token_placeholder(run, namespace)
+    return RenderedRun(rendered, ray_object(run, graphs, namespace), made, secret)

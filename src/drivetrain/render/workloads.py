@@ -22,6 +22,8 @@ from drivetrain.render.profiles import DYNAMO, profile_of, runtime_namespace, se
 
 #: The port a frontend's Service listens on, under both profiles (drivetrain's and Dynamo's).
 FRONTEND_PORT = 8000
+#: The frontend's RL API listener (docs/rl.md), Dynamo's port for it; open only with a token.
+ADMIN_PORT = 8002
 
 
 def is_trainer(graph: GraphDeployment, service_name: str) -> bool:
@@ -177,6 +179,7 @@ def _clique(name: str, replicas: int, pod: PodTemplate) -> dict[str, Any]:
 
 #: A component Service's port, by component type (Dynamo's ``GenerateComponentService``).
 _FRONTEND_PORT = {"name": "http", "port": FRONTEND_PORT, "targetPort": "http", "protocol": "TCP"}
+_ADMIN_PORT = {"name": "admin", "port": ADMIN_PORT, "targetPort": "admin", "protocol": "TCP"}
 _EPP_PORT = {
     "name": "grpc",
     "port": 9002,
@@ -238,7 +241,8 @@ def trainer_job(graph: GraphDeployment, service_name: str, namespace: str) -> li
 def service(graph: GraphDeployment, service_name: str, namespace: str) -> dict[str, Any] | None:
     """The Service of one component, or None when it needs none.
 
-    * A frontend always gets one: port 8000 named ``http``, for clients.
+    * A frontend always gets one: port 8000 named ``http``, for clients; under the drivetrain
+      profile also port 8002 named ``admin``, the RL API (listening only with a token).
     * Under the dynamo profile with Kubernetes discovery on, every component gets one: the
       runtime finds workers through the EndpointSlices of Services labelled
       ``nvidia.com/dynamo-discovery-enabled`` (docs/dynamo-on-kubernetes.md); port ``system``
@@ -281,7 +285,13 @@ def service(graph: GraphDeployment, service_name: str, namespace: str) -> dict[s
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": meta,
-        "spec": {"selector": selector, "ports": [dict(port)]},
+        "spec": {
+            "selector": selector,
+            "ports": [
+                dict(port),
+                *([dict(_ADMIN_PORT)] if svc.componentType == "frontend" and not dynamo else []),
+            ],
+        },
     }
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote, unquote
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -174,3 +174,49 @@ def decode_record(key: str, data: bytes) -> tuple[ParsedKey, Record]:
     if stated != (parsed.namespace, parsed.name, parsed.instance_id):
         raise RecordError(f"key {key!r} holds a record for {record.key!r}")
     return parsed, record
+
+
+# ---- the committed weight version of a model (the RL API, docs/rl.md) ----------------------
+
+WEIGHTS_PREFIX = ROOT + "weights/"
+
+
+def weights_key(namespace: str, model_name: str) -> str:
+    """``drivetrain/v1/weights/<namespace>/<model_name>``: one key per model, written without
+    a lease by the frontend that committed a fleet update, so that it outlives that frontend
+    (on ``kubernetes://`` it lives as long as the writing frontend's pod: docs/rl.md)."""
+    return WEIGHTS_PREFIX + "/".join(encode_segment(p) for p in (namespace, model_name))
+
+
+def parse_weights_key(key: str) -> tuple[str, str] | None:
+    """(namespace, model) of a weights key; None for any other key."""
+    if not key.startswith(WEIGHTS_PREFIX):
+        return None
+    parts = key[len(WEIGHTS_PREFIX) :].split("/")
+    if len(parts) != 2 or not parts[1]:
+        return None
+    return decode_segment(parts[0]), decode_segment(parts[1])
+
+
+class CommittedWeights(_Record):
+    """The weight version every instance of ``model`` in ``namespace`` must serve.
+
+    ``sequence`` grows by one per commit, so that two frontends (or a late watch event) never
+    put an older commit over a newer one.  ``source`` is where the weights are read from
+    (``{"path": ...}``): a worker that starts or falls behind loads them from there before it
+    is routable."""
+
+    model: str = Field(min_length=1)
+    namespace: str
+    version: str = Field(min_length=1)
+    sequence: int = Field(ge=1)
+    source: dict[str, Any] = Field(default_factory=dict)
+    committed_at: float = Field(default_factory=time.time, description="unix seconds")
+
+    @property
+    def key(self) -> str:
+        return weights_key(self.namespace, self.model)
+
+    @classmethod
+    def decode(cls, data: bytes) -> CommittedWeights:
+        return _decode(cls, data)

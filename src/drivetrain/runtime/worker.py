@@ -16,6 +16,14 @@ and listens as always, then waits for the lock before registering: the holder is
 engine, the other a warmed shadow (``standby`` is set while it waits).  When the holder dies the
 kernel frees the lock, and the shadow takes it and registers at once.  The lock is given up only
 once the engine is closed, so the two engines never serve (nor hold GPU memory) side by side.
+
+The worker serves one weight version at a time (``weightcontrol.py``, docs/rl.md).  Before it
+registers it reads its model's committed version from discovery and loads it when it differs
+from its own; afterwards it reads that record again every ``WEIGHTS_POLL_S``, so a commit it
+missed (it joined during an update, or was cut off) is caught up with while frontends route
+around it.  A read every few seconds, not a watch: a file store's watch polls every 50 ms, a
+cost every worker would pay all the time for an event that a coordinator also pushes (the
+fleet transaction tells instances that lag to catch up at once, ``fleet.py``).
 """
 
 from __future__ import annotations
@@ -32,10 +40,13 @@ from drivetrain.runtime.discovery import DiscoveryStore, open_store
 from drivetrain.runtime.discovery.registration import Registration
 from drivetrain.runtime.engines.base import Engine, UpstreamEngine
 from drivetrain.runtime.failover import FailoverLock
-from drivetrain.runtime.records import InstanceRecord, ModelCard
+from drivetrain.runtime.records import CommittedWeights, InstanceRecord, ModelCard, weights_key
 from drivetrain.runtime.transport.server import RequestPlaneServer
+from drivetrain.runtime.weightcontrol import DEFAULT_VERSION, WeightControl
 
 log = logging.getLogger(__name__)
+
+WEIGHTS_POLL_S = 2.0
 
 
 @dataclass
@@ -51,6 +62,9 @@ class WorkerConfig:
     drain_timeout: float = 5.0
     #: a lock file shared with this engine's shadow (or active twin); None: no failover
     failover_lock: str | None = None
+    #: the weight version the engine starts with (``--weight-version``); a committed version
+    #: in discovery replaces it before the worker registers
+    weight_version: str = DEFAULT_VERSION
 
 
 def _advertised(host: str, advertise: str | None) -> str:
@@ -78,7 +92,9 @@ class RunningWorker:
         self.store = store
         self._own_store = store is None
         self.instance_id = uuid.uuid4().hex
-        self.server = RequestPlaneServer(engine, config.host, config.port)
+        self.weights = WeightControl(engine, config.weight_version)
+        self.server = RequestPlaneServer(engine, config.host, config.port, control=self.weights)
+        self._weights_follow: asyncio.Task[None] | None = None
         self.registration: Registration | None = None
         self.model_name = config.model_name
         self.registered = asyncio.Event()
@@ -165,8 +181,47 @@ class RunningWorker:
         else:
             await self._register()
 
+    async def _read_committed(self) -> CommittedWeights | None:
+        assert self.store is not None and self.model_name is not None
+        key = weights_key(self.config.namespace, self.model_name)
+        items, _ = await self.store.get_prefix(key)
+        for item in items:
+            if item.key == key:
+                return CommittedWeights.decode(item.value)
+        return None
+
+    async def _catch_up_first(self) -> None:
+        """Load the committed version before registering, then read it now and then."""
+        self.weights.read_committed = self._read_committed
+        try:
+            committed = await self._read_committed()
+        except Exception as exc:  # it registers on its own version; the follow retries
+            log.warning("could not read the committed weight version: %s", exc)
+            committed = None
+        if committed is not None:
+            await self.weights.sync(committed)  # before it is routable
+        if self._weights_follow is None:
+            self._weights_follow = asyncio.create_task(
+                self._follow_weights(), name="weights-follow"
+            )
+
+    async def _follow_weights(self) -> None:
+        """Read the model's committed version now and then; catch up with a commit missed."""
+        while True:
+            await asyncio.sleep(WEIGHTS_POLL_S)
+            try:
+                committed = await self._read_committed()
+                if committed is not None:
+                    await self.weights.sync(committed)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("reading the committed weight version failed (%s); retrying", exc)
+
     async def _register(self) -> None:
         assert self.store is not None
+        if self.store.workers_read:
+            await self._catch_up_first()
         registration = Registration(self.store, self.config.lease_ttl, self.records())
         await registration.start()
         self.registration = registration
@@ -216,6 +271,11 @@ class RunningWorker:
             )
 
     async def stop(self) -> None:
+        if self._weights_follow is not None:
+            self._weights_follow.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._weights_follow
+            self._weights_follow = None
         if self._takeover is not None:
             self._takeover.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -68,6 +68,10 @@ class Lease(abc.ABC):
 
 
 class DiscoveryStore(abc.ABC):
+    #: whether a worker's handle may read the store as well as write it (the RL API's
+    #: committed weight version, docs/rl.md); False where a worker holds write-only rights
+    workers_read: bool = True
+
     @abc.abstractmethod
     async def grant_lease(self, ttl: float) -> Lease: ...
 

@@ -121,6 +121,10 @@ class KubernetesLease(Lease):
 
 
 class KubernetesStore(DiscoveryStore):
+    # A worker's Role may write its WorkerEndpoints only (docs/discovery.md, "RBAC"), and a
+    # read would start reflectors its writes then wait for: it never reads.
+    workers_read = False
+
     def __init__(self, api: KubeApi, namespace: str, identity: PodIdentity | None = None) -> None:
         self.api = api
         self.namespace = namespace

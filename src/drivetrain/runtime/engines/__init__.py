@@ -34,6 +34,8 @@ def make_engine(
     num_blocks: int | None = None,
     block_size: int | None = None,
     context_length: int | None = None,
+    weight_load_s: float = 0.0,
+    upstream_api: str = "vllm",
     prefix_caching: bool = True,
     disaggregation_mode: str = "agg",
     kv_transfer_us_per_token: float | None = None,
@@ -56,6 +58,7 @@ def make_engine(
             num_blocks=num_blocks or mocker.DEFAULT_NUM_BLOCKS,
             block_size=block_size or mocker.DEFAULT_BLOCK_SIZE,
             context_length=context_length,
+            weight_load_s=weight_load_s,
             prefix_caching=prefix_caching,
             disaggregation_mode=disaggregation_mode,
             kv_transfer_us_per_token=mocker.DEFAULT_KV_TRANSFER_US_PER_TOKEN
@@ -71,7 +74,7 @@ def make_engine(
     if name == "echo":
         from drivetrain.runtime.engines.echo import EchoEngine
 
-        return EchoEngine(**kwargs)
+        return EchoEngine(weight_load_s=weight_load_s, **kwargs)
     if name == "http":
         from drivetrain.runtime.engines.http import HttpEngine
 
@@ -85,6 +88,7 @@ def make_engine(
             health_interval=health_interval,
             context_length=context_length,
             max_num_seqs=max_num_seqs,
+            upstream_api=upstream_api,
             **kwargs,
         )
     if name == "transformers":

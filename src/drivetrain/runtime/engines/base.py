@@ -45,6 +45,15 @@ class Prefilled:
 
 
 @dataclass(slots=True)
+class Tokens:
+    """Token ids generated for ``/v1/generate`` (token-in/token-out), with each one's logprob
+    when the request asked for them."""
+
+    ids: list[int]
+    logprobs: list[float] | None = None
+
+
+@dataclass(slots=True)
 class Embeddings:
     vectors: list[list[float]]
     prompt_tokens: int
@@ -150,3 +159,50 @@ class UpstreamEngine(Protocol):
     async def describe(self) -> None:
         """Learn what the upstream says about its model (its context length) before the
         worker registers it."""
+
+
+@dataclass(frozen=True)
+class WeightSource:
+    """Where new weights come from (docs/rl.md): a safetensors file or folder on a path the
+    worker can read, or an NCCL broadcast from the trainer (specified; engines answer 501)."""
+
+    path: str | None = None
+    nccl: dict[str, Any] | None = None
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any] | None) -> WeightSource:
+        raw = raw or {}
+        path = raw.get("path")
+        nccl = raw.get("nccl")
+        return cls(path if isinstance(path, str) and path else None, nccl or None)
+
+    def as_dict(self) -> dict[str, Any]:
+        if self.nccl is not None:
+            return {"nccl": self.nccl}
+        return {"path": self.path} if self.path else {}
+
+
+@runtime_checkable
+class UpdatesWeights(Protocol):
+    """An engine whose weights the RL API replaces (docs/rl.md, "The fleet transaction").
+
+    The worker calls ``load_weights`` only while no request runs on the engine; the engine
+    keeps what it needs to go back until ``keep_weights`` (the fleet committed) or
+    ``restore_weights`` (the fleet rolled back).  ``load_weights`` raises ``EngineError`` for a
+    load that failed and left the previous weights in place; ``restore_weights`` answers False
+    where going back is impossible (the worker then stays out of routing)."""
+
+    async def load_weights(self, version: str, source: WeightSource) -> None: ...
+
+    async def restore_weights(self) -> bool: ...
+
+    def keep_weights(self) -> None: ...
+
+
+@runtime_checkable
+class GeneratesTokens(Protocol):
+    """An engine that serves ``/v1/generate``: token ids in, token ids out, no chat template
+    and no detokenisation.  The body is ``{token_ids, sampling}``; the stream ends with one
+    ``Finish``."""
+
+    def generate_tokens(self, body: dict[str, Any]) -> AsyncIterator[Tokens | Finish]: ...

@@ -30,7 +30,9 @@ from drivetrain.runtime.engines.base import (
     ModelInfo,
     ModelType,
     Op,
+    WeightSource,
 )
+from drivetrain.runtime.engines.upstream_weights import UpstreamWeights
 
 _PATHS = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
 DEFAULT_HEALTH_INTERVAL = 1.0
@@ -56,6 +58,7 @@ class HttpEngine:
         health_interval: float = DEFAULT_HEALTH_INTERVAL,
         context_length: int | None = None,
         max_num_seqs: int | None = None,
+        upstream_api: str = "vllm",
     ) -> None:
         if not upstream.startswith(("http://", "https://")):
             raise ValueError(f"--upstream: expected an http:// or https:// URL, got {upstream!r}")
@@ -77,6 +80,7 @@ class HttpEngine:
         self.health_interval = health_interval
         self._session: aiohttp.ClientSession | None = None
         self.trouble = asyncio.Event()
+        self.weights = UpstreamWeights(self._base, upstream_api, self._http)
 
     @property
     def upstream(self) -> str:
@@ -174,6 +178,17 @@ class HttpEngine:
         if self._session is None:
             raise EngineError(503, "http engine is not started")
         return self._session
+
+    # ---- the RL API: the upstream's own weight routes (upstream_weights.py) -----------------
+
+    async def load_weights(self, version: str, source: WeightSource) -> None:
+        await self.weights.load_weights(version, source)
+
+    async def restore_weights(self) -> bool:
+        return await self.weights.restore_weights()
+
+    def keep_weights(self) -> None:
+        self.weights.keep_weights()
 
     async def generate(self, op: Op, body: dict[str, Any]) -> AsyncIterator[Chunk | Finish]:
         payload = dict(body, model=self._model or body.get("model"), stream=True)

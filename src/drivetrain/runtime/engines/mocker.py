@@ -40,8 +40,11 @@ from drivetrain.runtime.engines.base import (
     ModelType,
     Op,
     Prefilled,
+    Tokens,
+    WeightSource,
 )
 from drivetrain.runtime.engines.scheduler import StepScheduler
+from drivetrain.runtime.engines.simweights import SimulatedWeights
 from drivetrain.runtime.engines.slots import BatchSlots
 from drivetrain.runtime.kv.blocks import block_hashes
 from drivetrain.runtime.kv.cache import PrefixCache
@@ -52,6 +55,7 @@ DEFAULT_BLOCK_SIZE = 64
 DEFAULT_MAX_NUM_SEQS = 256
 DEFAULT_MAX_TOKENS = 16  # without a context length (no config.json) and no max_tokens
 MIN_SLEEP_S = 0.001
+VOCAB_SIZE = 32000  # token ids /v1/generate draws from (a Llama-sized vocabulary)
 # The KV transfer from a prefill to a decode instance, per prompt token: an 8B-class model
 # (32 layers x 8 KV heads x 128 dims x K and V x 2 bytes = 128 KiB of KV per token) over
 # Dynamo's mocker's 64 GB/s (docs/kv-routing.md).
@@ -80,6 +84,8 @@ class MockerEngine:
         num_blocks: int = DEFAULT_NUM_BLOCKS,
         block_size: int = DEFAULT_BLOCK_SIZE,
         context_length: int | None = None,
+        weight_load_s: float = 0.0,
+        fail_versions: tuple[str, ...] | None = None,
         prefix_caching: bool = True,
         disaggregation_mode: str = "agg",
         kv_transfer_us_per_token: float = DEFAULT_KV_TRANSFER_US_PER_TOKEN,
@@ -108,6 +114,7 @@ class MockerEngine:
         #: its prefix cache, whose events the worker sends to frontends (None: no caching)
         self.kv_cache = PrefixCache(num_blocks) if prefix_caching else None
         self._scheduler = StepScheduler(self._step_seconds)
+        self.weights = SimulatedWeights(weight_load_s, fail_versions)
 
     def _step_seconds(self, active_kv: int) -> float:
         return decode_ms(active_kv / self._kv_capacity_tokens) / 1000.0 / self._speedup
@@ -213,6 +220,47 @@ class MockerEngine:
         finally:
             self.slots.release(blocks)
         return Prefilled(prompt_tokens, cached)
+
+    # ---- the RL API: weights (simulated) and token-in/token-out ---------------------------
+
+    async def load_weights(self, version: str, source: WeightSource) -> None:
+        await self.weights.load_weights(version, source)
+
+    async def restore_weights(self) -> bool:
+        return await self.weights.restore_weights()
+
+    def keep_weights(self) -> None:
+        self.weights.keep_weights()
+
+    async def generate_tokens(self, body: dict[str, Any]) -> AsyncIterator[Tokens | Finish]:
+        """The same simulated timing as ``generate``, with token ids in and out."""
+        prompt_tokens = len(body["token_ids"])
+        sampling = body.get("sampling") or {}
+        limit = text.completion_limit(
+            "completions", sampling, prompt_tokens, self._context, DEFAULT_MAX_TOKENS
+        )
+        want_logprobs = sampling.get("logprobs") is not None
+        draw = self._random.randrange
+        if limit > 0:
+            blocks = self.slots.blocks_for(prompt_tokens + limit)
+            await self.slots.acquire(blocks)
+            try:
+                prefill_s = prefill_ms(prompt_tokens) / 1000.0 / self._speedup
+                seq = self._scheduler.add(prompt_tokens, limit, prefill_s)
+                try:
+                    sent = 0
+                    while sent < limit:
+                        due = await seq.take()
+                        ids = [draw(VOCAB_SIZE) for _ in range(due)]
+                        # A plausible logprob per token (the mocker has no distribution).
+                        lps = [-self._random.random() * 4 for _ in ids] if want_logprobs else None
+                        yield Tokens(ids, lps)
+                        sent += due
+                finally:
+                    self._scheduler.remove(seq)
+            finally:
+                self.slots.release(blocks)
+        yield Finish("length", prompt_tokens, max(limit, 0))
 
     async def embed(self, body: dict[str, Any]) -> Embeddings:
         inputs = text.embedding_inputs(body)

@@ -24,10 +24,10 @@ import orjson
 from aiohttp import web
 
 from drivetrain.runtime.engines.base import EngineError
-from drivetrain.runtime.frontend import responses
+from drivetrain.runtime.frontend import generate, responses
 from drivetrain.runtime.frontend.admission import Rejected
 from drivetrain.runtime.frontend.disagg import open_routed
-from drivetrain.runtime.frontend.errors import ApiError, error_response
+from drivetrain.runtime.frontend.errors import ApiError, error_response, frame_error
 from drivetrain.runtime.frontend.kv_router import KvRouter, Route, make_route
 from drivetrain.runtime.frontend.prompt_ids import PromptIds
 from drivetrain.runtime.frontend.registry import ServedModel, ServingTable
@@ -38,34 +38,34 @@ from drivetrain.runtime.metrics import FrontendMetrics
 from drivetrain.runtime.transport import frames
 from drivetrain.runtime.transport.client import ClientStream, StreamFailed
 from drivetrain.runtime.transport.server import DRAINING
+from drivetrain.runtime.weightcontrol import MISMATCH
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER_S = "2"
 MAX_ATTEMPTS = 3
 SHUTTING_DOWN = "the frontend is shutting down"
+#: every response names the weight version that produced it (docs/rl.md)
+VERSION_HEADER = "x-drivetrain-weight-version"
 ENDPOINT_NAMES = {
     "chat": "chat_completions",
     "completions": "completions",
     "embeddings": "embeddings",
+    "generate": "generate",
 }
 ROUTE_PATHS = {
     "chat": "/v1/chat/completions",
     "completions": "/v1/completions",
     "embeddings": "/v1/embeddings",
+    "generate": "/v1/generate",
 }
+#: the model type a route needs, where it is not the route's own name: token-in/token-out
+#: serves the models that serve completions
+MODEL_TYPE = {"generate": "completions"}
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
-
-
-def _frame_error(payload: list[Any]) -> ApiError:
-    """A worker's error frame (or our own, ``ClientStream.abort``) as the client's error."""
-    status, message = payload[0], payload[1]
-    code = payload[2] if len(payload) > 2 and payload[2] else "worker_error"
-    param = payload[3] if len(payload) > 3 else None
-    return ApiError(status, message, code, param)
 
 
 @web.middleware
@@ -133,6 +133,7 @@ class Frontend:
         app.router.add_post(ROUTE_PATHS["chat"], self.chat)
         app.router.add_post(ROUTE_PATHS["completions"], self.completions)
         app.router.add_post(ROUTE_PATHS["embeddings"], self.embeddings)
+        app.router.add_post(ROUTE_PATHS["generate"], self.generate)
         app.router.add_get("/health", self.health)
         app.router.add_get("/live", self.live)
         app.router.add_get("/metrics", self.prometheus)
@@ -208,6 +209,9 @@ class Frontend:
     async def embeddings(self, request: web.Request) -> web.StreamResponse:
         return await self._serve(request, "embeddings")
 
+    async def generate(self, request: web.Request) -> web.StreamResponse:
+        return await self._serve(request, "generate")
+
     async def _serve(self, request: web.Request, endpoint: str) -> web.StreamResponse:
         """One request's pipeline: (1) check: not shutting down, route enabled, body valid,
         model known, prompt within the context (``tokens.py``); (2) admit: the model's queue
@@ -228,11 +232,12 @@ class Frontend:
                 raise ApiError(
                     503, SHUTTING_DOWN, "shutting_down", headers={"Retry-After": RETRY_AFTER_S}
                 )
-            if not table.serves(endpoint):
+            model_type = MODEL_TYPE.get(endpoint, endpoint)
+            if not table.serves(model_type):
                 raise ApiError(
                     404,
                     f"{ROUTE_PATHS[endpoint]} is not enabled: "
-                    f"no model of type '{endpoint}' is registered",
+                    f"no model of type '{model_type}' is registered",
                     "endpoint_disabled",
                 )
             raw = await request.read()
@@ -240,7 +245,7 @@ class Frontend:
             name = body["model"]
             model = table.models.get(name)
             state = model.state if model is not None else table.state(name)
-            if state is None or endpoint not in state.model_types:
+            if state is None or model_type not in state.model_types:
                 raise ApiError(
                     404, f"The model `{name}` does not exist.", "model_not_found", "model"
                 )
@@ -254,7 +259,9 @@ class Frontend:
         stream: ClientStream | None = None
         routes: list[Route] = []  # KV routing's bookings, given back when the request ends
         try:
-            if model is not None:
+            if endpoint == "generate":
+                generate.check_context(model.context_length if model else None, body)
+            elif model is not None:
                 await self.tokens.check(
                     name, model.tokenizer, model.context_length, endpoint, body, len(raw)
                 )
@@ -263,21 +270,34 @@ class Frontend:
             except Rejected as rejected:
                 metrics.rejected[(name, rejected.reason)] += 1
                 raise self._rejection(rejected) from None
-            if endpoint != "embeddings" and (
+            if endpoint not in ("embeddings", "generate") and (
                 self.kv is not None or (model is not None and model.disaggregated)
             ):
                 # KV routing and disaggregation (docs/kv-routing.md): their own step.
-                stream, first = await open_routed(self, name, endpoint, body, deadline, routes)
+                stream, first, version = await open_routed(
+                    self, name, endpoint, body, deadline, routes
+                )
             else:
-                stream, first = await self._open(name, endpoint, body, deadline)
+                stream, first, version = await self._open(name, endpoint, body, deadline)
             if endpoint == "embeddings":
-                return self._embeddings_response(name, body, first)
-            if stream_flag:
+                response = self._embeddings_response(name, body, first)
+            elif endpoint == "generate" and stream_flag:
+                headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+                if version is not None:
+                    headers[VERSION_HEADER] = version
+                streamed, status = await generate.streamed(request, name, stream, first, headers)
+                return streamed
+            elif endpoint == "generate":
+                response = await generate.unary(name, stream, first)
+            elif stream_flag:
                 streamed, status = await self._stream_response(
-                    request, endpoint, name, body, stream, first, started
+                    request, endpoint, name, body, stream, first, started, version
                 )
                 return streamed
-            response = await self._unary_response(endpoint, name, stream, first, started)
+            else:
+                response = await self._unary_response(endpoint, name, stream, first, started)
+            if version is not None:
+                response.headers[VERSION_HEADER] = version
             status = response.status
             return response
         except ApiError as err:
@@ -334,8 +354,9 @@ class Frontend:
         role: str | None = None,
         op: str | None = None,
         extra: dict[str, Any] | None = None,
-    ) -> tuple[ClientStream, tuple[str, Any]]:
-        """A stream and its first frame, retrying other instances while nothing was received.
+    ) -> tuple[ClientStream, tuple[str, Any], str | None]:
+        """A stream, its first frame and the weight version it runs on, retrying other
+        instances while nothing was received.
 
         With a ``route`` the KV router chooses (``kv_router.py``) and the prompt's ids go with
         the request; ``role`` picks a disaggregated model's prefill or decode instances; ``op``
@@ -345,7 +366,10 @@ class Frontend:
         Instances with room come first (the router picks among them).  When no untried live
         instance is left, the request waits up to the retry window (``AdmissionConfig``, from
         the first time it found none) for the routing table to offer one: a failover shadow
-        registering, a quarantine ending, a worker starting.  Only then is it a 503.
+        registering, a quarantine ending, a worker starting.  Only then is it a 503.  An
+        instance that refuses the request because it serves another weight version than the
+        committed one (it lags behind a commit, docs/rl.md) is no failure: it is skipped
+        without quarantine and without counting as an attempt.
         """
         loop = asyncio.get_running_loop()
         tried: set[str] = set()
@@ -355,6 +379,7 @@ class Frontend:
         while attempts < MAX_ATTEMPTS and not self.shutting_down:
             now = loop.time()
             current = self.table.models.get(name)  # rebuilt on every discovery change
+            committed = current.state.committed if current is not None else None
             targets = current.targets if current is not None else []
             live = current.live_targets(now, role) if current is not None else []
             untried = [t for t in live if t.instance_id not in tried]
@@ -379,12 +404,20 @@ class Frontend:
                 payload = extra
                 if route is not None and route.ids is not None:
                     payload = {**(extra or {}), "ids": route.ids}  # not tokenized again there
-                stream = await target.client.open(op or endpoint, body, payload)
+                stream = await target.client.open(op or endpoint, body, payload, committed)
                 stream.set_deadline(deadline)
                 first = await stream.next()
-                if first[0] == frames.ERROR and len(first[1]) > 2 and first[1][2] == DRAINING:
-                    raise StreamFailed(f"instance {target.address} is draining", True)
-                return stream, first
+                if first[0] == frames.ERROR and len(first[1]) > 2:
+                    code = first[1][2]
+                    if code == DRAINING:
+                        raise StreamFailed(f"instance {target.address} is draining", True)
+                    if code == MISMATCH:
+                        attempts -= 1  # its version is known now: routing skips it
+                        continue
+                # The worker accepted the committed version it was sent (when there is one);
+                # else its load reports say which version it serves, which cannot change while
+                # a request runs there (weightcontrol.py).
+                return stream, first, committed or target.client.weight_version
             except StreamFailed as exc:
                 if stream is not None:
                     stream.close()
@@ -446,7 +479,7 @@ class Frontend:
     ) -> web.Response:
         kind, payload = first
         if kind == frames.ERROR:
-            raise _frame_error(payload)
+            raise frame_error(payload)
         vectors, prompt_tokens = payload
         encoding = body.get("encoding_format") or "float"
         return web.Response(
@@ -483,7 +516,7 @@ class Frontend:
                         content_type="application/json",
                     )
                 elif kind == frames.ERROR:
-                    raise _frame_error(payload)
+                    raise frame_error(payload)
                 kind, payload = await stream.next()
         except StreamFailed as exc:
             raise ApiError(502, f"worker failed mid-request: {exc}", "worker_error") from None
@@ -499,15 +532,17 @@ class Frontend:
         stream: ClientStream,
         first: tuple[str, Any],
         started: float,
+        version: str | None = None,
     ) -> tuple[web.StreamResponse, int]:
         """Send the SSE stream; returns it and the status to count (200, or 499: client left)."""
         kind, payload = first
         if kind == frames.ERROR:
             # Nothing sent yet: a plain JSON error with the worker's status is more useful.
-            raise _frame_error(payload)
-        response = web.StreamResponse(
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-        )
+            raise frame_error(payload)
+        headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        if version is not None:
+            headers[VERSION_HEADER] = version
+        response = web.StreamResponse(headers=headers)
         await response.prepare(request)
         writer = responses.ChunkWriter(
             endpoint, responses.request_id(endpoint), int(time.time()), name

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from drivetrain.runtime.frontend.errors import ApiError
+from drivetrain.runtime.frontend.errors import frame_error
 from drivetrain.runtime.frontend.kv_router import Route
 from drivetrain.runtime.transport import frames
 from drivetrain.runtime.transport.client import ClientStream
@@ -48,9 +48,10 @@ async def open_routed(
     body: dict[str, Any],
     deadline: float,
     routes: list[Route],
-) -> tuple[ClientStream, tuple[str, Any]]:
-    """The stream and first frame of a request routed by its prompt; each KV booking made is
-    appended to ``routes`` (the caller gives them back when the request ends)."""
+) -> tuple[ClientStream, tuple[str, Any], str | None]:
+    """The stream, first frame and weight version of a request routed by its prompt (as
+    ``Frontend._open``); each KV booking made is appended to ``routes`` (the caller gives them
+    back when the request ends)."""
     model = frontend.table.models.get(name)
     if model is None:  # gone since admission: ``_open`` waits for it or answers 503
         return await frontend._open(name, endpoint, body, deadline)
@@ -58,10 +59,10 @@ async def open_routed(
     routes.append(route)
     metrics = frontend.metrics
     if not model.disaggregated:
-        stream, first = await frontend._open(name, endpoint, body, deadline, route)
+        opened = await frontend._open(name, endpoint, body, deadline, route)
         metrics.kv_overlap.observe((name,), route.overlap)
         _prefilled(route)
-        return stream, first
+        return opened
     path = PREFILL_DECODE
     now = asyncio.get_running_loop().time()
     if not model.live_targets(now, "prefill"):
@@ -76,27 +77,25 @@ async def open_routed(
             path = DECODE_ONLY_CACHED
     metrics.disagg[(name, path)] += 1
     if path != PREFILL_DECODE:
-        stream, first = await frontend._open(name, endpoint, body, deadline, route)
+        opened = await frontend._open(name, endpoint, body, deadline, route)
         metrics.kv_overlap.observe((name,), route.overlap)
         _prefilled(route)
-        return stream, first
-    prefill, result = await frontend._open(
+        return opened
+    prefill, result, _ = await frontend._open(
         name, endpoint, body, deadline, route, role="prefill", op="prefill", extra={"of": endpoint}
     )
     metrics.kv_overlap.observe((name,), route.overlap)
     route.release()  # the prefill is over: nothing of it runs there any more
     if result[0] == frames.ERROR:
-        payload = result[1]
-        code = payload[2] if len(payload) > 2 and payload[2] else "worker_error"
-        raise ApiError(payload[0], payload[1], code, payload[3] if len(payload) > 3 else None)
+        raise frame_error(result[1])
     prefill.close()
     decode = _copy(route)
     routes.append(decode)
-    stream, first = await frontend._open(
+    opened = await frontend._open(
         name, endpoint, body, deadline, decode, role="decode", extra={"transferred": True}
     )
     _prefilled(decode)
-    return stream, first
+    return opened
 
 
 def _prefilled(route: Route) -> None:

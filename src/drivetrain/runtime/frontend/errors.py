@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from aiohttp import web
 
@@ -36,6 +38,14 @@ class ApiError(DrivetrainError):
         self.code = code
         self.param = param
         self.headers = headers
+
+
+def frame_error(payload: list[Any]) -> ApiError:
+    """A worker's error frame ``[status, message(, code, param)]`` (or our own,
+    ``ClientStream.abort``) as the client's error."""
+    code = payload[2] if len(payload) > 2 and payload[2] else "worker_error"
+    param = payload[3] if len(payload) > 3 else None
+    return ApiError(payload[0], payload[1], code, param)
 
 
 def error_body(

@@ -42,6 +42,15 @@ class Target:
     def in_flight(self) -> int:
         return self.client.in_flight
 
+    def serves(self, committed: str | None) -> bool:
+        """Version-aware routing (docs/rl.md): with a committed version, only an instance that
+        reports it, or has not reported yet (the worker refuses a request that expects another
+        version, and its answer carries its version), is routable."""
+        if committed is None:
+            return True
+        reported = self.client.reported
+        return reported is None or len(reported) < 3 or reported[2] == committed
+
     def has_room(self) -> bool:
         """Whether one more request would run at once on the worker rather than wait there.
 
@@ -52,7 +61,7 @@ class Target:
         if reported is None:
             capacity, active = self.capacity, 0
         else:
-            active, capacity = reported
+            active, capacity = reported[0], reported[1]
         if capacity is None:
             return True
         return max(active, self.client.in_flight) < capacity
@@ -71,6 +80,10 @@ class ModelState:
     created: int
     gate: ModelGate
     model_types: frozenset[str] = frozenset()  # as last registered (the model may be gone now)
+    #: the committed weight version (discovery's CommittedWeights; None: never updated)
+    committed: str | None = None
+    committed_sequence: int = 0
+    committed_source: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass(eq=False)
@@ -91,13 +104,16 @@ class ServedModel:
         return self.state.created
 
     def live_targets(self, now: float, role: str | None = None) -> list[Target]:
-        """Live targets; in disaggregated serving those of ``role`` (``"prefill"``, or
-        ``"decode"``: the decode and aggregated ones, which can prefill for themselves)."""
+        """Live targets on the committed weight version; in disaggregated serving those of
+        ``role`` (``"prefill"``, or ``"decode"``: the decode and aggregated ones, which can
+        prefill for themselves)."""
+        committed = self.state.committed
+        live = [t for t in self.targets if t.down_until <= now and t.serves(committed)]
         if not self.disaggregated:
-            return [t for t in self.targets if t.down_until <= now]
+            return live
         if role == "prefill":
-            return [t for t in self.targets if t.down_until <= now and t.role == "prefill"]
-        return [t for t in self.targets if t.down_until <= now and t.role != "prefill"]
+            return [t for t in live if t.role == "prefill"]
+        return [t for t in live if t.role != "prefill"]
 
 
 class ServingTable:
@@ -111,6 +127,9 @@ class ServingTable:
         self._states: dict[str, ModelState] = {}
         self._changed = asyncio.Event()  # set (and replaced) by every rebuild
         self._remembered: frozenset[str] = frozenset()  # model types of models once served
+        #: called with (model, target) for an instance that reports another weight version than
+        #: the committed one (the RL API's fleet tells it to catch up: fleet.py)
+        self.on_lagging: Callable[[str, Target], None] | None = None
         #: called with each new worker connection (the KV router subscribes to its events)
         self.on_new_client: Callable[[RequestPlaneClient], None] | None = None
 
@@ -129,18 +148,15 @@ class ServingTable:
         if model is None:
             return False
         now = asyncio.get_running_loop().time()
-        if model.disaggregated:  # a request needs a decode (or aggregated) instance
-            return bool(model.live_targets(now))
-        return any(t.down_until <= now for t in model.targets)
+        # A disaggregated model needs a decode (or aggregated) instance: live_targets' default.
+        return bool(model.live_targets(now))
 
     def room(self, name: str) -> bool:
         model = self.models.get(name)
         if model is None:
             return False
         now = asyncio.get_running_loop().time()
-        if model.disaggregated:
-            return any(t.has_room() for t in model.live_targets(now))
-        return any(t.down_until <= now and t.has_room() for t in model.targets)
+        return any(t.has_room() for t in model.live_targets(now))
 
     def pump(self) -> None:
         """Room may have opened somewhere: wake the head of every queue that has one."""
@@ -180,6 +196,7 @@ class ServingTable:
                 client = RequestPlaneClient(record.address)
                 client.on_lost = self._lost_callback(record.address)
                 client.on_room = self.pump
+                client.on_version = self._version_callback(record.address)
                 if self.on_new_client is not None:
                     self.on_new_client(client)
             used[record.address] = client
@@ -205,6 +222,50 @@ class ServingTable:
         self._remembered = frozenset(t for s in self._states.values() for t in s.model_types)
         self.pump()  # an instance may have come (back)
         return stale
+
+    def _version_callback(self, address: str) -> Callable[[], None]:
+        def reported() -> None:
+            self.routing_changed()
+            self._check_lagging(lambda t: t.address == address)
+
+        return reported
+
+    def _check_lagging(self, which: Callable[[Target], bool]) -> None:
+        if self.on_lagging is None:
+            return
+        for model in self.models.values():
+            committed = model.state.committed
+            if committed is None:
+                continue
+            for t in model.targets:
+                version = t.client.weight_version
+                if which(t) and version is not None and version != committed:
+                    self.on_lagging(model.name, t)
+
+    def routing_changed(self) -> None:
+        """A worker reported another weight version, or a commit arrived: requests waiting for
+        a routable instance look again (as after a rebuild)."""
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+        self.pump()
+
+    def set_committed(
+        self, name: str, version: str, sequence: int, source: dict[str, object]
+    ) -> bool:
+        """The model's committed weight version (from discovery or this frontend's own
+        commit); an older sequence never replaces a newer one.  True when it changed."""
+        state = self._states.get(name)
+        if state is None:
+            state = self._states[name] = self._new_state(name)
+        if sequence < state.committed_sequence or (
+            sequence == state.committed_sequence and state.committed == version
+        ):
+            return False
+        state.committed, state.committed_sequence = version, sequence
+        state.committed_source = dict(source)
+        self.routing_changed()
+        self._check_lagging(lambda t: True)
+        return True
 
     async def wait_for_change(self, timeout: float) -> None:
         """Return at the next rebuild, or after ``timeout`` seconds."""

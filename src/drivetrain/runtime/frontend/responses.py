@@ -16,7 +16,7 @@ def request_id(endpoint: str) -> str:
 
 
 def usage(finish: list[Any]) -> dict[str, Any]:
-    """OpenAI's usage from a finish frame ``[reason, prompt, completion(, cached)]``; the
+    """OpenAI's usage from a finish frame ``[reason, prompt, completion(, cached, version)]``; the
     prompt tokens found in the worker's prefix cache are ``prompt_tokens_details.cached_tokens``
     in every response, 0 when the worker has no cache (as OpenAI and Dynamo report them)."""
     prompt_tokens, completion_tokens = finish[1], finish[2]
@@ -27,6 +27,11 @@ def usage(finish: list[Any]) -> dict[str, Any]:
         "total_tokens": prompt_tokens + completion_tokens,
         "prompt_tokens_details": {"cached_tokens": cached},
     }
+
+
+def finish_version(finish: list[Any]) -> str | None:
+    """The weight version a worker's FINISH frame names (docs/rl.md); None from older workers."""
+    return finish[4] if len(finish) > 4 else None
 
 
 def unary_body(
@@ -52,6 +57,7 @@ def unary_body(
             "model": model,
             "choices": [choice],
             "usage": usage(finish),
+            "weight_version": finish_version(finish),
         }
     )
 
@@ -109,7 +115,15 @@ class ChunkWriter:
             choice = b'[{"index":0,"delta":' + delta + b',"logprobs":null,"finish_reason":'
         else:
             choice = b'[{"index":0,"text":"","logprobs":null,"finish_reason":'
-        out = self._head + choice + orjson.dumps(reason) + b"}]}\n\n"
+        # The last chunk names the weight version that produced the stream (docs/rl.md).
+        out = (
+            self._head
+            + choice
+            + orjson.dumps(reason)
+            + b'}],"weight_version":'
+            + orjson.dumps(finish_version(finish))
+            + b"}\n\n"
+        )
         if include_usage:
             out += self._head + b'[],"usage":' + orjson.dumps(usage(finish)) + b"}\n\n"
         return out + DONE

@@ -10,7 +10,7 @@ first problem becomes a 400 whose ``param`` is the field path and whose message 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -84,17 +84,39 @@ class EmbeddingRequest(_Body):
     dimensions: int | None = Field(default=None, ge=1)
 
 
+class Sampling(_Strict):
+    """``/v1/generate``'s sampling block (the fields vLLM's ``SamplingParams`` names)."""
+
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    top_k: int | None = None
+    seed: int | None = None
+    logprobs: int | None = Field(default=None, ge=0, le=20)
+    stop_token_ids: list[int] | None = None
+    ignore_eos: bool | None = None
+
+
+class GenerateRequest(_Body):
+    """Token-in/token-out (docs/rl.md): no chat template, no detokenisation."""
+
+    token_ids: list[Annotated[int, Field(ge=0)]] = Field(min_length=1)
+    sampling: Sampling | None = None
+    stream: bool | None = False
+
+
 MODELS: dict[str, type[_Body]] = {
     "chat": ChatRequest,
     "completions": CompletionRequest,
     "embeddings": EmbeddingRequest,
+    "generate": GenerateRequest,
 }
 
 # Names of the declared fields: in an error's location, any other string is the name pydantic
 # gives a member of a union (``str``, ``list[str]``...), not part of the field path.
 _FIELDS = frozenset(
     name
-    for model in (*MODELS.values(), Message, StreamOptions)
+    for model in (*MODELS.values(), Message, StreamOptions, Sampling)
     for name in model.model_fields  # type: ignore[attr-defined]
 )
 

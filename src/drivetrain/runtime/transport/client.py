@@ -145,8 +145,13 @@ class _Protocol(asyncio.Protocol):
                     del streams[sid]
                     ended = True
             elif kind == frames.LOAD:
+                before = client.reported
                 client.reported = payload
                 ended = True
+                # The weight version (third element, weightcontrol.py) decides routing.
+                changed = len(payload) > 2 and (before is None or before[2:] != payload[2:])
+                if changed and client.on_version is not None:
+                    client.on_version()
             elif kind == frames.KV_EVENT and client.on_kv is not None:
                 client.on_kv(payload)
         if ended and client.on_room is not None:
@@ -177,8 +182,11 @@ class RequestPlaneClient:
         self.closed = False
         #: called when the worker's side drops the connection (not when this client closes it)
         self.on_lost: Callable[[], None] | None = None
-        # The worker's last ``l`` frame: [requests in flight there, its capacity or None].
+        # The worker's last ``l`` frame: [requests in flight there, its capacity or None, the
+        # weight version it serves].
         self.reported: list[Any] | None = None
+        #: called when the worker reports another weight version (routing depends on it)
+        self.on_version: Callable[[], None] | None = None
         # Called when a stream of this client ended or the worker reported its load: room may
         # have opened on the worker (the frontend's admission queues wait for that).
         self.on_room: Callable[[], None] | None = None
@@ -190,17 +198,29 @@ class RequestPlaneClient:
     def in_flight(self) -> int:
         return len(self.streams)
 
+    @property
+    def weight_version(self) -> str | None:
+        """The version the worker last reported (None before its first report)."""
+        reported = self.reported
+        return reported[2] if reported is not None and len(reported) > 2 else None
+
     def stream_ended(self) -> None:
         if self.on_room is not None:
             self.on_room()
 
     async def open(
-        self, op: str, body: dict[str, Any], extra: dict[str, Any] | None = None
+        self,
+        op: str,
+        body: dict[str, Any],
+        extra: dict[str, Any] | None = None,
+        expected_version: str | None = None,
     ) -> ClientStream:
         """Send a request; raises StreamFailed(before_first=True) if the worker is unreachable.
 
         The stream counts in ``in_flight`` from the start, before a first connection is made,
-        so that requests admitted together see each other when they look for room."""
+        so that requests admitted together see each other when they look for room.
+        ``expected_version``: the worker refuses the request (retryable) unless it serves this
+        weight version (docs/rl.md, version-aware routing)."""
         sid = next(self._ids)
         stream = ClientStream(self, sid)
         self.streams[sid] = stream
@@ -211,9 +231,11 @@ class RequestPlaneClient:
                 if self.streams.pop(sid, None) is not None:
                     self.stream_ended()
                 raise
-        payload = {"op": op, "body": body}
+        payload: dict[str, Any] = {"op": op, "body": body}
         if extra:
             payload.update(extra)  # the prompt's ids, a prefill's op (docs/kv-routing.md)
+        if expected_version is not None:
+            payload["v"] = expected_version
         self.send(frames.REQUEST, sid, payload)
         return stream
 

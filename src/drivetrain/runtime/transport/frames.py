@@ -1,20 +1,23 @@
 """Frame encoding and incremental decoding (pure functions, no I/O).
 
-Kinds sent by the frontend:  ``g`` generate/embed request (payload ``{"op", "body"}``, and
-when the frontend tokenized the prompt ``"ids"``; ``op`` ``"prefill"`` with ``"of"`` the chat
-or completions op asks a prefill instance for the prompt's KV; ``"transferred": true`` tells a
+Kinds sent by the frontend:  ``g`` a request (payload ``{"op", "body"}``; ``op`` is a route's
+(``chat``, ``completions``, ``embeddings``), ``generate`` (token-in/token-out) or ``rl`` (the RL
+API's control requests, docs/rl.md); ``"v"``: the weight version the frontend expects; when the
+frontend tokenized the prompt ``"ids"``; ``op`` ``"prefill"`` with ``"of"`` the chat or
+completions op asks a prefill instance for the prompt's KV; ``"transferred": true`` tells a
 decode instance a prefill instance computed it), ``c`` cancel (payload ``None``), ``K`` on
 stream id 0: send me your whole prefix cache (payload ``None``; docs/kv-routing.md).
-Kinds sent by the worker:    ``d`` token data (payload ``[[text, n_tokens], ...]``),
-``f`` finished (payload ``[finish_reason, prompt_tokens, completion_tokens]``),
-``r`` a whole result (embeddings; payload ``[vectors, prompt_tokens]``),
+Kinds sent by the worker:    ``d`` token data (payload ``[[text, n_tokens], ...]``; for
+``generate`` ``[[token_ids, logprobs], ...]``),
+``f`` finished (payload ``[finish_reason, prompt_tokens, completion_tokens, cached_tokens,
+weight_version]``; older frontends read the first three),
+``r`` a whole result (embeddings: ``[vectors, prompt_tokens]``; a prefill:
+``[prompt_tokens, cached_tokens]``),
 ``x`` error (payload ``[status, message]``, or ``[status, message, code, param]``),
-``l`` the worker's load, on stream id 0 (payload ``[requests in flight, capacity or null]``;
-see docs/runtime.md, "Abuse and overload"),
+``l`` the worker's load, on stream id 0 (payload ``[requests in flight, capacity or null,
+weight version]``; see docs/runtime.md, "Abuse and overload", and docs/rl.md),
 ``k`` a KV event, on stream id 0 (payload ``[seq, kind, [block hashes]]``, kind ``s`` stored,
 ``r`` removed, ``a`` the whole cache as of ``seq``; docs/kv-routing.md).
-The finish payload has a fourth element, the prompt tokens found cached (older frontends read
-the first three); a prefill's result is ``[prompt_tokens, cached_tokens]``.
 """
 
 from __future__ import annotations

@@ -4,9 +4,12 @@ Besides each request's frames, every connection carries the worker's load (``l``
 requests in flight on this worker over all connections, and the engine's capacity), written
 with the next frames a connection sends whenever it changed, and to every connection when a
 request ends, so that each frontend routes around a worker at capacity (docs/runtime.md,
-"Abuse and overload").  An engine with a prefix cache (the mocker) also sends its KV events
-(``k`` frames) to each connection whose frontend subscribed with a ``K`` frame, starting with a
-snapshot (docs/kv-routing.md).  Stopping drains: new requests are refused with a retryable error, the
+"Abuse and overload"), and the weight version it serves (``weightcontrol.py``: frontends route
+by it).  Control requests of the RL API (op ``rl``) run beside the requests and are not counted
+in flight; ``abort_running`` ends every running request with ``finish_reason: "abort"``.  An
+engine with a prefix cache (the mocker) also sends its KV events (``k`` frames) to each
+connection whose frontend subscribed with a ``K`` frame, starting with a snapshot
+(docs/kv-routing.md).  Stopping drains: new requests are refused with a retryable error, the
 running ones get ``drain`` seconds, then each still running ends with a 503 error frame.
 """
 
@@ -20,11 +23,14 @@ from drivetrain.runtime.engines.base import (
     Chunk,
     Engine,
     EngineError,
+    GeneratesTokens,
     ReportsCapacity,
     TakesPromptIds,
+    Tokens,
 )
 from drivetrain.runtime.kv.cache import KvEvent, PrefixCache
 from drivetrain.runtime.transport import frames
+from drivetrain.runtime.weightcontrol import WeightControl
 
 # Error codes the frontend acts on: a draining worker's refusal is retried on another instance.
 DRAINING = "worker_draining"
@@ -42,12 +48,14 @@ class _Connection(asyncio.Protocol):
         self._decoder = frames.FrameDecoder()
         self._transport: asyncio.Transport | None = None
         self.tasks: dict[int, asyncio.Task[None]] = {}
+        self.control_tasks: dict[int, asyncio.Task[None]] = {}
+        self.aborted: set[int] = set()
         # Coalescing: token text per stream and finished frames, written once per loop turn.
         self._pending: dict[int, list[tuple[str, int]]] = {}
         self._out: list[bytes] = []
         self._flush_scheduled = False
         self._loop = asyncio.get_running_loop()
-        self.load_sent: tuple[int, int | None] | None = None
+        self.load_sent: tuple[int, int | None, str] | None = None
         # Whether this frontend asked for KV events (``K``): only a KV router does, so that
         # the others get no event traffic at all.
         self.kv_subscribed = False
@@ -68,9 +76,10 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
         self._server.connections.discard(self)
-        for task in self.tasks.values():
+        for task in [*self.tasks.values(), *self.control_tasks.values()]:
             task.cancel()
         self.tasks.clear()
+        self.control_tasks.clear()
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -82,6 +91,9 @@ class _Connection(asyncio.Protocol):
             return
         for kind, sid, payload in received:
             if kind == frames.REQUEST:
+                if payload.get("op") == "rl":
+                    self.control_tasks[sid] = self._loop.create_task(self._control(sid, payload))
+                    continue
                 if self._server.draining:
                     self._send(
                         frames.ERROR,
@@ -92,7 +104,7 @@ class _Connection(asyncio.Protocol):
                 task = self._loop.create_task(self._run(sid, payload))
                 self.tasks[sid] = task
             elif kind == frames.CANCEL:
-                running = self.tasks.pop(sid, None)
+                running = self.tasks.pop(sid, None) or self.control_tasks.pop(sid, None)
                 if running is not None:
                     running.cancel()
             elif kind == frames.KV_RESYNC:
@@ -106,15 +118,44 @@ class _Connection(asyncio.Protocol):
             self._flush()  # a finish frame may still wait for its call_soon
             self._transport.close()
 
+    async def _control(self, sid: int, payload: dict[str, Any]) -> None:
+        """A control request of the RL API (``weightcontrol.py``): one RESULT frame."""
+        try:
+            answer = await self._server.control.handle(payload["body"])
+            self._send(frames.RESULT, sid, answer)
+        except asyncio.CancelledError:
+            pass
+        except EngineError as exc:
+            self._send(
+                frames.ERROR,
+                sid,
+                frames.error_payload(exc.status, exc.message, exc.code, exc.param),
+            )
+        except Exception as exc:
+            log.exception("control request failed on stream %s", sid)
+            self._send(frames.ERROR, sid, [500, f"control error: {type(exc).__name__}: {exc}"])
+        finally:
+            self.control_tasks.pop(sid, None)
+
     async def _run(self, sid: int, payload: dict[str, Any]) -> None:
+        control = self._server.control
+        version = control.version
         try:
             op = payload["op"]
             body = payload["body"]
+            # The RL API (weightcontrol.py): held while paused; refused when the frontend
+            # expects another version.  Two attribute reads when neither applies.
+            expected = payload.get("v")
+            if control.paused or (expected is not None and expected != version):
+                await control.admit(expected)
+                version = control.version
             engine = self._engine
             takes_ids = self._server.takes_ids
             if op == "embeddings":
                 result = await engine.embed(body)
                 self._send(frames.RESULT, sid, [result.vectors, result.prompt_tokens])
+            elif op == "generate":
+                await self._run_tokens(sid, body, version)
             elif op == "prefill":
                 if not takes_ids:
                     raise EngineError(400, "this engine does not serve disaggregated prefill")
@@ -141,10 +182,12 @@ class _Connection(asyncio.Protocol):
                                 item.prompt_tokens,
                                 item.completion_tokens,
                                 item.cached_tokens,
+                                version,
                             ],
                         )
         except asyncio.CancelledError:
-            pass
+            if sid in self.aborted:  # the RL API's pause or update with mode abort
+                self._send(frames.FINISH, sid, ["abort", 0, 0, 0, version])
         except EngineError as exc:
             self._send(
                 frames.ERROR,
@@ -156,9 +199,25 @@ class _Connection(asyncio.Protocol):
             self._send(frames.ERROR, sid, [500, f"engine error: {type(exc).__name__}: {exc}"])
         finally:
             self.tasks.pop(sid, None)
+            self.aborted.discard(sid)
             self._server.request_ended()
 
-    def _push(self, sid: int, text: str, tokens: int) -> None:
+    async def _run_tokens(self, sid: int, body: dict[str, Any], version: str) -> None:
+        """``/v1/generate``: DATA frames carry ``[token_ids, logprobs]`` pairs."""
+        engine = self._engine
+        if not isinstance(engine, GeneratesTokens):
+            raise EngineError(501, "this engine does not serve /v1/generate", "not_implemented")
+        async for item in engine.generate_tokens(body):
+            if isinstance(item, Tokens):
+                self._push(sid, item.ids, item.logprobs)
+            else:
+                self._send(
+                    frames.FINISH,
+                    sid,
+                    [item.finish_reason, item.prompt_tokens, item.completion_tokens, 0, version],
+                )
+
+    def _push(self, sid: int, text: Any, tokens: Any) -> None:
         batch = self._pending.get(sid)
         if batch is None:
             self._pending[sid] = [(text, tokens)]
@@ -193,6 +252,13 @@ class _Connection(asyncio.Protocol):
         if out and self._transport is not None:
             self._transport.write(b"".join(out))
 
+    def abort_running(self) -> int:
+        """End every running request with ``finish_reason: "abort"`` (the RL API)."""
+        for sid, task in self.tasks.items():
+            self.aborted.add(sid)
+            task.cancel()
+        return len(self.tasks)
+
     def abort_all(self, status: int, message: str) -> None:
         """End every running request with an error frame (the drain ran out)."""
         for sid, task in list(self.tasks.items()):
@@ -204,8 +270,16 @@ class _Connection(asyncio.Protocol):
 class RequestPlaneServer:
     """Listen on host:port (port 0 = any free one) and serve ``engine``."""
 
-    def __init__(self, engine: Engine, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        control: WeightControl | None = None,
+    ) -> None:
         self.engine = engine
+        self.control = control or WeightControl(engine)
+        self.control.attach(self)
         self.host = host
         self.port = port
         self.connections: set[_Connection] = set()
@@ -225,9 +299,14 @@ class RequestPlaneServer:
             if conn.kv_subscribed:
                 conn.send_kv(event)
 
-    def load(self) -> tuple[int, int | None]:
-        """What the ``l`` frames say: requests in flight, and the engine's capacity now."""
-        return self.in_flight, (self._capacity() if self._capacity is not None else None)
+    def load(self) -> tuple[int, int | None, str]:
+        """What the ``l`` frames say: requests in flight, the engine's capacity now, and the
+        weight version this worker serves."""
+        capacity = self._capacity() if self._capacity is not None else None
+        return self.in_flight, capacity, self.control.version
+
+    def abort_running(self) -> int:
+        return sum(conn.abort_running() for conn in list(self.connections))
 
     def request_ended(self) -> None:
         """Every connection learns the new load, idle ones too (their frontends may be waiting

@@ -24,6 +24,7 @@ from drivetrain.runtime.engines.base import (
     ModelInfo,
     ModelType,
     Op,
+    WeightSource,
 )
 from drivetrain.runtime.engines.hf.params import Defaults, sampling_params
 
@@ -82,6 +83,7 @@ class TransformersEngine:
         self._decode: Any = None
         self.scheduler: Any = None  # hf.scheduler.Scheduler once started
         self.model: Any = None  # the torch module: the one place weights live (update_weights)
+        self._previous: dict[str, Any] | None = None  # what the last load replaced (rollback)
 
     def info(self) -> ModelInfo:
         return ModelInfo(
@@ -230,6 +232,43 @@ class TransformersEngine:
         model = self.model
         future = self.scheduler.call_between_steps(lambda: update_in_place(model, path))
         return int(await asyncio.wrap_future(future))
+
+    # ---- the RL API (docs/rl.md): load, keep or go back ----------------------------------
+
+    async def load_weights(self, version: str, source: WeightSource) -> None:
+        """Load ``source.path`` in place, keeping a copy of what it replaces until
+        ``keep_weights`` or ``restore_weights``; a file that does not fit changes nothing and
+        is a clean failure (the fleet rolls back)."""
+        from drivetrain.runtime.engines.hf.weights import WeightsError, copy_of, weights_file
+        from drivetrain.runtime.engines.simweights import nccl_not_implemented
+
+        if source.nccl is not None or source.path is None:
+            raise nccl_not_implemented()
+        if self.scheduler is None:
+            raise EngineError(503, "the transformers engine is not started")
+        try:
+            path = weights_file(source.path)
+            model = self.model
+            future = self.scheduler.call_between_steps(lambda: copy_of(model, path))
+            saved = await asyncio.wrap_future(future)
+            await self.update_weights(path)
+        except WeightsError as exc:
+            raise EngineError(400, str(exc), "bad_weights", "source.path") from None
+        self._previous = saved
+
+    async def restore_weights(self) -> bool:
+        from drivetrain.runtime.engines.hf.weights import restore
+
+        saved, self._previous = self._previous, None
+        if saved and self.scheduler is not None:
+            model = self.model
+            await asyncio.wrap_future(
+                self.scheduler.call_between_steps(lambda: restore(model, saved))
+            )
+        return True
+
+    def keep_weights(self) -> None:
+        self._previous = None
 
 
 def _read_json(path: Path) -> dict[str, Any]:

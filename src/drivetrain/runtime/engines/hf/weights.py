@@ -44,6 +44,39 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def weights_file(path: str | Path) -> Path:
+    """The safetensors file of ``path``: the file itself, or a folder's ``model.safetensors``
+    (``WeightsError`` when there is none)."""
+    chosen = Path(path)
+    if chosen.is_dir():
+        chosen = chosen / "model.safetensors"
+    if not chosen.is_file():
+        raise WeightsError(
+            f"{path}: expected a safetensors file or a folder holding model.safetensors"
+        )
+    return chosen
+
+
+def copy_of(model: torch.nn.Module, path: str | Path) -> dict[str, torch.Tensor]:
+    """The current values of every tensor the file at ``path`` names (what a rollback needs)."""
+    from safetensors import safe_open
+
+    targets: dict[str, torch.Tensor] = dict(model.named_parameters())
+    targets.update(model.named_buffers())
+    with safe_open(str(path), framework="pt") as handle:
+        names = list(handle.keys())
+    return {name: targets[name].detach().clone() for name in names if name in targets}
+
+
+def restore(model: torch.nn.Module, saved: dict[str, torch.Tensor]) -> None:
+    """Put back the tensors ``copy_of`` saved."""
+    targets: dict[str, torch.Tensor] = dict(model.named_parameters())
+    targets.update(model.named_buffers())
+    with torch.no_grad():
+        for name, value in saved.items():
+            targets[name].copy_(value)
+
+
 def update_in_place(model: torch.nn.Module, path: str | Path) -> int:
     """Copy every tensor of the safetensors file at ``path`` into ``model``; the count copied.
 
