@@ -199,6 +199,22 @@ class UpdatesWeights(Protocol):
     def keep_weights(self) -> None: ...
 
 
+class WeightsDelegated:
+    """``UpdatesWeights`` for an engine whose ``weights`` object does the work (the simulated
+    weights of mocker and echo, the upstream's routes for http): one delegation, not three."""
+
+    weights: UpdatesWeights
+
+    async def load_weights(self, version: str, source: WeightSource) -> None:
+        await self.weights.load_weights(version, source)
+
+    async def restore_weights(self) -> bool:
+        return await self.weights.restore_weights()
+
+    def keep_weights(self) -> None:
+        self.weights.keep_weights()
+
+
 @runtime_checkable
 class GeneratesTokens(Protocol):
     """An engine that serves ``/v1/generate``: token ids in, token ids out, no chat template

@@ -20,12 +20,12 @@ from drivetrain.runtime.engines.base import (
     ModelType,
     Op,
     Tokens,
-    WeightSource,
+    WeightsDelegated,
 )
 from drivetrain.runtime.engines.simweights import SimulatedWeights
 
 
-class EchoEngine:
+class EchoEngine(WeightsDelegated):
     def __init__(
         self,
         delay_ms: float | None = None,
@@ -64,15 +64,6 @@ class EchoEngine:
             yield Chunk(char, 1)
         reason = "length" if len(source) > limit else "stop"
         yield Finish(reason, len(prompt), len(out))
-
-    async def load_weights(self, version: str, source: WeightSource) -> None:
-        await self.weights.load_weights(version, source)
-
-    async def restore_weights(self) -> bool:
-        return await self.weights.restore_weights()
-
-    def keep_weights(self) -> None:
-        self.weights.keep_weights()
 
     async def generate_tokens(self, body: dict[str, Any]) -> AsyncIterator[Tokens | Finish]:
         """The prompt's token ids back, one per step (logprob 0: echoing is certain)."""

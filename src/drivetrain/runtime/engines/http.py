@@ -30,7 +30,7 @@ from drivetrain.runtime.engines.base import (
     ModelInfo,
     ModelType,
     Op,
-    WeightSource,
+    WeightsDelegated,
 )
 from drivetrain.runtime.engines.upstream_weights import UpstreamWeights
 
@@ -48,7 +48,7 @@ def _upstream_error(status: int, raw: bytes) -> EngineError:
     return EngineError(status if 400 <= status < 600 else 502, f"upstream: {message}")
 
 
-class HttpEngine:
+class HttpEngine(WeightsDelegated):
     def __init__(
         self,
         upstream: str,
@@ -178,17 +178,6 @@ class HttpEngine:
         if self._session is None:
             raise EngineError(503, "http engine is not started")
         return self._session
-
-    # ---- the RL API: the upstream's own weight routes (upstream_weights.py) -----------------
-
-    async def load_weights(self, version: str, source: WeightSource) -> None:
-        await self.weights.load_weights(version, source)
-
-    async def restore_weights(self) -> bool:
-        return await self.weights.restore_weights()
-
-    def keep_weights(self) -> None:
-        self.weights.keep_weights()
 
     async def generate(self, op: Op, body: dict[str, Any]) -> AsyncIterator[Chunk | Finish]:
         payload = dict(body, model=self._model or body.get("model"), stream=True)

@@ -41,7 +41,7 @@ from drivetrain.runtime.engines.base import (
     Op,
     Prefilled,
     Tokens,
-    WeightSource,
+    WeightsDelegated,
 )
 from drivetrain.runtime.engines.scheduler import StepScheduler
 from drivetrain.runtime.engines.simweights import SimulatedWeights
@@ -73,7 +73,7 @@ def decode_ms(kv_utilisation: float) -> float:
     return max(1.0, -25.74 * u * u + 54.01 * u + 5.74)
 
 
-class MockerEngine:
+class MockerEngine(WeightsDelegated):
     def __init__(
         self,
         model_path: str | None = None,
@@ -221,16 +221,7 @@ class MockerEngine:
             self.slots.release(blocks)
         return Prefilled(prompt_tokens, cached)
 
-    # ---- the RL API: weights (simulated) and token-in/token-out ---------------------------
-
-    async def load_weights(self, version: str, source: WeightSource) -> None:
-        await self.weights.load_weights(version, source)
-
-    async def restore_weights(self) -> bool:
-        return await self.weights.restore_weights()
-
-    def keep_weights(self) -> None:
-        self.weights.keep_weights()
+    # ---- the RL API: token-in/token-out (its weights: WeightsDelegated) -------------------
 
     async def generate_tokens(self, body: dict[str, Any]) -> AsyncIterator[Tokens | Finish]:
         """The same simulated timing as ``generate``, with token ids in and out."""

@@ -19,7 +19,7 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from drivetrain.runtime.frontend.errors import ApiError, error_response
+from drivetrain.runtime.frontend.errors import ApiError, error_response, errors_as_openai
 from drivetrain.runtime.frontend.fleet import DEFAULT_UPDATE_TIMEOUT_S, Fleet, UpdatePlan
 
 UNAUTHORIZED = "missing or invalid admin token"
@@ -101,14 +101,7 @@ def _auth_middleware(token: str) -> Callable[..., Awaitable[web.StreamResponse]]
                     401, UNAUTHORIZED, "invalid_api_key", headers={"WWW-Authenticate": "Bearer"}
                 )
             )
-        try:
-            return await handler(request)
-        except ApiError as err:
-            return error_response(err)
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            return error_response(ApiError(exc.status, exc.reason, None))
+        return await handler(request)
 
     return authorize
 
@@ -121,7 +114,8 @@ class Admin:
         self.token = token
 
     def make_app(self) -> web.Application:
-        app = web.Application(middlewares=[_auth_middleware(self.token)])
+        # Outermost first: every error, the 401 included, leaves as an OpenAI error body.
+        app = web.Application(middlewares=[errors_as_openai, _auth_middleware(self.token)])
         app.router.add_get("/v1/rl/workers", self.workers)
         app.router.add_post("/v1/rl/pause", self.pause)
         app.router.add_post("/v1/rl/resume", self.resume)

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -27,7 +26,11 @@ from drivetrain.runtime.engines.base import EngineError
 from drivetrain.runtime.frontend import generate, responses
 from drivetrain.runtime.frontend.admission import Rejected
 from drivetrain.runtime.frontend.disagg import open_routed
-from drivetrain.runtime.frontend.errors import ApiError, error_response, frame_error
+from drivetrain.runtime.frontend.errors import (
+    ApiError,
+    errors_as_openai,
+    frame_error,
+)
 from drivetrain.runtime.frontend.kv_router import KvRouter, Route, make_route
 from drivetrain.runtime.frontend.prompt_ids import PromptIds
 from drivetrain.runtime.frontend.registry import ServedModel, ServingTable
@@ -68,28 +71,6 @@ def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
-@web.middleware
-async def _errors_as_openai(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Every error leaves as an OpenAI error body: aiohttp's own 404/405/413 and our bugs too."""
-    try:
-        return await handler(request)
-    except ApiError as err:
-        return error_response(err)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return error_response(ApiError(exc.status, exc.reason, None))
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(
-            ApiError(500, "internal error (see the frontend log)", "internal_error")
-        )
-
-
 async def _echo_request_id(request: web.Request, response: web.StreamResponse) -> None:
     """Echo ``x-request-id`` so callers can match responses and logs (as Dynamo does)."""
     request_id = request.headers.get("x-request-id")
@@ -126,7 +107,7 @@ class Frontend:
         self.metrics.kv_blocks_source = kv.index.block_counts if kv is not None else dict
 
     def make_app(self) -> web.Application:
-        app = web.Application(middlewares=[_errors_as_openai], client_max_size=32 * 1024 * 1024)
+        app = web.Application(middlewares=[errors_as_openai], client_max_size=32 * 1024 * 1024)
         app.on_response_prepare.append(_echo_request_id)
         app.router.add_get("/v1/models", self.list_models)
         app.router.add_get("/v1/models/{model:.+}", self.get_model)

@@ -1,13 +1,19 @@
-"""OpenAI-shaped error responses: ``{"error": {"message", "type", "param", "code"}}``."""
+"""OpenAI-shaped error responses: ``{"error": {"message", "type", "param", "code"}}``, and the
+middleware that turns every error of an app (the OpenAI routes, the admin listener) into one."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 from drivetrain.errors import DrivetrainError
+
+log = logging.getLogger(__name__)
 
 _TYPES = {
     400: "invalid_request_error",
@@ -72,3 +78,25 @@ def error_response(err: ApiError) -> web.Response:
         content_type="application/json",
         headers=err.headers,
     )
+
+
+@web.middleware
+async def errors_as_openai(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every error leaves as an OpenAI error body: aiohttp's own 404/405/413 and our bugs too."""
+    try:
+        return await handler(request)
+    except ApiError as err:
+        return error_response(err)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(ApiError(exc.status, exc.reason, None))
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(
+            ApiError(500, "internal error (see the frontend log)", "internal_error")
+        )
