@@ -15,6 +15,7 @@ from drivetrain.runtime.discovery.watcher import ModelWatcher
 from drivetrain.runtime.records import InstanceRecord, ModelCard
 from drivetrain.runtime.scope import NamespaceScope
 from tests.runtime.conftest import EtcdServer
+from tests.waiting import eventually_async
 
 TTL = 2.0
 WAIT = 20.0
@@ -104,7 +105,10 @@ async def test_a_lease_removed_by_another_etcd_client_is_replaced(
         watcher = ModelWatcher(etcd_store, NamespaceScope.from_args(namespace="ns"))
         async with watcher:
             await watcher.wait_for(lambda w: live(w) == {"a"}, WAIT)
-        assert registration.registrations == 2
+        # The watcher can see the new records before the put's answer reaches the registration.
+        await eventually_async(
+            lambda: registration.registrations == 2, WAIT, what="a second registration"
+        )
     finally:
         await registration.stop()
 

@@ -18,6 +18,7 @@ from drivetrain.runtime.discovery import (
 )
 from drivetrain.runtime.discovery.registration import Registration
 from drivetrain.runtime.records import InstanceRecord, ModelCard
+from tests.waiting import eventually_async
 
 TTL = 1.0
 
@@ -164,7 +165,8 @@ async def test_lost_lease_is_replaced_and_the_same_records_come_back(store: Faul
         async with asyncio.timeout(10):
             while sorted(await keys(store)) != sorted(registration.keys):
                 await asyncio.sleep(0.05)
-        assert registration.registrations == 2
+        # The keys can be stored before the last put's answer reaches the registration.
+        await eventually_async(lambda: registration.registrations == 2, 10, what="re-registration")
         assert registration.lease is not None and registration.lease.id != lost.id
         stored = {kv.key: kv.value for kv in (await store.get_prefix("drivetrain/"))[0]}
         assert stored == {r.key: r.encode() for r in registration.records}
