@@ -333,10 +333,13 @@ async def test_a_failing_step_fails_its_requests_and_the_engine_goes_on(engine: 
         return original(*args)
 
     lm.forward = broken_once
+    # Greedy on a prompt known to run 24 tokens without EOS: a sampled EOS from the random-weight
+    # model would end the request before the third forward call.
+    body = {"prompt": PROMPTS[1], "temperature": 0}
     with pytest.raises(EngineError) as err:
-        await run(engine, {"prompt": "x", "max_tokens": 10})
+        await run(engine, {**body, "max_tokens": 10})
     assert err.value.status == 500 and "out of memory (simulated)" in err.value.message
-    _, finish = await run(engine, {"prompt": "x", "max_tokens": 5})
+    _, finish = await run(engine, {**body, "max_tokens": 5})
     assert finish.completion_tokens == 5
 
 
