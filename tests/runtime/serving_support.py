@@ -119,6 +119,7 @@ async def serving_stack(
     store_url: str | None = None,
     kv: KvConfig | None = None,
     disagg_threshold: int = 0,
+    event_per_token: bool = False,
 ) -> AsyncIterator[Stack]:
     """A frontend on a private store.  The retry window is short by default (``TEST_ADMISSION``)
     so that tests of a 503 do not wait the production window; ``retry_window`` overrides it
@@ -139,6 +140,7 @@ async def serving_stack(
         admin_port=0,
         kv=kv or KvConfig(seed=0),
         disagg_threshold=disagg_threshold,
+        event_per_token=event_per_token,
     )
     frontend = RunningFrontend(config, store=store)
     await frontend.start()

@@ -67,9 +67,11 @@ async def test_prefill_then_decode() -> None:
             messages=conversation(1, 1),  # type: ignore[arg-type]
             max_tokens=4,
             stream=True,
+            stream_options={"include_usage": True},
         )
-        texts = [c.choices[0].delta.content async for c in stream if c.choices]
-        assert len([t for t in texts if t]) == 4
+        chunks = [c async for c in stream]
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 4
         assert (prefill.prefills, decode.transferred, decode.local) == (2, 2, 0)
         # The prefill instance cached the prompts; the second found the first's system prompt.
         assert prefill.kv_cache is not None and prefill.kv_cache.hits > 0

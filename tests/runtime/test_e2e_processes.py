@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,9 +74,15 @@ async def test_models_chat_and_completions_through_the_openai_client(
     )
     assert reply.usage is not None and reply.usage.completion_tokens == 16
     stream = await client.chat.completions.create(
-        model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=8, stream=True
+        model="tiny",
+        messages=[{"role": "user", "content": "hi"}],
+        max_tokens=8,
+        stream=True,
+        stream_options={"include_usage": True},
     )
-    assert len([c async for c in stream if c.choices and c.choices[0].delta.content]) == 8
+    chunks = [c async for c in stream]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 8
     completion = await client.completions.create(model="tiny", prompt="once upon", max_tokens=4)
     assert completion.usage is not None and completion.usage.completion_tokens == 4
 
@@ -116,6 +123,7 @@ async def test_a_thousand_concurrent_streams_all_complete(
         "messages": [{"role": "user", "content": "tell me"}],
         "max_tokens": 32,
         "stream": True,
+        "stream_options": {"include_usage": True},
     }
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -124,11 +132,12 @@ async def test_a_thousand_concurrent_streams_all_complete(
             async with session.post(url + "/v1/chat/completions", json=body) as resp:
                 text = await resp.text()
                 events = text.strip().split("\n\n")
-                return resp.status, len(events), events[-1] == "data: [DONE]"
+                usage = json.loads(events[-2].removeprefix("data: "))["usage"]
+                return resp.status, usage["completion_tokens"], events[-1] == "data: [DONE]"
 
         results = await asyncio.gather(*[one() for _ in range(1000)])
-    # 32 token events + the finish event + [DONE], every one of them
-    assert results == [(200, 34, True)] * 1000
+    # all 32 tokens (counted in the usage chunk) and [DONE], every one of them
+    assert results == [(200, 32, True)] * 1000
 
 
 def test_a_restarted_frontend_finds_the_running_workers(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Tokens that are ready together travel together: one request-plane frame, one SSE write.
+"""Tokens that are ready together travel together: one request-plane frame, one SSE write, one
+content event (as vLLM's deltas carry every token ready at once); nothing waits to gather more.
 
 HTTP/1.1 chunked transfer encoding keeps the frontend's writes visible to the client (one HTTP
 chunk per ``write``), so these tests count writes exactly through aiohttp's ``iter_chunks``.
@@ -48,26 +49,27 @@ async def test_tokens_produced_in_one_turn_leave_in_one_write() -> None:
         writes = await stream_writes(stack.url, chat_body(text="coalesced"))
         sse = events(writes)
         assert len(writes) == 1
-        contents = [
-            json.loads(e.removeprefix("data: "))["choices"][0]["delta"].get("content")
-            for e in sse[:-1]
-        ]
-        # Still one SSE event per token, the role on the first, then finish and [DONE].
-        assert "".join(c for c in contents if c) == "coalesced"
-        assert len(sse) == len("coalesced") + 2
-        assert '"role":"assistant"' in sse[0]
+        # One content event carrying every token, with the role (as OpenAI's first delta
+        # does), then the finish event and [DONE].
+        assert len(sse) == 3
+        first = json.loads(sse[0].removeprefix("data: "))["choices"][0]["delta"]
+        assert first == {"role": "assistant", "content": "coalesced"}
+        assert json.loads(sse[1].removeprefix("data: "))["choices"][0]["finish_reason"]
         assert sse[-1] == "data: [DONE]"
 
 
 async def test_tokens_due_at_different_times_still_stream_one_write_each() -> None:
     # 50 ms steps: each token is due on its own wake-up and leaves on its own, nothing waits
     # to gather more (the last one leaves with the finish event and [DONE]).  A loaded machine
-    # may stall the loop past a step and merge two, hence "at least 3" of the 4.
+    # may stall the loop past a step and merge two into one event, hence "at least 3" of 4.
     async with serving_stack() as stack:
         await stack.add_worker(
             MockerEngine(model_path=str(shared("models", "tiny")), speedup_ratio=5.74 / 50)
         )
-        writes = await stream_writes(stack.url, chat_body(max_tokens=4))
-        assert len(events(writes)) == 4 + 2  # 4 tokens, finish, [DONE]
+        body = {**chat_body(max_tokens=4), "stream_options": {"include_usage": True}}
+        writes = await stream_writes(stack.url, body)
         assert len(writes) >= 3
+        # Every write carries exactly one content event: its tokens, never split or held back.
         assert all(w.count(b'"content"') == 1 for w in writes)
+        usage = json.loads(events(writes)[-2].removeprefix("data: "))["usage"]
+        assert usage["completion_tokens"] == 4

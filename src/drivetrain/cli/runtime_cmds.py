@@ -182,6 +182,12 @@ def frontend(
         envvar=envnames.DRAIN_TIMEOUT,
         help="On SIGTERM: seconds requests in flight may finish before they get a 503.",
     ),
+    event_per_token: bool = typer.Option(
+        False,
+        "--event-per-token",
+        help="Stream one SSE event per token even when several are ready at once (default: "
+        "one event carries them all, as vLLM's deltas do).",
+    ),
     tokenizer_root: str | None = typer.Option(
         None,
         "--tokenizer-root",
@@ -272,6 +278,7 @@ def frontend(
         admin_port=admin_port,
         kv=KvConfig(overlap_weight=kv_overlap_weight, approx_ttl=kv_approx_ttl),
         disagg_threshold=disagg_threshold,
+        event_per_token=event_per_token,
     )
 
     started = False

@@ -91,22 +91,17 @@ class ChunkWriter:
             self._suffix = b',"logprobs":null,"finish_reason":null}]}\n\n'
         self.first = True
 
-    def add_tokens(self, out: list[bytes], batch: list[list[Any]]) -> None:
-        """Append one event per ``[text, n_tokens]`` of ``batch`` to ``out`` (joined once by the
-        caller, with whatever else leaves in the same write)."""
-        prefix, suffix, dumps, append = self._prefix, self._suffix, orjson.dumps, out.append
+    def add_text(self, out: list[bytes], text: str) -> None:
+        """Append one content event carrying ``text`` (every token ready at this write, joined
+        by the caller) to ``out``, which the caller joins once with whatever else leaves in
+        the same write."""
         if self.first:
             self.first = False
-            if not batch:
-                return
-            append(self._first_prefix)
-            append(dumps(batch[0][0]))
-            append(suffix)
-            batch = batch[1:]
-        for text, _n in batch:
-            append(prefix)
-            append(dumps(text))
-            append(suffix)
+            out.append(self._first_prefix)
+        else:
+            out.append(self._prefix)
+        out.append(orjson.dumps(text))
+        out.append(self._suffix)
 
     def finish(self, finish: list[Any], include_usage: bool) -> bytes:
         reason = finish[0]

@@ -53,6 +53,9 @@ class FrontendConfig:
     admin_port: int = DEFAULT_ADMIN_PORT
     kv: KvConfig = field(default_factory=KvConfig)  # --router kv / kv-approx
     disagg_threshold: int = 0  # tokens; fewer uncached ones skip the prefill instance
+    #: one SSE content event per token even when several leave in one write (default: one
+    #: event per write, carrying every token ready then)
+    event_per_token: bool = False
 
 
 class RunningFrontend:
@@ -75,6 +78,7 @@ class RunningFrontend:
             tokens=PromptTokens(config.tokenizer_root),
             kv=self.kv,
             disagg_threshold=config.disagg_threshold,
+            event_per_token=config.event_per_token,
         )
         self.watcher: ModelWatcher | None = None
         self.weights: WeightsWatcher | None = None
