@@ -56,9 +56,15 @@ async def test_chat_completion_returns_text_and_real_token_usage() -> None:
         assert reply.usage.prompt_tokens == expected_prompt
 
 
-async def test_streamed_chat_carries_the_ready_tokens_in_one_chunk_and_usage() -> None:
-    # The mocker at full speed has all 5 tokens ready at once: one content chunk carries them.
-    async with serving_stack() as stack:
+@pytest.mark.parametrize(
+    ("event_per_token", "content_chunks"),
+    [(False, 1), (True, 5)],
+    ids=["one-event-per-write", "event-per-token"],
+)
+async def test_streamed_chat_chunks_and_usage(event_per_token: bool, content_chunks: int) -> None:
+    # The mocker at full speed has all 5 tokens ready at once: by default one content chunk
+    # carries them; --event-per-token gives each its own.  usage counts tokens either way.
+    async with serving_stack(event_per_token=event_per_token) as stack:
         await stack.add_worker(mocker())
         stream = await stack.client().chat.completions.create(
             model="tiny",
@@ -71,27 +77,7 @@ async def test_streamed_chat_carries_the_ready_tokens_in_one_chunk_and_usage() -
         contents = [
             c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content
         ]
-        assert len(contents) == 1
-        assert chunks[0].choices[0].delta.role == "assistant"
-        assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
-        assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 5
-
-
-async def test_streamed_chat_with_event_per_token_yields_one_chunk_per_token() -> None:
-    async with serving_stack(event_per_token=True) as stack:
-        await stack.add_worker(mocker())
-        stream = await stack.client().chat.completions.create(
-            model="tiny",
-            messages=[{"role": "user", "content": "hi"}],
-            max_tokens=5,
-            stream=True,
-            stream_options={"include_usage": True},
-        )
-        chunks = [chunk async for chunk in stream]
-        contents = [
-            c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content
-        ]
-        assert len(contents) == 5
+        assert len(contents) == content_chunks
         assert chunks[0].choices[0].delta.role == "assistant"
         assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
         assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 5
