@@ -162,17 +162,23 @@ class StalledServer:
     def __init__(self) -> None:
         self.server: asyncio.Server | None = None
         self.writers: list[asyncio.StreamWriter] = []
-        self.received = 0
+        self.received = bytearray()
 
     async def start(self) -> str:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             self.writers.append(writer)
             while data := await reader.read(65536):
-                self.received += len(data)
+                self.received += data
             writer.close()
 
         self.server = await asyncio.start_server(handle, "127.0.0.1", 0)
         return f"127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    @property
+    def requests(self) -> int:
+        """Request frames received (a KV-routing frontend also sends a ``K`` subscription
+        first, which is not one)."""
+        return self.received.count(b'["g",')
 
     async def stop(self) -> None:
         """Stop listening and hang up on every connection (its requests fail at once)."""

@@ -120,7 +120,7 @@ async def test_a_prefill_instance_failing_before_the_hand_off_is_retried() -> No
         import asyncio
 
         task = asyncio.ensure_future(pending)
-        await stack.wait(lambda: stalled.received > 0)
+        await stack.wait(lambda: stalled.requests > 0)
         # ...a healthy prefill instance comes, and the stalled one dies before answering.
         healthy = CountingMocker("prefill", seed=2)
         await stack.add_worker(healthy)

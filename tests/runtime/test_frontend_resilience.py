@@ -98,7 +98,7 @@ async def test_a_stalled_worker_does_not_block_requests_to_a_healthy_one() -> No
                 t.result() for t in done
             ) == ["m0", "m2", "m4"]
             assert len(pending) == 3
-            assert stalled.received > 0
+            assert stalled.requests > 0
             late = await asyncio.gather(*pending)
             assert late == ["status 504"] * 3
     finally:
@@ -161,7 +161,7 @@ async def test_least_loaded_router_avoids_the_instance_with_requests_in_flight()
             await stack.add_worker(EchoEngine())
             client = stack.client()
             sent: list[asyncio.Task[Any]] = []
-            while stalled.received == 0:  # ties are broken at random: send until one hangs
+            while stalled.requests == 0:  # ties are broken at random: send until one hangs
                 sent.append(
                     asyncio.create_task(
                         client.chat.completions.create(
