@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from drivetrain.runtime.engines.base import Chunk, EngineError, Finish
+from drivetrain.runtime.engines.base import EngineError, Finish, TokenTexts
 from drivetrain.runtime.engines.mocker import MockerEngine, decode_ms, prefill_ms
 from drivetrain.runtime.engines.text import ChatTemplate, HFTokenizer, chat_prompt
 from tests.paths import shared
 
 
-async def collect(engine: MockerEngine, op: str, body: dict) -> tuple[list[Chunk], Finish]:
+async def collect(engine: MockerEngine, op: str, body: dict) -> tuple[list[str], Finish]:
+    """The text of every generated token, in order, and the finish."""
     items = [item async for item in engine.generate(op, body)]  # type: ignore[arg-type]
-    *chunks, finish = items
+    *batches, finish = items
     assert isinstance(finish, Finish)
-    assert all(isinstance(c, Chunk) for c in chunks)
-    return chunks, finish  # type: ignore[return-value]
+    # The mocker hands over the tokens that are due together as one item, a text per token.
+    assert all(isinstance(b, TokenTexts) and b.texts for b in batches)
+    return [text for b in batches for text in b.texts], finish  # type: ignore[union-attr]
 
 
 def test_prefill_time_follows_dynamos_polynomial() -> None:
@@ -33,12 +35,12 @@ async def test_usage_counts_come_from_the_model_folders_tokenizer() -> None:
     path = shared("models", "tiny")
     engine = MockerEngine(model_path=str(path), speedup_ratio=1e6)
     messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "a b c d"}]
-    chunks, finish = await collect(engine, "chat", {"messages": messages, "max_tokens": 9})
+    texts, finish = await collect(engine, "chat", {"messages": messages, "max_tokens": 9})
     # The shared tokenizer has a chat template, so the prompt is that template's text.
     prompt = chat_prompt(messages, ChatTemplate.load(path))
     assert prompt == "system: be brief\nuser: a b c d\nassistant:"
     assert finish.prompt_tokens == HFTokenizer(path).count(prompt)
-    assert finish.completion_tokens == len(chunks) == 9
+    assert finish.completion_tokens == len(texts) == 9
     assert finish.finish_reason == "length"
 
 
@@ -50,16 +52,17 @@ async def test_without_a_model_path_words_are_tokens() -> None:
 
 
 async def test_max_tokens_defaults_to_sixteen() -> None:
-    chunks, _ = await collect(MockerEngine(speedup_ratio=1e6), "completions", {"prompt": "x"})
-    assert len(chunks) == 16
+    texts, _ = await collect(MockerEngine(speedup_ratio=1e6), "completions", {"prompt": "x"})
+    assert len(texts) == 16
 
 
 async def test_output_text_is_made_of_real_vocabulary_tokens() -> None:
     path = shared("models", "tiny")
     engine = MockerEngine(model_path=str(path), speedup_ratio=1e6, seed=1)
-    chunks, _ = await collect(engine, "completions", {"prompt": "x", "max_tokens": 20})
+    texts, _ = await collect(engine, "completions", {"prompt": "x", "max_tokens": 20})
     pieces = HFTokenizer(path).sample_pieces(256)
-    assert all(c.text in pieces for c in chunks)
+    assert len(texts) == 20
+    assert all(text in pieces for text in texts)
 
 
 async def test_a_token_id_prompt_is_rejected_as_a_client_error() -> None:

@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 
-from drivetrain.runtime.engines.base import Chunk, Finish
+from drivetrain.runtime.engines.base import Finish, TokenTexts
 from drivetrain.runtime.engines.mocker import MockerEngine, decode_ms, prefill_ms
 from drivetrain.runtime.engines.scheduler import DUE_SLACK_S
 
@@ -21,8 +21,8 @@ async def timed_tokens(engine: MockerEngine, max_tokens: int) -> tuple[float, li
     arrivals: list[float] = []
     finish = None
     async for item in engine.generate("completions", {"prompt": "a b c", "max_tokens": max_tokens}):
-        if isinstance(item, Chunk):
-            arrivals.append(loop.time())
+        if isinstance(item, TokenTexts):  # tokens due together: one arrival time each
+            arrivals.extend([loop.time()] * len(item.texts))
         else:
             finish = item
     assert isinstance(finish, Finish)
@@ -62,6 +62,18 @@ async def test_a_huge_speedup_gives_every_token_in_one_batch() -> None:
     assert len(arrivals) == finish.completion_tokens == 64
     assert engine._scheduler.steps == 64
     assert engine._scheduler.wakeups == 1  # one wake-up ran all 64 steps
+
+
+async def test_tokens_due_together_leave_the_engine_as_one_item() -> None:
+    # One item per batch of due tokens (one yield, one draw), not one per token: the worker
+    # forwards it as one frame, and the per-token texts stay apart for --event-per-token.
+    engine = MockerEngine(speedup_ratio=1e6)
+    body = {"prompt": "a b c", "max_tokens": 64}
+    items = [item async for item in engine.generate("completions", body)]
+    assert len(items) == 2
+    batch, finish = items
+    assert isinstance(batch, TokenTexts) and len(batch.texts) == 64
+    assert isinstance(finish, Finish) and finish.completion_tokens == 64
 
 
 async def test_a_cancelled_request_leaves_the_batch_and_frees_its_kv() -> None:

@@ -1,7 +1,7 @@
 """The one protocol every engine implements (mocker, echo, http, transformers; vLLM later).
 
-An engine turns an already-validated OpenAI request body into a stream of ``Chunk``s followed by
-one ``Finish`` (chat and completions), or into an ``Embeddings`` result.  The frontend owns the
+An engine turns an already-validated OpenAI request body into a stream of ``Chunk``s (or
+``TokenTexts``, several tokens ready at once) followed by one ``Finish`` (chat and completions), or into an ``Embeddings`` result.  The frontend owns the
 OpenAI response format; engines only produce text and token counts, so adding an engine never
 touches the HTTP layer.  Errors meant for the client are raised as ``EngineError(status, msg)``.
 """
@@ -25,6 +25,15 @@ class Chunk:
 
     text: str
     tokens: int = 1
+
+
+@dataclass(slots=True)
+class TokenTexts:
+    """Tokens that became ready together, one text each: the worker forwards them in one frame
+    without a yield per token (the mocker's batches; per-token boundaries are kept for
+    ``--event-per-token``)."""
+
+    texts: list[str]
 
 
 @dataclass(slots=True)
@@ -97,7 +106,9 @@ class Engine(Protocol):
 
     async def close(self) -> None: ...
 
-    def generate(self, op: Op, body: dict[str, Any]) -> AsyncIterator[Chunk | Finish]:
+    def generate(
+        self, op: Op, body: dict[str, Any]
+    ) -> AsyncIterator[Chunk | TokenTexts | Finish]:
         """Text for a chat or completions body; must end with exactly one ``Finish``."""
 
     async def embed(self, body: dict[str, Any]) -> Embeddings: ...
@@ -129,7 +140,7 @@ class TakesPromptIds(Protocol):
         body: dict[str, Any],
         prompt_ids: list[int] | None,
         transferred: bool = False,
-    ) -> AsyncIterator[Chunk | Finish]: ...
+    ) -> AsyncIterator[Chunk | TokenTexts | Finish]: ...
 
     async def prefill(
         self, op: Op, body: dict[str, Any], prompt_ids: list[int] | None

@@ -33,7 +33,6 @@ from typing import Any
 
 from drivetrain.runtime.engines import text
 from drivetrain.runtime.engines.base import (
-    Chunk,
     Embeddings,
     Finish,
     ModelInfo,
@@ -41,6 +40,7 @@ from drivetrain.runtime.engines.base import (
     Op,
     Prefilled,
     Tokens,
+    TokenTexts,
     WeightsDelegated,
 )
 from drivetrain.runtime.engines.scheduler import StepScheduler
@@ -138,7 +138,7 @@ class MockerEngine(WeightsDelegated):
     async def close(self) -> None:
         return None
 
-    def generate(self, op: Op, body: dict[str, Any]) -> AsyncIterator[Chunk | Finish]:
+    def generate(self, op: Op, body: dict[str, Any]) -> AsyncIterator[TokenTexts | Finish]:
         return self.generate_ids(op, body, None)
 
     async def _prompt_ids(self, op: str, body: dict[str, Any], ids: list[int] | None) -> list[int]:
@@ -159,7 +159,7 @@ class MockerEngine(WeightsDelegated):
         body: dict[str, Any],
         prompt_ids: list[int] | None,
         transferred: bool = False,
-    ) -> AsyncIterator[Chunk | Finish]:
+    ) -> AsyncIterator[TokenTexts | Finish]:
         """``transferred``: a decode instance's request whose prompt a prefill instance
         computed; instead of the prefill it waits for the KV transfer (docs/kv-routing.md)."""
         ids = await self._prompt_ids(op, body, prompt_ids)
@@ -179,16 +179,16 @@ class MockerEngine(WeightsDelegated):
                     prefill_s = prefill_ms(prompt_tokens - cached) / 1000.0 / self._speedup
                 seq = self._scheduler.add(prompt_tokens, limit, prefill_s)
                 pieces = self._pieces
-                choose = self._random.choice
+                draw = self._random.choices
                 try:
                     sent = 0
                     while sent < limit:
-                        # Every token due now at once: the worker sends them in one frame.
+                        # Every token due now at once, in one item: the worker sends them in
+                        # one frame, with one draw and one yield per batch, not per token.
                         due = await seq.take()
                         if not sent:
                             self._store(hashes)  # prefilled: its blocks are in the cache now
-                        for _ in range(due):
-                            yield Chunk(choose(pieces), 1)
+                        yield TokenTexts(draw(pieces, k=due))
                         sent += due
                 finally:
                     self._scheduler.remove(seq)

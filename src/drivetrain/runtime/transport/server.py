@@ -27,6 +27,7 @@ from drivetrain.runtime.engines.base import (
     ReportsCapacity,
     TakesPromptIds,
     Tokens,
+    TokenTexts,
 )
 from drivetrain.runtime.kv.cache import KvEvent, PrefixCache
 from drivetrain.runtime.transport import frames
@@ -171,7 +172,9 @@ class _Connection(asyncio.Protocol):
                 else:
                     items = engine.generate(op, body)
                 async for item in items:
-                    if isinstance(item, Chunk):
+                    if isinstance(item, TokenTexts):
+                        self._push_texts(sid, item.texts)
+                    elif isinstance(item, Chunk):
                         self._push(sid, item.text, item.tokens)
                     else:
                         self._send(
@@ -224,6 +227,15 @@ class _Connection(asyncio.Protocol):
             self._schedule()
         else:
             batch.append((text, tokens))  # a tuple: orjson writes the same array, cheaper
+
+    def _push_texts(self, sid: int, texts: list[str]) -> None:
+        items = [(text, 1) for text in texts]  # one item per token, as ``_push`` makes them
+        batch = self._pending.get(sid)
+        if batch is None:
+            self._pending[sid] = items
+            self._schedule()
+        else:
+            batch.extend(items)
 
     def _send(self, kind: str, sid: int, payload: Any) -> None:
         batch = self._pending.pop(sid, None)
