@@ -106,9 +106,7 @@ class Engine(Protocol):
 
     async def close(self) -> None: ...
 
-    def generate(
-        self, op: Op, body: dict[str, Any]
-    ) -> AsyncIterator[Chunk | TokenTexts | Finish]:
+    def generate(self, op: Op, body: dict[str, Any]) -> AsyncIterator[Chunk | TokenTexts | Finish]:
         """Text for a chat or completions body; must end with exactly one ``Finish``."""
 
     async def embed(self, body: dict[str, Any]) -> Embeddings: ...
