@@ -7,10 +7,15 @@ chunk per ``write``), so these tests count writes exactly through aiohttp's ``it
 
 from __future__ import annotations
 
+import asyncio.selector_events
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
+import pytest
 
 from drivetrain.runtime.engines.echo import EchoEngine
 from drivetrain.runtime.engines.mocker import MockerEngine
@@ -35,6 +40,34 @@ async def stream_writes(url: str, body: dict[str, Any]) -> list[bytes]:
     if current:
         writes.append(current)
     return writes
+
+
+@contextmanager
+def socket_writes(monkeypatch: pytest.MonkeyPatch, url: str) -> Iterator[list[bytes]]:
+    """Every write the frontend hands to a client connection's transport (the syscalls it
+    asks for), recorded on the test's event loop (asyncio's selector transports)."""
+    port = urlsplit(url).port
+    transport = asyncio.selector_events._SelectorSocketTransport
+    writes: list[bytes] = []
+    write, writelines = transport.write, transport.writelines
+
+    def serves_client(self: Any) -> bool:
+        return self.get_extra_info("sockname")[1] == port
+
+    def spy_write(self: Any, data: Any) -> None:
+        if serves_client(self):
+            writes.append(bytes(data))
+        write(self, data)
+
+    def spy_writelines(self: Any, lines: Any) -> None:
+        lines = list(lines)
+        if serves_client(self):
+            writes.append(b"".join(lines))
+        writelines(self, lines)
+
+    monkeypatch.setattr(transport, "write", spy_write)
+    monkeypatch.setattr(transport, "writelines", spy_writelines)
+    yield writes
 
 
 def events(writes: list[bytes]) -> list[str]:
@@ -73,3 +106,37 @@ async def test_tokens_due_at_different_times_still_stream_one_write_each() -> No
         assert all(w.count(b'"content"') == 1 for w in writes)
         usage = json.loads(events(writes)[-2].removeprefix("data: "))["usage"]
         assert usage["completion_tokens"] == 4
+
+
+async def test_the_headers_and_the_end_of_the_body_share_the_events_writes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The first frame is already here when the response starts, so the headers wait for the
+    # first events (nothing is delayed), and the chunked body's terminator goes with the last
+    # events: a response whose tokens are all ready is one write to the socket, not three.
+    async with serving_stack() as stack:
+        await stack.add_worker(EchoEngine(delay_ms=0))
+        with socket_writes(monkeypatch, stack.url) as sent:
+            writes = await stream_writes(stack.url, chat_body(text="one write"))
+        assert len(writes) == 1
+        assert len(sent) == 1
+        assert sent[0].startswith(b"HTTP/1.1 200 OK\r\n")
+        assert b"text/event-stream" in sent[0]
+        assert sent[0].endswith(b"data: [DONE]\n\n\r\n0\r\n\r\n")
+
+
+async def test_a_token_by_token_stream_costs_one_socket_write_per_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Tokens due at different times: one socket write per batch of events, the headers riding
+    # on the first and the terminator on the last (no write of their own).
+    async with serving_stack() as stack:
+        await stack.add_worker(
+            MockerEngine(model_path=str(shared("models", "tiny")), speedup_ratio=5.74 / 50)
+        )
+        with socket_writes(monkeypatch, stack.url) as sent:
+            writes = await stream_writes(stack.url, chat_body(max_tokens=4))
+        assert len(writes) >= 3
+        assert len(sent) == len(writes)
+        assert sent[0].startswith(b"HTTP/1.1 200 OK\r\n") and b'"content"' in sent[0]
+        assert sent[-1].endswith(b"\r\n0\r\n\r\n") and b"[DONE]" in sent[-1]

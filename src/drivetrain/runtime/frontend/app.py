@@ -78,6 +78,17 @@ async def _echo_request_id(request: web.Request, response: web.StreamResponse) -
         response.headers["x-request-id"] = request_id
 
 
+class _EventStream(web.StreamResponse):
+    """An SSE response whose headers leave with its first events, in one write.
+
+    The first frame is already here when the response starts (``_open`` waited for it), so
+    holding the headers back delays nothing; it spares the client one wake-up and the frontend
+    one syscall per response (aiohttp buffers them until the first write, as ``web.Response``
+    does)."""
+
+    _send_headers_immediately = False
+
+
 class Frontend:
     def __init__(
         self,
@@ -526,7 +537,7 @@ class Frontend:
         headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         if version is not None:
             headers[VERSION_HEADER] = version
-        response = web.StreamResponse(headers=headers)
+        response = _EventStream(headers=headers)
         await response.prepare(request)
         writer = responses.ChunkWriter(
             endpoint, responses.request_id(endpoint), int(time.time()), name
@@ -580,10 +591,13 @@ class Frontend:
                         done = True
                 if texts:
                     writer.add_text(out, "".join(texts))
-                if out:
-                    await response.write(out[0] if len(out) == 1 else b"".join(out))
+                data = out[0] if len(out) == 1 else b"".join(out)
                 if done:
+                    # The last events and the end of the chunked body leave in one write.
+                    await response.write_eof(data)
                     break
+                if data:
+                    await response.write(data)
                 frames_now = await stream.batch()
         except (StreamFailed, TimeoutError) as exc:
             message = (
