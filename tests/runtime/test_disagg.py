@@ -26,12 +26,12 @@ class CountingMocker(MockerEngine):
         self.prefills += 1
         return await super().prefill(op, body, prompt_ids)
 
-    def generate_ids(self, op, body, prompt_ids, transferred=False):  # type: ignore[no-untyped-def]
+    def generate_into(self, op, body, prompt_ids, push, transferred=False):  # type: ignore[no-untyped-def]
         if transferred:
             self.transferred += 1
         else:
             self.local += 1
-        return super().generate_ids(op, body, prompt_ids, transferred)
+        return super().generate_into(op, body, prompt_ids, push, transferred)
 
 
 async def metrics(stack: Stack) -> str:

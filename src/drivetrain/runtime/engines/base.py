@@ -1,17 +1,20 @@
 """The one protocol every engine implements (mocker, echo, http, transformers; vLLM later).
 
 An engine turns an already-validated OpenAI request body into a stream of ``Chunk``s (or
-``TokenTexts``, several tokens ready at once) followed by one ``Finish`` (chat and completions), or into an ``Embeddings`` result.  The frontend owns the
-OpenAI response format; engines only produce text and token counts, so adding an engine never
-touches the HTTP layer.  Errors meant for the client are raised as ``EngineError(status, msg)``.
+``TokenTexts``, several tokens ready at once) followed by one ``Finish`` (chat and
+completions), or into an ``Embeddings`` result.  The frontend owns the OpenAI response format;
+engines only produce text and token counts, so adding an engine never touches the HTTP layer.
+Errors meant for the client are raised as ``EngineError(status, msg)``.  An engine that steps a
+batch on its own clock (the mocker) may instead hand each request's tokens to a callback
+(``TakesPromptIds.generate_into``); ``relay`` turns that form back into the stream.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from drivetrain.errors import DrivetrainError
 
@@ -66,6 +69,47 @@ class Tokens:
 class Embeddings:
     vectors: list[list[float]]
     prompt_tokens: int
+
+
+Pushed = TypeVar("Pushed")
+
+
+async def relay(
+    run: Callable[[Callable[[Pushed], None]], Coroutine[Any, Any, Finish]],
+) -> AsyncIterator[Pushed | Finish]:
+    """What a callback-style generation pushes, as a stream: ``run(push)`` runs as a task, every
+    item it pushes is yielded in order, its ``Finish`` last (or its exception raised); leaving
+    the stream early cancels it."""
+    loop = asyncio.get_running_loop()
+    pushed: list[Pushed] = []
+    waiter: asyncio.Future[None] | None = None
+
+    def wake(*_: object) -> None:
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def push(item: Pushed) -> None:
+        pushed.append(item)
+        wake()
+
+    task: asyncio.Task[Finish] = loop.create_task(run(push))
+    task.add_done_callback(wake)
+    try:
+        while True:
+            if pushed:
+                items = pushed[:]
+                pushed.clear()
+                for item in items:
+                    yield item
+            elif task.done():
+                yield task.result()
+                return
+            else:
+                waiter = loop.create_future()
+                await waiter
+                waiter = None
+    finally:
+        task.cancel()
 
 
 class EngineError(DrivetrainError):
@@ -130,15 +174,20 @@ class ReportsCapacity(Protocol):
 class TakesPromptIds(Protocol):
     """An engine that takes the prompt's token ids from the frontend (the mocker), so that a
     prompt the frontend tokenized for KV routing is not tokenized again (docs/kv-routing.md).
-    ``prompt_ids`` None: the engine tokenizes itself."""
+    ``prompt_ids`` None: the engine tokenizes itself.
 
-    def generate_ids(
+    It hands the texts of the tokens that become due together to ``push`` (called from the
+    engine's own clock, once per batch) and returns the ``Finish``: the worker's task for the
+    request sleeps from start to end instead of waking for every batch."""
+
+    async def generate_into(
         self,
         op: Op,
         body: dict[str, Any],
         prompt_ids: list[int] | None,
+        push: Callable[[list[str]], None],
         transferred: bool = False,
-    ) -> AsyncIterator[Chunk | TokenTexts | Finish]: ...
+    ) -> Finish: ...
 
     async def prefill(
         self, op: Op, body: dict[str, Any], prompt_ids: list[int] | None

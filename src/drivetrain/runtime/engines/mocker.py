@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from drivetrain.runtime.engines import text
@@ -42,6 +42,7 @@ from drivetrain.runtime.engines.base import (
     Tokens,
     TokenTexts,
     WeightsDelegated,
+    relay,
 )
 from drivetrain.runtime.engines.scheduler import StepScheduler
 from drivetrain.runtime.engines.simweights import SimulatedWeights
@@ -139,7 +140,9 @@ class MockerEngine(WeightsDelegated):
         return None
 
     def generate(self, op: Op, body: dict[str, Any]) -> AsyncIterator[TokenTexts | Finish]:
-        return self.generate_ids(op, body, None)
+        return relay(
+            lambda push: self.generate_into(op, body, None, lambda texts: push(TokenTexts(texts)))
+        )
 
     async def _prompt_ids(self, op: str, body: dict[str, Any], ids: list[int] | None) -> list[int]:
         if ids is not None:
@@ -153,15 +156,19 @@ class MockerEngine(WeightsDelegated):
         if self.kv_cache is not None:
             self.kv_cache.store(hashes)
 
-    async def generate_ids(
+    async def generate_into(
         self,
         op: Op,
         body: dict[str, Any],
         prompt_ids: list[int] | None,
+        push: Callable[[list[str]], None],
         transferred: bool = False,
-    ) -> AsyncIterator[TokenTexts | Finish]:
-        """``transferred``: a decode instance's request whose prompt a prefill instance
-        computed; instead of the prefill it waits for the KV transfer (docs/kv-routing.md)."""
+    ) -> Finish:
+        """Generate for ``body``, handing ``push`` the texts of the tokens due at each of the
+        scheduler's wake-ups (one draw per batch, not per token); the worker sends each batch
+        in one frame.  ``transferred``: a decode instance's request whose prompt a prefill
+        instance computed; instead of the prefill it waits for the KV transfer
+        (docs/kv-routing.md)."""
         ids = await self._prompt_ids(op, body, prompt_ids)
         prompt_tokens = len(ids)
         # Refused here, before any simulated prefill, when it does not fit the context.
@@ -177,24 +184,25 @@ class MockerEngine(WeightsDelegated):
                     prefill_s = self.transfer_seconds(prompt_tokens - cached)
                 else:
                     prefill_s = prefill_ms(prompt_tokens - cached) / 1000.0 / self._speedup
-                seq = self._scheduler.add(prompt_tokens, limit, prefill_s)
                 pieces = self._pieces
                 draw = self._random.choices
+                prefilled = False
+
+                def deliver(due: int) -> None:
+                    nonlocal prefilled
+                    if not prefilled:
+                        prefilled = True
+                        self._store(hashes)  # its blocks are in the cache now
+                    push(draw(pieces, k=due))
+
+                seq = self._scheduler.add(prompt_tokens, limit, prefill_s, deliver)
                 try:
-                    sent = 0
-                    while sent < limit:
-                        # Every token due now at once, in one item: the worker sends them in
-                        # one frame, with one draw and one yield per batch, not per token.
-                        due = await seq.take()
-                        if not sent:
-                            self._store(hashes)  # prefilled: its blocks are in the cache now
-                        yield TokenTexts(draw(pieces, k=due))
-                        sent += due
+                    await seq.done
                 finally:
                     self._scheduler.remove(seq)
             finally:
                 self.slots.release(blocks)
-        yield Finish("length", prompt_tokens, max(limit, 0), cached)
+        return Finish("length", prompt_tokens, max(limit, 0), cached)
 
     def transfer_seconds(self, tokens: int) -> float:
         """The simulated KV transfer from a prefill instance: ``kv_transfer_us_per_token``."""
@@ -223,8 +231,11 @@ class MockerEngine(WeightsDelegated):
 
     # ---- the RL API: token-in/token-out (its weights: WeightsDelegated) -------------------
 
-    async def generate_tokens(self, body: dict[str, Any]) -> AsyncIterator[Tokens | Finish]:
+    def generate_tokens(self, body: dict[str, Any]) -> AsyncIterator[Tokens | Finish]:
         """The same simulated timing as ``generate``, with token ids in and out."""
+        return relay(lambda push: self._tokens_into(body, push))
+
+    async def _tokens_into(self, body: dict[str, Any], push: Callable[[Tokens], None]) -> Finish:
         prompt_tokens = len(body["token_ids"])
         sampling = body.get("sampling") or {}
         limit = text.completion_limit(
@@ -237,21 +248,21 @@ class MockerEngine(WeightsDelegated):
             await self.slots.acquire(blocks)
             try:
                 prefill_s = prefill_ms(prompt_tokens) / 1000.0 / self._speedup
-                seq = self._scheduler.add(prompt_tokens, limit, prefill_s)
+
+                def deliver(due: int) -> None:
+                    ids = [draw(VOCAB_SIZE) for _ in range(due)]
+                    # A plausible logprob per token (the mocker has no distribution).
+                    lps = [-self._random.random() * 4 for _ in ids] if want_logprobs else None
+                    push(Tokens(ids, lps))
+
+                seq = self._scheduler.add(prompt_tokens, limit, prefill_s, deliver)
                 try:
-                    sent = 0
-                    while sent < limit:
-                        due = await seq.take()
-                        ids = [draw(VOCAB_SIZE) for _ in range(due)]
-                        # A plausible logprob per token (the mocker has no distribution).
-                        lps = [-self._random.random() * 4 for _ in ids] if want_logprobs else None
-                        yield Tokens(ids, lps)
-                        sent += due
+                    await seq.done
                 finally:
                     self._scheduler.remove(seq)
             finally:
                 self.slots.release(blocks)
-        yield Finish("length", prompt_tokens, max(limit, 0))
+        return Finish("length", prompt_tokens, max(limit, 0))
 
     async def embed(self, body: dict[str, Any]) -> Embeddings:
         inputs = text.embedding_inputs(body)

@@ -7,7 +7,9 @@ one token.  Steps are laid on a timeline of due times rather than slept one afte
 wake-up runs every step that is due by now (catching up when the event loop woke late, so
 simulated time does not stretch with the host's load), hands each request the tokens it earned
 in one go, and arms a single timer for the next due step.  The whole worker therefore costs
-O(1) wake-ups per batch of due tokens, not one sleep per token per request.
+O(1) wake-ups per batch of due tokens, not one sleep per token per request.  Tokens are handed
+over by calling each request's ``deliver`` from the timer callback, so a request's own task
+sleeps from its prefill to its end (``Sequence.done``) instead of waking for every batch.
 
 Steps shorter than the event loop's timer resolution (1 ms) are caught up in pairs or more, so
 at ``--speedup-ratio 10`` (0.57 ms per step) a wake-up carries one or two tokens per request;
@@ -31,35 +33,45 @@ DUE_SLACK_S = TIMER_RESOLUTION_S / 2
 
 
 class Sequence:
-    """One request in the scheduler: tokens earned and not yet taken, and a waiter."""
+    """One request in the scheduler: its counters, how its tokens are handed over, and when it
+    is done.
 
-    __slots__ = ("_loop", "_waiter", "earned", "kv", "limit", "produced", "ready_at", "removed")
+    ``deliver(n)`` is called from the scheduler's timer callback with the number of tokens that
+    became due for this request since the last call (one call per wake-up, never per token);
+    ``done`` resolves once all ``limit`` tokens were delivered, or with the exception a
+    ``deliver`` raised.
+    """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, prompt_tokens: int, limit: int) -> None:
-        self._loop = loop
-        self._waiter: asyncio.Future[None] | None = None
+    __slots__ = ("deliver", "done", "earned", "kv", "limit", "produced", "ready_at", "removed")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        prompt_tokens: int,
+        limit: int,
+        deliver: Callable[[int], None],
+    ) -> None:
+        self.deliver = deliver
+        self.done: asyncio.Future[None] = loop.create_future()
         self.kv = prompt_tokens  # KV tokens this request holds (prompt + generated)
         self.limit = limit
         self.produced = 0
-        self.earned = 0  # produced and not yet taken
+        self.earned = 0  # produced and not yet delivered
         self.ready_at = 0.0
         self.removed = False
 
-    async def take(self) -> int:
-        """Wait until at least one token is due; returns how many are (all of them at once)."""
-        while not self.earned:
-            self._waiter = self._loop.create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+    def _hand_over(self) -> None:
+        if self.removed:
+            return
         earned, self.earned = self.earned, 0
-        return earned
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        try:
+            self.deliver(earned)
+        except Exception as exc:  # one request's failure must not stop the batch's clock
+            if not self.done.done():
+                self.done.set_exception(exc)
+            return
+        if self.produced >= self.limit and not self.done.done():
+            self.done.set_result(None)
 
 
 class StepScheduler:
@@ -82,12 +94,19 @@ class StepScheduler:
         self.wakeups = 0  # timer callbacks so far (the tests count them)
         self.steps = 0
 
-    def add(self, prompt_tokens: int, limit: int, prefill_seconds: float) -> Sequence:
-        """A request that will be ready to decode after ``prefill_seconds``."""
+    def add(
+        self,
+        prompt_tokens: int,
+        limit: int,
+        prefill_seconds: float,
+        deliver: Callable[[int], None],
+    ) -> Sequence:
+        """A request that will be ready to decode after ``prefill_seconds``; its tokens go to
+        ``deliver`` as they become due (``limit`` > 0)."""
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
-        seq = Sequence(loop, prompt_tokens, limit)
+        seq = Sequence(loop, prompt_tokens, limit, deliver)
         seq.ready_at = loop.time() + prefill_seconds
         heapq.heappush(self._waiting, (seq.ready_at, next(self._order), seq))
         self.active_kv += prompt_tokens
@@ -152,6 +171,13 @@ class StepScheduler:
         self._arm()
 
     def _run_due(self, now: float) -> None:
+        """Run every step due by ``now``, then hand each request what it earned in them."""
+        earned: list[Sequence] = []
+        self._run_steps(now, earned)
+        for seq in earned:  # once per request per wake-up, however many steps ran
+            seq._hand_over()
+
+    def _run_steps(self, now: float, earned: list[Sequence]) -> None:
         running = self._running
         while True:
             if not running:
@@ -172,8 +198,8 @@ class StepScheduler:
                 seq.produced += 1
                 seq.earned += 1
                 seq.kv += 1
-                if seq.earned == 1:  # woken once per batch: later steps only add to it
-                    seq._wake()
+                if seq.earned == 1:  # listed once per wake-up: later steps only add to it
+                    earned.append(seq)
                 if seq.produced >= seq.limit:
                     finished.append(key)
             self.active_kv += len(running)

@@ -23,6 +23,7 @@ from drivetrain.runtime.engines.base import (
     Chunk,
     Engine,
     EngineError,
+    Finish,
     GeneratesTokens,
     ReportsCapacity,
     TakesPromptIds,
@@ -164,30 +165,25 @@ class _Connection(asyncio.Protocol):
                     payload["of"], body, payload.get("ids")
                 )
                 self._send(frames.RESULT, sid, [done.prompt_tokens, done.cached_tokens])
+            elif takes_ids:
+                # The engine pushes each batch's texts from its own clock; this task sleeps
+                # until the request ends.
+                finish = await cast(TakesPromptIds, engine).generate_into(
+                    op,
+                    body,
+                    payload.get("ids"),
+                    lambda texts: self._push_texts(sid, texts),
+                    bool(payload.get("transferred")),
+                )
+                self._send_finish(sid, finish, version)
             else:
-                if takes_ids:
-                    items = cast(TakesPromptIds, engine).generate_ids(
-                        op, body, payload.get("ids"), bool(payload.get("transferred"))
-                    )
-                else:
-                    items = engine.generate(op, body)
-                async for item in items:
+                async for item in engine.generate(op, body):
                     if isinstance(item, TokenTexts):
                         self._push_texts(sid, item.texts)
                     elif isinstance(item, Chunk):
                         self._push(sid, item.text, item.tokens)
                     else:
-                        self._send(
-                            frames.FINISH,
-                            sid,
-                            [
-                                item.finish_reason,
-                                item.prompt_tokens,
-                                item.completion_tokens,
-                                item.cached_tokens,
-                                version,
-                            ],
-                        )
+                        self._send_finish(sid, item, version)
         except asyncio.CancelledError:
             if sid in self.aborted:  # the RL API's pause or update with mode abort
                 self._send(frames.FINISH, sid, ["abort", 0, 0, 0, version])
@@ -219,6 +215,19 @@ class _Connection(asyncio.Protocol):
                     sid,
                     [item.finish_reason, item.prompt_tokens, item.completion_tokens, 0, version],
                 )
+
+    def _send_finish(self, sid: int, finish: Finish, version: str) -> None:
+        self._send(
+            frames.FINISH,
+            sid,
+            [
+                finish.finish_reason,
+                finish.prompt_tokens,
+                finish.completion_tokens,
+                finish.cached_tokens,
+                version,
+            ],
+        )
 
     def _push(self, sid: int, text: Any, tokens: Any) -> None:
         batch = self._pending.get(sid)
