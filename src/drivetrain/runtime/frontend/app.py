@@ -23,6 +23,7 @@ import orjson
 from aiohttp import web
 
 from drivetrain.runtime.engines.base import EngineError
+from drivetrain.runtime.eventloop import OnOneLoop
 from drivetrain.runtime.frontend import generate, responses
 from drivetrain.runtime.frontend.admission import Rejected
 from drivetrain.runtime.frontend.disagg import open_routed
@@ -89,7 +90,7 @@ class _EventStream(web.StreamResponse):
     _send_headers_immediately = False
 
 
-class Frontend:
+class Frontend(OnOneLoop):
     def __init__(
         self,
         table: ServingTable,
@@ -215,7 +216,7 @@ class Frontend:
         until the first frame (``_open``; by the prompt's KV blocks, and prefill then decode
         for a disaggregated model, in ``disagg.open_routed``); (4) respond: embeddings, unary,
         or SSE with one write per batch of frames."""
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         started = loop.time()
         deadline = started + self.request_timeout
         label = ENDPOINT_NAMES[endpoint]
@@ -366,7 +367,7 @@ class Frontend:
         committed one (it lags behind a commit, docs/rl.md) is no failure: it is skipped
         without quarantine and without counting as an attempt.
         """
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         tried: set[str] = set()
         last_error = ""
         window_ends: float | None = None
@@ -453,7 +454,7 @@ class Frontend:
         those still running with a 503 (an error event for a stream that started); returns
         how many were ended that way."""
         self.stop_admitting()
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         deadline = loop.time() + timeout
         inflight = self.metrics.inflight
         while any(inflight.values()) and loop.time() < deadline:
@@ -488,7 +489,7 @@ class Frontend:
         kind, payload = first
         pieces: list[str] = []
         tokens = 0
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         ttft_seen = False
         try:
             while True:
@@ -543,7 +544,7 @@ class Frontend:
             endpoint, responses.request_id(endpoint), int(time.time()), name
         )
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         metrics = self.metrics
         key = (name,)
         last = started

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from drivetrain.runtime.eventloop import OnOneLoop
 from drivetrain.runtime.frontend.admission import AdmissionConfig, ModelGate
 from drivetrain.runtime.records import InstanceRecord, ModelCard
 from drivetrain.runtime.transport.client import RequestPlaneClient
@@ -116,7 +117,7 @@ class ServedModel:
         return [t for t in live if t.role != "prefill"]
 
 
-class ServingTable:
+class ServingTable(OnOneLoop):
     def __init__(self, admission: AdmissionConfig | None = None) -> None:
         self.models: dict[str, ServedModel] = {}
         self.instances: dict[str, InstanceRecord] = {}
@@ -147,7 +148,7 @@ class ServingTable:
         model = self.models.get(name)
         if model is None:
             return False
-        now = asyncio.get_running_loop().time()
+        now = self.loop.time()
         # A disaggregated model needs a decode (or aggregated) instance: live_targets' default.
         return bool(model.live_targets(now))
 
@@ -155,7 +156,7 @@ class ServingTable:
         model = self.models.get(name)
         if model is None:
             return False
-        now = asyncio.get_running_loop().time()
+        now = self.loop.time()
         return any(t.has_room() for t in model.live_targets(now))
 
     def pump(self) -> None:
@@ -282,7 +283,7 @@ class ServingTable:
         expires (a SIGKILLed worker's lease lives for its TTL)."""
 
         def lost() -> None:
-            self._quarantine(lambda t: t.address == address, asyncio.get_running_loop().time())
+            self._quarantine(lambda t: t.address == address, self.loop.time())
 
         return lost
 

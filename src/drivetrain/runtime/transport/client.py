@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from drivetrain.errors import DrivetrainError
+from drivetrain.runtime.eventloop import OnOneLoop
 from drivetrain.runtime.transport import frames
 
 _TERMINAL = (frames.FINISH, frames.RESULT, frames.ERROR)
@@ -30,10 +31,11 @@ class StreamFailed(DrivetrainError):
 class ClientStream:
     """Frames of one request, in order; ``next()`` raises ``StreamFailed`` or ``TimeoutError``."""
 
-    __slots__ = ("_client", "_error", "_items", "_timer", "_waiter", "received", "sid")
+    __slots__ = ("_client", "_error", "_items", "_loop", "_timer", "_waiter", "received", "sid")
 
     def __init__(self, client: RequestPlaneClient, sid: int) -> None:
         self._client = client
+        self._loop = client.loop
         self.sid = sid
         self._items: collections.deque[tuple[str, Any]] = collections.deque()
         self._waiter: asyncio.Future[None] | None = None
@@ -48,7 +50,7 @@ class ClientStream:
 
     def set_deadline(self, when: float) -> None:
         """Fail with TimeoutError at loop time ``when`` unless finished before."""
-        self._timer = asyncio.get_running_loop().call_at(when, self._timeout)
+        self._timer = self._loop.call_at(when, self._timeout)
 
     def _timeout(self) -> None:
         self._timer = None
@@ -96,7 +98,7 @@ class ClientStream:
     async def _wait(self) -> None:
         if self._error is not None:
             raise self._error
-        self._waiter = asyncio.get_running_loop().create_future()
+        self._waiter = self._loop.create_future()
         try:
             await self._waiter
         finally:
@@ -164,7 +166,7 @@ class _Protocol(asyncio.Protocol):
             client.on_lost()
 
 
-class RequestPlaneClient:
+class RequestPlaneClient(OnOneLoop):
     """Requests to one worker address ``host:port`` over one lazily opened connection."""
 
     def __init__(self, address: str, connect_timeout: float = 3.0) -> None:
@@ -282,7 +284,7 @@ class RequestPlaneClient:
         self._out.append(frames.encode(kind, sid, payload))
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            self.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
