@@ -22,6 +22,7 @@ run it); ``--record`` writes them there.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -30,8 +31,10 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -151,17 +154,104 @@ def run_aiperf(port: int, scenario: Scenario, tokenizer: Path, out: Path) -> dic
     ]
     log = out / "aiperf.out"
     with log.open("wb") as sink:
-        done = subprocess.run(
-            argv, env=aiperf_env(), stdout=sink, stderr=subprocess.STDOUT, timeout=900, check=False
-        )
+        aiperf = subprocess.Popen(argv, env=aiperf_env(), stdout=sink, stderr=subprocess.STDOUT)
+        client = ClientCpu(aiperf.pid)
+        client.start()
+        try:
+            returncode = aiperf.wait(900)
+        finally:
+            client.stop()
+            if aiperf.poll() is None:
+                aiperf.kill()
     export = out / "profile_export_aiperf.json"
-    if done.returncode != 0 or not export.exists():
+    if returncode != 0 or not export.exists():
         tail = log.read_text(errors="replace").splitlines()[-15:]
         raise RuntimeError(
-            f"aiperf failed (exit {done.returncode}) for {scenario.name}; see {log}:\n"
-            + "\n".join(tail)
+            f"aiperf failed (exit {returncode}) for {scenario.name}; see {log}:\n" + "\n".join(tail)
         )
-    return summarise(json.loads(export.read_text()), scenario)
+    data = json.loads(export.read_text())
+    result = summarise(data, scenario)
+    profiled = [datetime.fromisoformat(data[k]).timestamp() for k in ("start_time", "end_time")]
+    client_s, timing_s = client.used(*profiled)
+    result["cpu_ms_client"] = client_s * 1000 / scenario.requests
+    result["cpu_ms_client_timing"] = timing_s * 1000 / scenario.requests
+    return result
+
+
+class ClientCpu:
+    """The CPU time aiperf's own processes use while they load the stack.
+
+    aiperf runs as a tree of processes named ``aiperf <service>`` (HTTP worker, timing manager,
+    record processor, records manager, ...).  A thread samples the tree's user + system time
+    from /proc every 0.1 s; what counts is what it used during the profiling phase, between the
+    ``start_time`` and ``end_time`` aiperf exports (interpolated between samples; its start-up,
+    warm-up and exports left out).  On two shared cores this is CPU the stack does not get: once
+    client and stacks are CPU-bound, the ratio of req/s between two stacks is bounded by
+    (client + stack A) / (client + stack B) per request (docs/performance.md).
+    """
+
+    INTERVAL_S = 0.1
+
+    def __init__(self, root: int) -> None:
+        self._root = root
+        # (wall time, CPU seconds of the whole tree, of its timing manager)
+        self._samples: list[tuple[float, float, float]] = []
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.INTERVAL_S):
+            tree = _process_tree_cpu(self._root).values()
+            total = sum(cpu for _, cpu in tree)
+            timing = sum(cpu for name, cpu in tree if name.startswith("aiperf timing_"))
+            self._samples.append((time.time(), total, timing))
+
+    def used(self, start: float, end: float) -> tuple[float, float]:
+        """CPU seconds of the whole client and of its timing manager between two wall times."""
+
+        def at(when: float, column: int) -> float:
+            samples = self._samples
+            if not samples:
+                return 0.0
+            for (t0, *v0), (t1, *v1) in itertools.pairwise(samples):
+                if t0 <= when <= t1:
+                    share = (when - t0) / (t1 - t0) if t1 > t0 else 0.0
+                    return v0[column] + (v1[column] - v0[column]) * share
+            return samples[0][column + 1] if when < samples[0][0] else samples[-1][column + 1]
+
+        return at(end, 0) - at(start, 0), at(end, 1) - at(start, 1)
+
+
+def _process_tree_cpu(root: int) -> dict[int, tuple[str, float]]:
+    """pid -> (process name, CPU seconds so far) for ``root`` and all its descendants."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, str, float]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        name = raw[raw.index("(") + 1 : raw.rindex(")")]
+        fields = raw.rsplit(")", 1)[1].split()
+        stats[int(entry)] = (int(fields[1]), name, (int(fields[11]) + int(fields[12])) / tick)
+    tree = {root}
+    grew = True
+    while grew:
+        grew = False
+        for pid, (ppid, _, _) in stats.items():
+            if ppid in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    return {pid: (stats[pid][1], stats[pid][2]) for pid in tree if pid in stats}
 
 
 def summarise(data: dict[str, Any], scenario: Scenario) -> dict[str, Any]:
@@ -339,7 +429,8 @@ def line(r: dict[str, Any]) -> str:
         f"round {r['round']} {r['system']:<20} {r['scenario']:<6} {r['rps']:7.1f} req/s "
         f"{r['output_tps']:8.0f} tok/s TTFT p50 {r['ttft_p50']:6.1f} p99 {r['ttft_p99']:6.1f} ms "
         f"ITL p50 {r['itl_p50']:5.3f} p99 {r['itl_p99']:5.3f} ms reads {r['reads']:5.1f} "
-        f"cpu/req fe {r['cpu_ms_frontend']:5.2f} wk {r['cpu_ms_workers']:5.2f} ms "
+        f"cpu/req fe {r['cpu_ms_frontend']:5.2f} wk {r['cpu_ms_workers']:5.2f} "
+        f"client {r['cpu_ms_client']:5.2f} ms "
         f"errors {r['errors']} load {r['load']:.2f}"
     )
 
@@ -398,16 +489,17 @@ def render(
         "",
         "| round | system | scenario | req/s | output tok/s | TTFT p50 ms | TTFT p99 ms "
         "| ITL p50 ms | ITL p99 ms | reads/response | CPU ms/req frontend | workers "
-        "| errors | load |",
+        "| client (timing manager) | errors | load |",
         "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-        "| ---: | ---: |",
+        "| ---: | ---: | ---: |",
     ]
     for r in rows:
         lines.append(
             f"| {r['round']} | {r['system']} | {r['scenario']} | {r['rps']:.1f} | "
             f"{r['output_tps']:.0f} | {r['ttft_p50']:.1f} | {r['ttft_p99']:.1f} | "
             f"{r['itl_p50']:.3f} | {r['itl_p99']:.3f} | {r['reads']:.1f} | "
-            f"{r['cpu_ms_frontend']:.2f} | {r['cpu_ms_workers']:.2f} | {r['errors']} | "
+            f"{r['cpu_ms_frontend']:.2f} | {r['cpu_ms_workers']:.2f} | "
+            f"{r['cpu_ms_client']:.2f} ({r['cpu_ms_client_timing']:.2f}) | {r['errors']} | "
             f"{r['load']:.2f} |"
         )
     others = [s for s in systems if s != "dynamo"]
@@ -442,7 +534,8 @@ def render(
         "*reads/response*: aiperf's `http_req_chunks_received`, how often its aiohttp client got "
         "new bytes of a response (iterations of `iter_any()`: one or more uvloop `read()` "
         "syscalls each). *CPU ms/req*: user + system CPU time of the frontend and of the "
-        "workers (from /proc) over the run, per request sent.",
+        "workers (from /proc) over the run, per request sent; *client*: aiperf's own processes "
+        "(its timing manager in brackets) during its profiling phase, per request profiled.",
     ]
     return "\n".join(lines) + "\n"
 
