@@ -210,11 +210,7 @@ class _Connection(asyncio.Protocol):
             if isinstance(item, Tokens):
                 self._push(sid, item.ids, item.logprobs)
             else:
-                self._send(
-                    frames.FINISH,
-                    sid,
-                    [item.finish_reason, item.prompt_tokens, item.completion_tokens, 0, version],
-                )
+                self._send_finish(sid, item, version)
 
     def _send_finish(self, sid: int, finish: Finish, version: str) -> None:
         self._send(
