@@ -86,6 +86,18 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def write_syscalls(pids: list[int]) -> int:
+    """Write-family syscalls these processes made so far (``syscw`` in /proc/<pid>/io): for a
+    frontend, mostly its writes to client sockets."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+                if line.startswith("syscw:"):
+                    total += int(line.split(":", 1)[1])
+    return total
+
+
 def shown(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 

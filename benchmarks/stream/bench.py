@@ -54,6 +54,7 @@ from stacks import (  # noqa: E402
     cpu_seconds,
     free_port,
     padded_tokenizer,
+    write_syscalls,
 )
 
 AIPERF_VENV = Path(os.environ.get("AIPERF_VENV") or CACHE / "aiperf-0.13.0")
@@ -407,6 +408,7 @@ def run_one(
     name = system.name
     pids_fe, pids_wk = system.pids("frontend"), system.pids("mocker")
     cpu0 = cpu_seconds(pids_fe), cpu_seconds(pids_wk)
+    writes0 = write_syscalls(pids_fe)
     out = WORK / "aiperf" / f"r{rnd}-{name.replace('@', '-')}-{scenario.name}"
     profiling = []
     if profile and rnd == 1 and scenario.name == "c16" and name != "dynamo":
@@ -416,10 +418,12 @@ def run_one(
     finally:
         stop_profiles(profiling)
     cpu1 = cpu_seconds(pids_fe), cpu_seconds(pids_wk)
+    writes1 = write_syscalls(pids_fe)
     # Warm-up requests included: aiperf sends them through the same stack.
     sent = scenario.requests + max(4, scenario.concurrency)
     result["cpu_ms_frontend"] = (cpu1[0] - cpu0[0]) * 1000 / sent
     result["cpu_ms_workers"] = (cpu1[1] - cpu0[1]) * 1000 / sent
+    result["fe_writes"] = (writes1 - writes0) / sent
     result["load"] = os.getloadavg()[0]
     return {"round": rnd, "system": name, "scenario": scenario.name, **result}
 
@@ -429,6 +433,7 @@ def line(r: dict[str, Any]) -> str:
         f"round {r['round']} {r['system']:<20} {r['scenario']:<6} {r['rps']:7.1f} req/s "
         f"{r['output_tps']:8.0f} tok/s TTFT p50 {r['ttft_p50']:6.1f} p99 {r['ttft_p99']:6.1f} ms "
         f"ITL p50 {r['itl_p50']:5.3f} p99 {r['itl_p99']:5.3f} ms reads {r['reads']:5.1f} "
+        f"fe writes {r.get('fe_writes', float('nan')):5.1f} "
         f"cpu/req fe {r['cpu_ms_frontend']:5.2f} wk {r['cpu_ms_workers']:5.2f} "
         f"client {r['cpu_ms_client']:5.2f} ms "
         f"errors {r['errors']} load {r['load']:.2f}"
@@ -488,17 +493,17 @@ def render(
         + ".",
         "",
         "| round | system | scenario | req/s | output tok/s | TTFT p50 ms | TTFT p99 ms "
-        "| ITL p50 ms | ITL p99 ms | reads/response | CPU ms/req frontend | workers "
-        "| client (timing manager) | errors | load |",
+        "| ITL p50 ms | ITL p99 ms | reads/response | frontend writes/req "
+        "| CPU ms/req frontend | workers | client (timing manager) | errors | load |",
         "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-        "| ---: | ---: | ---: |",
+        "| ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         lines.append(
             f"| {r['round']} | {r['system']} | {r['scenario']} | {r['rps']:.1f} | "
             f"{r['output_tps']:.0f} | {r['ttft_p50']:.1f} | {r['ttft_p99']:.1f} | "
             f"{r['itl_p50']:.3f} | {r['itl_p99']:.3f} | {r['reads']:.1f} | "
-            f"{r['cpu_ms_frontend']:.2f} | {r['cpu_ms_workers']:.2f} | "
+            f"{r.get('fe_writes', float('nan')):.1f} | {r['cpu_ms_frontend']:.2f} | {r['cpu_ms_workers']:.2f} | "
             f"{r['cpu_ms_client']:.2f} ({r['cpu_ms_client_timing']:.2f}) | {r['errors']} | "
             f"{r['load']:.2f} |"
         )
@@ -533,7 +538,9 @@ def render(
         "",
         "*reads/response*: aiperf's `http_req_chunks_received`, how often its aiohttp client got "
         "new bytes of a response (iterations of `iter_any()`: one or more uvloop `read()` "
-        "syscalls each). *CPU ms/req*: user + system CPU time of the frontend and of the "
+        "syscalls each). *frontend writes/req*: the frontend's write syscalls (``syscw`` in "
+        "/proc/<pid>/io) per request sent, nearly all of them to client sockets: how often it "
+        "sent a response new bytes, against how often the client read them. *CPU ms/req*: user + system CPU time of the frontend and of the "
         "workers (from /proc) over the run, per request sent; *client*: aiperf's own processes "
         "(its timing manager in brackets) during its profiling phase, per request profiled.",
     ]
