@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from lightkube import ApiError, Client, KubeConfig, codecs
 from lightkube.generic_resource import create_namespaced_resource
+from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Pod
 from lightkube.types import PatchType
 
@@ -93,14 +94,26 @@ class KubeDiscovery:
 
     # ---- pods (the test plays the kubelet and the controllers) ---------------------------
 
-    def pod(self, name: str, ready: bool = True) -> str:
-        """Create a pod; returns its uid."""
+    def pod(self, name: str, ready: bool = True, controller: dict[str, Any] | None = None) -> str:
+        """Create a pod (controlled by ``controller``, an object as the client returns it, as
+        a ReplicaSet controls its pods); returns its uid."""
+        meta: dict[str, Any] = {"name": name, "namespace": self.namespace}
+        if controller is not None:
+            meta["ownerReferences"] = [
+                {
+                    "apiVersion": controller["apiVersion"],
+                    "kind": controller["kind"],
+                    "name": controller["metadata"]["name"],
+                    "uid": controller["metadata"]["uid"],
+                    "controller": True,
+                }
+            ]
         created = self.client.create(
             Pod.from_dict(
                 {
                     "apiVersion": "v1",
                     "kind": "Pod",
-                    "metadata": {"name": name, "namespace": self.namespace},
+                    "metadata": meta,
                     "spec": {"containers": [{"name": "main", "image": "drivetrain"}]},
                 }
             )
@@ -120,6 +133,30 @@ class KubeDiscovery:
 
     def delete_pod(self, name: str) -> None:
         self.client.delete(Pod, name)
+
+    def deployment(self, name: str) -> dict[str, Any]:
+        """Create a Deployment (no controller runs here: the test creates its pods)."""
+        labels = {"app": name}
+        created = self.client.create(
+            Deployment.from_dict(
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "metadata": {"name": name, "namespace": self.namespace},
+                    "spec": {
+                        "selector": {"matchLabels": labels},
+                        "template": {
+                            "metadata": {"labels": labels},
+                            "spec": {"containers": [{"name": "main", "image": "drivetrain"}]},
+                        },
+                    },
+                }
+            )
+        )
+        return dict(created.to_dict())
+
+    def delete_deployment(self, name: str) -> None:
+        self.client.delete(Deployment, name)
 
     def pod_env(self, name: str, uid: str) -> dict[str, str]:
         return {"POD_NAME": name, "POD_UID": uid, "POD_NAMESPACE": self.namespace}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import shutil
 import ssl
 import subprocess
@@ -42,13 +43,24 @@ from drivetrain.runtime.discovery.registration import Registration
 from drivetrain.runtime.discovery.watcher import ModelWatcher
 from drivetrain.runtime.discovery.workerendpoint import (
     MixedNamespacesError,
+    OwnerRef,
+    build,
+    durable_name,
     label_value,
     labels_for,
     object_name,
+    parse,
+    pod_controller,
     pod_readiness,
     selector_for_prefix,
 )
-from drivetrain.runtime.records import InstanceRecord, ModelCard, instance_key, model_key
+from drivetrain.runtime.records import (
+    InstanceRecord,
+    ModelCard,
+    instance_key,
+    model_key,
+    weights_key,
+)
 from drivetrain.runtime.scope import NamespaceScope
 from tests.kube.emulator import in_loop
 from tests.runtime.conftest import free_port
@@ -296,6 +308,122 @@ async def test_a_second_process_writing_the_same_object_is_reported(
     assert await lease.refresh() is False
     assert any("give each its own DRIVETRAIN_CONTAINER" in r.getMessage() for r in caplog.records)
     await worker.close()
+
+
+# ---- records put without a lease: the RL API's committed version ---------------------------
+
+
+def test_a_durable_object_is_owned_by_the_writers_workload_and_never_by_a_pod() -> None:
+    key = weights_key("team", "tiny")
+    owner = OwnerRef("apps/v1", "ReplicaSet", "fe-7d9f", "rs-uid")
+    owned = build(durable_name(key), "disc", None, "writer", {key: b"{}"}, owner)
+    assert owned["metadata"]["ownerReferences"] == [
+        {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "fe-7d9f", "uid": "rs-uid"}
+    ]
+    assert owned["metadata"]["labels"] == {"drivetrain.dev/durable": "true"}
+    assert parse(owned).pod is None and parse(owned).records == {key: b"{}"}
+    alone = build(durable_name(key), "disc", None, "writer", {key: b"{}"})
+    assert "ownerReferences" not in alone["metadata"]
+    assert parse(alone).pod is None
+    # Without the label, an object that no pod owns is not a record anyone may count.
+    del alone["metadata"]["labels"]["drivetrain.dev/durable"]
+    with pytest.raises(ValueError, match=r"metadata\.ownerReferences: expected one Pod"):
+        parse(alone)
+    # One object per key, named as a DNS subdomain.
+    assert durable_name(key) != durable_name(weights_key("team", "other"))
+    assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", durable_name(key))
+
+
+def test_a_pods_workload_is_its_owner_reference_marked_controller() -> None:
+    refs = [
+        {"apiVersion": "v1", "kind": "Node", "name": "n1", "uid": "n"},
+        {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "fe-1", "uid": "u", "controller": True},
+    ]  # fmt: skip
+    assert pod_controller({"metadata": {"ownerReferences": refs}}) == OwnerRef(
+        "apps/v1", "ReplicaSet", "fe-1", "u"
+    )
+    assert pod_controller({"metadata": {"ownerReferences": refs[:1]}}) is None
+    assert pod_controller({"metadata": {}}) is None
+
+
+async def frontend_in_pod(kube: KubeDiscovery, pod: str, uid: str) -> KubernetesStore:
+    """A frontend's handle in ``pod``: the graph's discovery account (frontends and workers
+    share it, render/rbac.py) and the pod's downward-API env."""
+    config = kube.restricted(f"frontend-{pod}", FRONTEND_ROLE, WORKER_ROLE)
+    env = {"KUBECONFIG": str(config), **kube.pod_env(pod, uid)}
+    return await KubernetesStore.connect(kube.namespace, environ=env)
+
+
+async def values(store: KubernetesStore, key: str) -> list[bytes]:
+    return [kv.value for kv in (await store.get_prefix(key))[0]]
+
+
+async def until_values(store: KubernetesStore, key: str, wanted: list[bytes]) -> None:
+    async with asyncio.timeout(WAIT):
+        while await values(store, key) != wanted:
+            await asyncio.sleep(0.05)
+
+
+async def test_a_record_put_without_a_lease_outlives_its_writers_pod_and_goes_with_its_workload(
+    kube_discovery: KubeDiscovery, frontend: KubernetesStore
+) -> None:
+    # The committed weight version (docs/rl.md) is written by the frontend pod that ran the
+    # update; a restart, an eviction or a rolling update of that pod must not take it away,
+    # deleting the graph (its workloads) must.
+    kube = kube_discovery
+    workload = kube.deployment("fe")
+    writer = await frontend_in_pod(kube, "fe-a", kube.pod("fe-a", controller=workload))
+    key = weights_key("team", "tiny")
+    await writer.put(key, b'{"version": "v1"}')
+    obj = kube.endpoint(durable_name(key))
+    assert obj is not None
+    assert obj["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": "fe",
+            "uid": workload["metadata"]["uid"],
+        }
+    ]
+    (crd,) = yaml.safe_load_all(CRD.read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    assert [e.message for e in jsonschema.Draft7Validator(_strict(schema)).iter_errors(obj)] == []
+    assert await values(frontend, key) == [b'{"version": "v1"}']
+    kube.set_ready("fe-a", False)  # the writer's container restarting
+    kube.delete_pod("fe-a")  # then its pod evicted
+    await writer.close()
+    # A frontend in a new pod of the workload finds it, and so does every other reader.
+    successor = await frontend_in_pod(kube, "fe-b", kube.pod("fe-b", controller=workload))
+    assert await values(successor, key) == [b'{"version": "v1"}']
+    await asyncio.sleep(0.2)  # the deletions above reached the watches
+    assert await values(frontend, key) == [b'{"version": "v1"}']
+    # The successor's next commit replaces it in the same object.
+    await successor.put(key, b'{"version": "v2"}')
+    await until_values(frontend, key, [b'{"version": "v2"}'])
+    await successor.close()
+    kube.delete_deployment("fe")  # the graph deleted: the collector takes the record with it
+    await until_values(frontend, key, [])
+    assert kube.endpoint(durable_name(key)) is None
+
+
+async def test_a_durable_record_is_deleted_by_whoever_deletes_its_key(
+    kube_discovery: KubeDiscovery,
+) -> None:
+    kube = kube_discovery
+    first = await frontend_in_pod(kube, "fe-a", kube.pod("fe-a"))
+    key = weights_key("team", "tiny")
+    await first.put(key, b"{}")
+    # No workload controls this pod: nothing owns the object, it stays until deleted.
+    obj = kube.endpoint(durable_name(key))
+    assert obj is not None and "ownerReferences" not in obj["metadata"]
+    kube.delete_pod("fe-a")
+    await first.close()
+    second = await frontend_in_pod(kube, "fe-b", kube.pod("fe-b"))
+    assert await values(second, key) == [b"{}"]
+    await second.delete(key)
+    assert await values(second, key) == []
+    assert kube.endpoint(durable_name(key)) is None
+    await second.close()
 
 
 async def test_the_written_object_is_valid_for_the_crd_and_carries_owner_labels_and_records(

@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import re
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import openai
 import pytest
 
+from drivetrain.runtime.discovery.workerendpoint import durable_name
 from tests.paths import shared
 from tests.runtime.conftest import free_port
 from tests.runtime.kube_support import (
@@ -36,6 +38,22 @@ def instance_addresses(url: str) -> set[str]:
         return {i["address"] for i in json.load(response)["instances"]}
 
 
+ADMIN = "e2e-admin-token"
+
+
+def post_json(url: str, body: dict[str, object]) -> tuple[int, dict[str, object]]:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {ADMIN}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
+
+
 def wait_until(check, timeout: float = 20.0):  # type: ignore[no-untyped-def]
     """Poll ``check`` until it is truthy (a readiness wait; the timeout only bounds a hang)."""
     deadline = time.monotonic() + timeout
@@ -53,13 +71,23 @@ async def test_workers_found_through_kubernetes_follow_pod_readiness_and_pod_del
     tiny = str(shared("models", "tiny"))
     frontend_config = kube.restricted("frontend-token", FRONTEND_ROLE)
     worker_config = kube.restricted("worker-token", WORKER_ROLE)
-    port = free_port()
+    port, admin_port = free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
+    # The frontend runs in a pod of a Deployment, with the RL API open (as an RLRun's graph).
+    workload = kube.deployment("frontend")
+    frontend_uid = kube.pod("frontend", controller=workload)
     frontend = CliProcess(
-        ["frontend", "--port", str(port), "--host", "127.0.0.1", "--discovery", kube.url],
+        [
+            *("frontend", "--port", str(port), "--host", "127.0.0.1", "--discovery", kube.url),
+            *("--admin-port", str(admin_port)),
+        ],
         "listening on",
         tmp_path / "frontend.log",
-        env={"KUBECONFIG": str(frontend_config)},
+        env={
+            "KUBECONFIG": str(frontend_config),
+            "DRIVETRAIN_ADMIN_TOKEN": ADMIN,
+            **kube.pod_env("frontend", frontend_uid),
+        },
     )
     workers: dict[str, CliProcess] = {}
     for name in ("worker-a", "worker-b"):
@@ -101,6 +129,22 @@ async def test_workers_found_through_kubernetes_follow_pod_readiness_and_pod_del
             model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=4
         )
         assert reply.usage is not None and reply.usage.completion_tokens == 4
+
+        # A weight update commits: the version is a WorkerEndpoint of its own, owned by the
+        # frontend's workload, not its pod (docs/discovery.md, durable objects).
+        update = {"model": "tiny", "version": "v1", "source": {"path": "/"}}
+        status, answer = post_json(f"http://127.0.0.1:{admin_port}/v1/rl/update_weights", update)
+        assert status == 200 and answer["status"] == "committed", answer
+        key = "drivetrain/v1/weights/team/tiny"
+        committed = kube.endpoint(durable_name(key))
+        assert committed is not None
+        (owner,) = committed["metadata"]["ownerReferences"]
+        assert (owner["kind"], owner["name"]) == ("Deployment", "frontend")
+        assert json.loads(committed["spec"]["records"][0]["value"])["version"] == "v1"
+        reply = await client.chat.completions.create(
+            model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=2
+        )
+        assert reply.model_extra is not None and reply.model_extra["weight_version"] == "v1"
 
         # NotReady takes a worker's instance away; Ready brings it back.
         kube.set_ready("worker-a", False)

@@ -18,10 +18,12 @@ import aiohttp
 import pytest
 
 from drivetrain.runtime.discovery import open_store
+from drivetrain.runtime.discovery.kubernetes import KubernetesStore
 from drivetrain.runtime.engines.mocker import MockerEngine
 from drivetrain.runtime.frontend.server import FrontendConfig, RunningFrontend
 from drivetrain.runtime.records import CommittedWeights, weights_key
 from tests.paths import shared
+from tests.runtime.kube_support import FRONTEND_ROLE, WORKER_ROLE, KubeDiscovery
 from tests.runtime.serving_support import Stack, serving_stack
 
 TOKEN = "test-admin-token"
@@ -427,3 +429,32 @@ async def test_a_worker_that_may_not_read_discovery_is_told_to_catch_up_by_the_f
             answers = await asyncio.gather(*(ask(session, stack) for _ in range(8)))
             assert set(answers) == {(200, "v5", "v5")}
             await stack.wait(lambda: late.weights.version == "v5")
+
+
+async def test_on_kubernetes_the_committed_version_outlives_the_pod_of_the_frontend_that_wrote_it(
+    kube_store_url: str, kube_discovery: KubeDiscovery
+) -> None:
+    """The frontend that runs an update writes the committed version from its pod; when that
+    pod goes (evicted, rolled over), the frontend that replaces it must still route by it."""
+    kube = kube_discovery
+    async with serving_stack(admin_token=TOKEN, store_url=kube_store_url) as stack:
+        await stack.add_worker(mocker(load_s=0.02))
+        async with aiohttp.ClientSession() as session:
+            status, body = await admin(session, stack, "/v1/rl/update_weights", update("v1"))
+            assert status == 200, body
+    kube.delete_pod("test-pod")  # where that frontend (and, in this test, its worker) ran
+    uid = kube.pod("frontend-2")
+    config = kube.restricted("frontend-2", FRONTEND_ROLE, WORKER_ROLE)
+    store = await KubernetesStore.connect(
+        kube.namespace, environ={"KUBECONFIG": str(config), **kube.pod_env("frontend-2", uid)}
+    )
+    successor = RunningFrontend(
+        FrontendConfig(host="127.0.0.1", port=0, discovery=kube_store_url), store=store
+    )
+    await successor.start()
+    try:
+        state = successor.table.state("tiny")
+        assert state is not None and (state.committed, state.committed_sequence) == ("v1", 1)
+    finally:
+        await successor.stop()
+        await store.close()

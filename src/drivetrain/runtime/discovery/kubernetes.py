@@ -7,16 +7,18 @@ collector removes it with the pod.  Every put applies the lease's whole record s
 server-side apply (field manager ``drivetrain-worker``); ``revoke`` deletes the object;
 ``refresh`` reads it back (False once it is gone, or rewritten by another process).  There is no
 TTL: the object lives as long as the pod, and its records count only while the pod is Ready.
-A put without a lease goes into an object of the same kind that nothing revokes.
+A put without a lease (the RL API's committed weight version, docs/rl.md) goes into a durable
+object of its own, one per key, owned by the writing pod's controller (its ReplicaSet, ...) or
+by nothing: it outlives the writer's pod and counts whatever the readiness of any pod.
 
 **Reading (frontends).**  The first read starts two reflectors (``reflector.py``): the
 WorkerEndpoints that can hold the keys asked for (by the runtime-namespace label when the
 prefix is one exact namespace, else all of them in the Kubernetes namespace), and the Pods of
-the namespace (kept as uid and readiness).  Their product, the records of every WorkerEndpoint
-whose owning pod exists with that uid and is Ready, is mirrored into a local ``StoreState``
-(the memory store's), whose revisions and events serve ``get_prefix`` and ``watch_prefix``.  A
-re-list after 410 Gone or a reconnect only changes the mirror where the cluster changed, so a
-``ModelWatcher`` on this store never needs to re-read.
+the namespace (kept as uid, readiness and controller).  Their product, the records of every
+WorkerEndpoint whose owning pod exists with that uid and is Ready, and of every durable one, is
+mirrored into a local ``StoreState`` (the memory store's), whose revisions and events serve
+``get_prefix`` and ``watch_prefix``.  A re-list after 410 Gone or a reconnect only changes the
+mirror where the cluster changed, so a ``ModelWatcher`` on this store never needs to re-read.
 
 **Read your own writes.**  A handle that both reads and writes waits, after each write, until
 its reflector has seen it (at most ``VISIBLE_TIMEOUT_S``), so that a snapshot taken after a
@@ -53,16 +55,18 @@ from drivetrain.runtime.discovery.workerendpoint import (
     FIELD_MANAGER,
     Endpoint,
     MixedNamespacesError,
+    OwnerRef,
     PodRef,
     build,
     collection_path,
+    durable_name,
     labels_for,
     object_name,
     object_path,
     parse,
+    pod_controller,
     pod_readiness,
     pods_path,
-    runtime_namespace,
     selector_covers,
     selector_for_prefix,
 )
@@ -101,14 +105,27 @@ class PodIdentity:
         )
 
 
-class KubernetesLease(Lease):
-    """One WorkerEndpoint object: the records put under this lease, applied together."""
+@dataclass(frozen=True)
+class PodState:
+    """What a frontend keeps of each pod of its namespace."""
 
-    def __init__(self, store: KubernetesStore, lease_id: int, ttl: float, name: str) -> None:
+    uid: str
+    ready: bool
+    controller: OwnerRef | None  # whoever owns a durable object this pod's process writes
+
+
+class KubernetesLease(Lease):
+    """One WorkerEndpoint object: the records put under this lease, applied together.  A
+    ``durable`` one holds the record of one key put without a lease (never handed out)."""
+
+    def __init__(
+        self, store: KubernetesStore, lease_id: int, ttl: float, name: str, durable: bool = False
+    ) -> None:
         self._store = store
         self.id = lease_id
         self.ttl = ttl  # unused by the API server: the pod's lifetime is the lease's
         self.name = name
+        self.durable = durable
         self.records: dict[str, bytes] = {}
         self.applied = False  # the object exists (as far as this handle knows)
         self.gone = False  # revoked here, or found deleted or taken over
@@ -132,13 +149,13 @@ class KubernetesStore(DiscoveryStore):
         self.writer = uuid.uuid4().hex  # tells this process's writes from another's
         self._lease_ids = itertools.count(1)
         self._leases: list[KubernetesLease] = []  # live leases, in grant order
-        self._unleased: dict[str | None, KubernetesLease] = {}  # by runtime namespace
+        self._durable: dict[str, KubernetesLease] = {}  # records put without a lease, by key
         # The read side: the mirror and the reflectors feeding it.
         self._state = StoreState()
         self._watches: set[Any] = set()
         self._selector: object = _ALL
         self._endpoints: Reflector[Endpoint] | None = None
-        self._pods: Reflector[tuple[str, bool]] | None = None
+        self._pods: Reflector[PodState] | None = None
         self._view_lock = asyncio.Lock()
         self._changed = asyncio.Event()
         self._closed = False
@@ -199,21 +216,28 @@ class KubernetesStore(DiscoveryStore):
         lease.applied = False
         if lease in self._leases:
             self._leases.remove(lease)
-        for namespace, unleased in list(self._unleased.items()):
-            if unleased is lease:
-                del self._unleased[namespace]
+        for key, durable in list(self._durable.items()):
+            if durable is lease:
+                del self._durable[key]
+
+    def _durable_lease(self, key: str) -> KubernetesLease:
+        lease = self._durable.get(key)
+        if lease is None:
+            lease = KubernetesLease(self, next(self._lease_ids), 0.0, durable_name(key), True)
+            self._durable[key] = lease
+            self._leases.append(lease)
+        return lease
 
     async def grant_lease(self, ttl: float) -> Lease:
         return self._new_lease(ttl)
 
     async def put(self, key: str, value: bytes, lease: Lease | None = None) -> int:
-        self._require_identity()
+        if self._closed:
+            raise StoreUnavailableError("kubernetes store handle is closed")
         if lease is None:
-            namespace = runtime_namespace(key)
-            target = self._unleased.get(namespace)
-            if target is None:
-                target = self._unleased[namespace] = self._new_lease(0.0)
+            target = self._durable_lease(key)  # owned by no pod: needs no pod identity
         elif isinstance(lease, KubernetesLease) and lease._store is self:
+            self._require_identity()
             target = lease
         else:
             raise LeaseNotFoundError(f"lease {lease.id} is not a lease of {self.describe()}")
@@ -238,21 +262,34 @@ class KubernetesStore(DiscoveryStore):
         return self._state.advance()
 
     async def delete(self, key: str) -> None:
-        """Remove a key this handle wrote; keys of other processes go with their pods."""
+        """Remove a key this handle wrote, or a durable record whoever wrote it; keys other
+        processes put under a lease go with their pods."""
         if self._closed:
             raise StoreUnavailableError("kubernetes store handle is closed")
+        held = False
         for lease in list(self._leases):
             if key in lease.records:
+                held = True
                 del lease.records[key]
                 await self._write(lease)
+        name = durable_name(key)
+        if not held and self._endpoints is not None and name in self._endpoints.objects:
+            durable = self._durable_lease(key)
+            durable.applied = True  # written by another process: delete it all the same
+            await self._delete_object(durable)
 
     async def _write(self, lease: KubernetesLease) -> None:
         """Make the object match ``lease.records``: apply them, or delete it when empty."""
-        identity = self._require_identity()
         if not lease.records:
             await self._delete_object(lease)
             return
-        body = build(lease.name, self.namespace, identity.pod, self.writer, lease.records)
+        if lease.durable:
+            body = build(
+                lease.name, self.namespace, None, self.writer, lease.records, await self._owner()
+            )
+        else:
+            pod = self._require_identity().pod
+            body = build(lease.name, self.namespace, pod, self.writer, lease.records)
         await self.api.request(
             "PATCH",
             object_path(self.namespace, lease.name),
@@ -280,6 +317,21 @@ class KubernetesStore(DiscoveryStore):
             None,
             lambda: self._endpoints is None or lease.name not in self._endpoints.objects,
         )
+
+    async def _owner(self) -> OwnerRef | None:
+        """The owner of this process's durable objects: its pod's controller (found in the
+        pods' watch), so that they live as long as the workload, not the pod; None outside a
+        pod, for a pod that nothing controls, or one in another namespace than the objects (an
+        owner must be beside its dependents): then nothing owns them."""
+        identity = self.identity
+        if identity is None or identity.namespace not in (None, self.namespace):
+            return None
+        await self._watch_pods()
+        assert self._pods is not None
+        state = self._pods.objects.get(identity.pod.name)
+        if state is None or state.uid != identity.pod.uid:
+            return None
+        return state.controller
 
     async def _refresh(self, lease: KubernetesLease) -> bool:
         if lease.gone:
@@ -332,11 +384,7 @@ class KubernetesStore(DiscoveryStore):
             raise StoreUnavailableError("kubernetes store handle is closed")
         wanted = selector_for_prefix(prefix)
         async with self._view_lock:
-            if self._pods is None:
-                self._pods = Reflector(
-                    self.api, pods_path(self.namespace), None, _pod_summary, self._rebuild
-                )
-                self._pods.start()
+            self._start_pods()
             if self._selector is _ALL or (self._selector is not None and wanted != self._selector):
                 # A second, different namespace widens the view to every object (never
                 # narrows it: revisions and events of the mirror stay one sequence).
@@ -352,8 +400,27 @@ class KubernetesStore(DiscoveryStore):
                 )
                 self._selector = selector
                 self._endpoints.start()
-            assert self._endpoints is not None
+            assert self._pods is not None and self._endpoints is not None
             reflectors: tuple[Reflector[Any], ...] = (self._pods, self._endpoints)
+        await self._synced(reflectors)
+
+    def _start_pods(self) -> None:
+        if self._pods is None:
+            self._pods = Reflector(
+                self.api, pods_path(self.namespace), None, _pod_summary, self._rebuild
+            )
+            self._pods.start()
+
+    async def _watch_pods(self) -> None:
+        """Start the pods' watch (if no read did) and wait for its list."""
+        if self._closed:
+            raise StoreUnavailableError("kubernetes store handle is closed")
+        async with self._view_lock:
+            self._start_pods()
+        assert self._pods is not None
+        await self._synced((self._pods,))
+
+    async def _synced(self, reflectors: tuple[Reflector[Any], ...]) -> None:
         try:
             async with asyncio.timeout(SYNC_TIMEOUT_S):
                 for reflector in reflectors:
@@ -366,8 +433,9 @@ class KubernetesStore(DiscoveryStore):
             ) from None
 
     def _rebuild(self) -> None:
-        """Mirror the records of every WorkerEndpoint whose pod is Ready (a full diff: the
-        mirror holds a few records per worker, and pods that change nothing skip this)."""
+        """Mirror the records of every WorkerEndpoint whose pod is Ready, and of every durable
+        one (a full diff: the mirror holds a few records per worker, and pods that change
+        nothing skip this)."""
         endpoints, pods = self._endpoints, self._pods
         if endpoints is None or pods is None:
             return
@@ -375,7 +443,12 @@ class KubernetesStore(DiscoveryStore):
             wanted: dict[str, bytes] = {}
             for name in sorted(endpoints.objects):
                 endpoint = endpoints.objects[name]
-                if pods.objects.get(endpoint.pod.name) == (endpoint.pod.uid, True):
+                pod = endpoint.pod
+                if pod is None:
+                    wanted.update(endpoint.records)  # durable: it counts while it exists
+                    continue
+                seen = pods.objects.get(pod.name)
+                if seen is not None and seen.uid == pod.uid and seen.ready:
                     wanted.update(endpoint.records)
             state = self._state
             for key in sorted(state.data.keys() - wanted.keys()):
@@ -427,5 +500,6 @@ def _endpoint_summary(obj: dict[str, Any]) -> Endpoint | None:
         return None
 
 
-def _pod_summary(obj: dict[str, Any]) -> tuple[str, bool]:
-    return pod_readiness(obj)
+def _pod_summary(obj: dict[str, Any]) -> PodState:
+    uid, ready = pod_readiness(obj)
+    return PodState(uid, ready, pod_controller(obj))

@@ -13,6 +13,12 @@ readiness, the label selector for a key prefix); ``kubernetes.py`` does the I/O.
     spec:
       writer: <random id of the writing process>
       records: [{key: <store key>, value: <the record's JSON>}, ...]
+
+A record put without a lease (the RL API's committed weight version) has an object of its own,
+``durable-<hash of its key>``, labelled ``drivetrain.dev/durable: "true"`` and owned by no pod:
+by the writing pod's controller (its ReplicaSet, StatefulSet, ...) when it has one, so that it
+outlives the frontend pod that wrote it and goes with the workload; its record counts as long
+as the object exists.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ PLURAL = "workerendpoints"
 FIELD_MANAGER = "drivetrain-worker"
 
 NAMESPACE_LABEL = "drivetrain.dev/namespace"  # the runtime namespace (as on drivetrain's pods)
+DURABLE_LABEL = "drivetrain.dev/durable"  # "true": no pod owns it, its record outlives the writer
 COMPONENT_LABEL = "drivetrain.dev/component"
 MODEL_LABEL = "drivetrain.dev/model"
 
@@ -70,6 +77,11 @@ def object_name(pod: str, container: str | None = None, slot: int = 1) -> str:
         return name
     digest = hashlib.sha256(name.encode()).hexdigest()[:16]
     return name[: MAX_NAME - len(digest) - 1].rstrip("-.") + "-" + digest
+
+
+def durable_name(key: str) -> str:
+    """The object of a record put without a lease: one per key, named after its hash."""
+    return "durable-" + hashlib.sha256(key.encode()).hexdigest()[:40]
 
 
 def collection_path(namespace: str) -> str:
@@ -134,26 +146,56 @@ class PodRef:
     uid: str
 
 
-def build(
-    name: str, namespace: str, pod: PodRef, writer: str, records: Mapping[str, bytes]
-) -> dict[str, Any]:
-    """The object a worker applies (server-side apply, field manager ``drivetrain-worker``).
+@dataclass(frozen=True)
+class OwnerRef:
+    """An object that owns another (``metadata.ownerReferences``): a pod's controller."""
 
-    The owner reference has neither ``controller`` nor ``blockOwnerDeletion``: setting the
-    latter needs ``update`` on ``pods/finalizers``, which a worker is not granted.  Values must
-    be UTF-8 (records are JSON): ``UnicodeDecodeError`` otherwise.
+    api_version: str
+    kind: str
+    name: str
+    uid: str
+
+
+def build(
+    name: str,
+    namespace: str,
+    pod: PodRef | None,
+    writer: str,
+    records: Mapping[str, bytes],
+    owner: OwnerRef | None = None,
+) -> dict[str, Any]:
+    """The object a process applies (server-side apply, field manager ``drivetrain-worker``):
+    owned by ``pod`` (a lease's object), or with ``pod`` None a durable object, owned by
+    ``owner`` when there is one.
+
+    No owner reference has ``controller`` or ``blockOwnerDeletion``: setting the latter needs
+    ``update`` on the owner's ``finalizers``, which a worker is not granted.  Values must be
+    UTF-8 (records are JSON): ``UnicodeDecodeError`` otherwise.
     """
+    labels = labels_for(records)
+    if pod is not None:
+        owners = [{"apiVersion": "v1", "kind": "Pod", "name": pod.name, "uid": pod.uid}]
+    else:
+        labels[DURABLE_LABEL] = "true"
+        owners = (
+            [
+                {
+                    "apiVersion": owner.api_version,
+                    "kind": owner.kind,
+                    "name": owner.name,
+                    "uid": owner.uid,
+                }
+            ]
+            if owner is not None
+            else []
+        )
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace, "labels": labels}
+    if owners:
+        metadata["ownerReferences"] = owners
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": labels_for(records),
-            "ownerReferences": [
-                {"apiVersion": "v1", "kind": "Pod", "name": pod.name, "uid": pod.uid}
-            ],
-        },
+        "metadata": metadata,
         "spec": {
             "writer": writer,
             "records": [{"key": k, "value": records[k].decode("utf-8")} for k in sorted(records)],
@@ -163,10 +205,10 @@ def build(
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One WorkerEndpoint as a reader sees it."""
+    """One WorkerEndpoint as a reader sees it; ``pod`` None for a durable object."""
 
     name: str
-    pod: PodRef
+    pod: PodRef | None
     writer: str
     records: dict[str, bytes]
     labels: dict[str, str]
@@ -181,8 +223,13 @@ def parse(obj: Mapping[str, Any]) -> Endpoint:
         for ref in meta.get("ownerReferences") or []
         if isinstance(ref, dict) and ref.get("kind") == "Pod" and ref.get("apiVersion") == "v1"
     ]
-    if len(owners) != 1 or not owners[0].get("name") or not owners[0].get("uid"):
-        raise ValueError(f"WorkerEndpoint {name}: metadata.ownerReferences: expected one Pod")
+    labels = dict(meta.get("labels") or {})
+    durable = labels.get(DURABLE_LABEL) == "true"
+    if not durable and (len(owners) != 1 or not owners[0].get("name") or not owners[0].get("uid")):
+        raise ValueError(
+            f"WorkerEndpoint {name}: metadata.ownerReferences: expected one Pod "
+            f'(or the label {DURABLE_LABEL}: "true")'
+        )
     spec = obj.get("spec") or {}
     records: dict[str, bytes] = {}
     for i, item in enumerate(spec.get("records") or []):
@@ -193,10 +240,10 @@ def parse(obj: Mapping[str, Any]) -> Endpoint:
         records[item["key"]] = item["value"].encode()
     return Endpoint(
         name=name,
-        pod=PodRef(str(owners[0]["name"]), str(owners[0]["uid"])),
+        pod=None if durable else PodRef(str(owners[0]["name"]), str(owners[0]["uid"])),
         writer=str(spec.get("writer", "")),
         records=records,
-        labels=dict(meta.get("labels") or {}),
+        labels=labels,
     )
 
 
@@ -214,6 +261,17 @@ def pod_readiness(obj: Mapping[str, Any]) -> tuple[str, bool]:
         if isinstance(condition, dict) and condition.get("type") == "Ready":
             return uid, condition.get("status") == "True"
     return uid, False
+
+
+def pod_controller(obj: Mapping[str, Any]) -> OwnerRef | None:
+    """The owner reference marked ``controller`` of a pod (its ReplicaSet, StatefulSet, Job,
+    ...); None for a pod that nothing controls."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if isinstance(ref, dict) and ref.get("controller") and ref.get("uid") and ref.get("name"):
+            return OwnerRef(
+                str(ref.get("apiVersion", "")), str(ref.get("kind", "")), ref["name"], ref["uid"]
+            )
+    return None
 
 
 def selector_for_prefix(prefix: str) -> str | None:
