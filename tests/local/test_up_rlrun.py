@@ -19,8 +19,8 @@ from drivetrain.api.rlrun_loader import load_runs_text
 from drivetrain.local.rlrun import plan_run
 from tests.cli.helpers import CLI, run_cli
 from tests.local.procs import alive, descendants
-from tests.local.test_up_e2e import free_port
 from tests.paths import REPO
+from tests.ports import free_port, free_ports
 
 TINY = REPO / "examples" / "models" / "tiny"
 GRAPH = f"""\
@@ -67,7 +67,7 @@ spec:
 
 
 def up(path: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    port = str(free_port())
+    port = str(free_ports(2))  # a run may have two graphs, each a frontend: port, port + 1
     return run_cli(
         "up", "-f", str(path), "--port", port, env={"OPENAI_BASE_URL": None}, timeout=timeout
     )

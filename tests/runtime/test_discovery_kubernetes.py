@@ -479,7 +479,12 @@ async def test_a_write_the_token_does_not_allow_fails_with_the_api_servers_reaso
 ) -> None:
     kube = kube_discovery
     uid = kube.pod("w0")
-    config = kube.restricted("frontend", FRONTEND_ROLE)
+    # A token that may only read WorkerEndpoints (as a Role without the worker's rules).
+    read_only = [
+        {"apiGroups": ["drivetrain.dev"], "resources": ["workerendpoints"], "verbs": ["list"]}
+    ]
+    kube.emulator.grant("reader", kube.namespace, read_only)
+    config = kube.kubeconfig("reader", "reader")
     store = await KubernetesStore.connect(
         kube.namespace, environ={"KUBECONFIG": str(config), **kube.pod_env("w0", uid)}
     )
