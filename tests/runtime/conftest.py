@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,15 +27,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.ports import free_port
 from tests.runtime.kube_support import FRONTEND_ROLE, WORKER_ROLE, KubeDiscovery
 
+__all__ = ["free_port"]  # the runtime tests import it from here
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def etcd_binary() -> str | None:
