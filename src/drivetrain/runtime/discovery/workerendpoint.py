@@ -15,10 +15,10 @@ readiness, the label selector for a key prefix); ``kubernetes.py`` does the I/O.
       records: [{key: <store key>, value: <the record's JSON>}, ...]
 
 A record put without a lease (the RL API's committed weight version) has an object of its own,
-``durable-<hash of its key>``, labelled ``drivetrain.dev/durable: "true"`` and owned by no pod:
-by the writing pod's controller (its ReplicaSet, StatefulSet, ...) when it has one, so that it
-outlives the frontend pod that wrote it and goes with the workload; its record counts as long
-as the object exists.
+``durable-<hash of its key>``, labelled ``drivetrain.dev/durable: "true"``, owned by no pod
+but by the writing pod's controller (its ReplicaSet, StatefulSet, ...) when it has one, so that
+it outlives the frontend pod that wrote it and goes with the workload; its record counts as
+long as the object exists.
 """
 
 from __future__ import annotations
