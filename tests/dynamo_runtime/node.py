@@ -28,6 +28,7 @@ import contextlib
 import dataclasses
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -55,6 +56,8 @@ START_TIME = "2026-01-01T00:00:00Z"
 NODE_NAME = "local-node"
 # The parent's own Dynamo/pod settings must not leak into a pod: it gets only what its spec says.
 _PRIVATE_ENV = ("DYN_", "POD_", "KUBERNETES_", "KUBECONFIG", "ETCD_", "NATS_")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_TIMESTAMP = re.compile(r"^\S*\d{2}:\d{2}:\d{2}\S*\s+")
 
 
 class PodRejected(Exception):
@@ -92,9 +95,21 @@ class RunningPod:
     def local_port(self, name: str) -> int:
         return self.ports[name]
 
-    def log_tail(self, lines: int = 40) -> str:
+    def log_tail(self, lines: int = 25) -> str:
+        """The last ``lines`` distinct lines of the log, colours and repeats left out: a
+        failure's report must show every pod, and a readiness probe every 0.1 s would fill it
+        with one line."""
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
+        seen: set[str] = set()
+        kept: list[str] = []
+        for line in reversed(_ANSI.sub("", text).splitlines()):
+            message = _TIMESTAMP.sub("", line)
+            if message not in seen:
+                seen.add(message)
+                kept.append(line)
+            if len(kept) == lines:
+                break
+        return "\n".join(reversed(kept))
 
 
 class LocalNode:
@@ -293,11 +308,21 @@ def _terminate(process: subprocess.Popen[bytes], grace: float = 5.0) -> None:
 
 
 def wait_until(check: Any, timeout: float, what: str, node: LocalNode) -> Any:
-    """``eventually``, failing with the pods' log tails."""
+    """``eventually``, failing with the pods' API requests (which calls a pod made, or never
+    made, tells a pod that is stuck from one the API server refused) and their log tails."""
 
     def logs() -> str:
+        requests = [
+            f"{e.pod} {e.verb} {e.resource} {e.name or ''} -> {e.code}"
+            for e in node.emulator.audit
+            if e.pod is not None
+        ]
         return "\n".join(
-            f"--- {p.name} (exit {p.exit_code})\n{p.log_tail()}" for p in node.pods.values()
+            [
+                f"--- the pods' API requests (last 20 of {len(requests)})",
+                *requests[-20:],
+                *(f"--- {p.name} (exit {p.exit_code})\n{p.log_tail()}" for p in node.pods.values()),
+            ]
         )
 
     return eventually(check, timeout, what=what, details=logs, interval=0.1)
