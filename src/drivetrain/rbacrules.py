@@ -45,8 +45,9 @@ def needs(group: str, resource: str, *verbs: str, names: Sequence[str] = ()) -> 
 # ------------------------------------------------------------------ drivetrain kubernetes://
 # docs/discovery.md: a worker applies (create + patch), re-reads (get) and on a clean stop
 # deletes its WorkerEndpoint; a frontend lists and watches WorkerEndpoints and Pods (readiness,
-# and its own pod's controller), and applies the durable WorkerEndpoint of the RL API's
-# committed weight version (create + patch; docs/rl.md).
+# and its own pod's controller), applies the durable WorkerEndpoint of the RL API's committed
+# weight version (create + patch; docs/rl.md) and adds its ReplicaSet to that object's owners
+# (patch).
 DRIVETRAIN_DISCOVERY: dict[Process, tuple[Need, ...]] = {
     "worker": needs("drivetrain.dev", "workerendpoints", "get", "create", "patch", "delete"),
     "frontend": (

@@ -84,6 +84,8 @@ BUILTIN: dict[str, dict[str, Any]] = {
     "rbac.authorization.k8s.io/v1/roles": {"kind": "Role", "namespaced": True},
     "rbac.authorization.k8s.io/v1/rolebindings": {"kind": "RoleBinding", "namespaced": True},
     "apps/v1/deployments": {"kind": "Deployment", "namespaced": True, "subresources": {"status"}},
+    # A Deployment's revisions: the owners of a frontend's pods (runtime/discovery/kubernetes.py).
+    "apps/v1/replicasets": {"kind": "ReplicaSet", "namespaced": True, "subresources": {"status"}},
     "batch/v1/jobs": {"kind": "Job", "namespaced": True, "subresources": {"status"}},
     "apiextensions.k8s.io/v1/customresourcedefinitions": {
         "kind": "CustomResourceDefinition",

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from lightkube import ApiError, Client, KubeConfig, codecs
 from lightkube.generic_resource import create_namespaced_resource
-from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.apps_v1 import Deployment, ReplicaSet
 from lightkube.resources.core_v1 import Pod
 from lightkube.types import PatchType
 
@@ -48,6 +48,18 @@ def granted(rules: list[Rule]) -> set[tuple[str, str, str]]:
         for group in rule["apiGroups"]
         for resource in rule["resources"]
         for verb in rule["verbs"]
+    }
+
+
+def controller_reference(controller: dict[str, Any]) -> dict[str, Any]:
+    """The owner reference a controller (an object as the client returns it) sets on what it
+    creates."""
+    return {
+        "apiVersion": controller["apiVersion"],
+        "kind": controller["kind"],
+        "name": controller["metadata"]["name"],
+        "uid": controller["metadata"]["uid"],
+        "controller": True,
     }
 
 
@@ -99,15 +111,7 @@ class KubeDiscovery:
         a ReplicaSet controls its pods); returns its uid."""
         meta: dict[str, Any] = {"name": name, "namespace": self.namespace}
         if controller is not None:
-            meta["ownerReferences"] = [
-                {
-                    "apiVersion": controller["apiVersion"],
-                    "kind": controller["kind"],
-                    "name": controller["metadata"]["name"],
-                    "uid": controller["metadata"]["uid"],
-                    "controller": True,
-                }
-            ]
+            meta["ownerReferences"] = [controller_reference(controller)]
         created = self.client.create(
             Pod.from_dict(
                 {
@@ -136,13 +140,32 @@ class KubeDiscovery:
 
     def deployment(self, name: str) -> dict[str, Any]:
         """Create a Deployment (no controller runs here: the test creates its pods)."""
-        labels = {"app": name}
+        return self._workload(Deployment, name, name)
+
+    def delete_deployment(self, name: str) -> None:
+        self.client.delete(Deployment, name)
+
+    def replica_set(self, name: str, deployment: dict[str, Any]) -> dict[str, Any]:
+        """Create one revision of ``deployment`` (as its controller does on a rollout)."""
+        return self._workload(ReplicaSet, name, deployment["metadata"]["name"], deployment)
+
+    def _workload(
+        self,
+        resource: type[Deployment] | type[ReplicaSet],
+        name: str,
+        app: str,
+        controller: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        labels = {"app": app}
+        meta: dict[str, Any] = {"name": name, "namespace": self.namespace}
+        if controller is not None:
+            meta["ownerReferences"] = [controller_reference(controller)]
         created = self.client.create(
-            Deployment.from_dict(
+            resource.from_dict(
                 {
                     "apiVersion": "apps/v1",
-                    "kind": "Deployment",
-                    "metadata": {"name": name, "namespace": self.namespace},
+                    "kind": resource.__name__,
+                    "metadata": meta,
                     "spec": {
                         "selector": {"matchLabels": labels},
                         "template": {
@@ -155,8 +178,9 @@ class KubeDiscovery:
         )
         return dict(created.to_dict())
 
-    def delete_deployment(self, name: str) -> None:
-        self.client.delete(Deployment, name)
+    def delete_replica_set(self, name: str) -> None:
+        """Delete a revision, as a Deployment does beyond its ``revisionHistoryLimit``."""
+        self.client.delete(ReplicaSet, name)
 
     def pod_env(self, name: str, uid: str) -> dict[str, str]:
         return {"POD_NAME": name, "POD_UID": uid, "POD_NAMESPACE": self.namespace}

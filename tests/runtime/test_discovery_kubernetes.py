@@ -42,13 +42,16 @@ from drivetrain.runtime.discovery.kubernetes import KubernetesStore
 from drivetrain.runtime.discovery.registration import Registration
 from drivetrain.runtime.discovery.watcher import ModelWatcher
 from drivetrain.runtime.discovery.workerendpoint import (
+    MAX_DURABLE_OWNERS,
     MixedNamespacesError,
     OwnerRef,
+    adoption_patch,
     build,
     durable_name,
     label_value,
     labels_for,
     object_name,
+    owners_with,
     parse,
     pod_controller,
     pod_readiness,
@@ -316,12 +319,13 @@ async def test_a_second_process_writing_the_same_object_is_reported(
 def test_a_durable_object_is_owned_by_the_writers_workload_and_never_by_a_pod() -> None:
     key = weights_key("team", "tiny")
     owner = OwnerRef("apps/v1", "ReplicaSet", "fe-7d9f", "rs-uid")
-    owned = build(durable_name(key), "disc", None, "writer", {key: b"{}"}, owner)
+    owned = build(durable_name(key), "disc", None, "writer", {key: b"{}"}, (owner,))
     assert owned["metadata"]["ownerReferences"] == [
         {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "fe-7d9f", "uid": "rs-uid"}
     ]
     assert owned["metadata"]["labels"] == {"drivetrain.dev/durable": "true"}
     assert parse(owned).pod is None and parse(owned).records == {key: b"{}"}
+    assert parse(owned).owners == (owner,)
     alone = build(durable_name(key), "disc", None, "writer", {key: b"{}"})
     assert "ownerReferences" not in alone["metadata"]
     assert parse(alone).pod is None
@@ -332,6 +336,41 @@ def test_a_durable_object_is_owned_by_the_writers_workload_and_never_by_a_pod() 
     # One object per key, named as a DNS subdomain.
     assert durable_name(key) != durable_name(weights_key("team", "other"))
     assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", durable_name(key))
+
+
+RS = [OwnerRef("apps/v1", "ReplicaSet", f"fe-{i}", f"uid-{i}") for i in range(12)]
+
+
+def test_a_pods_controller_is_added_first_to_a_durable_objects_owners_once() -> None:
+    assert owners_with((), RS[0]) == (RS[0],)
+    assert owners_with((RS[0],), RS[1]) == (RS[1], RS[0])  # the newest first
+    # Already an owner (matched by uid): nothing changes, so a reader writes nothing.
+    assert owners_with((RS[1], RS[0]), RS[0]) == (RS[1], RS[0])
+    renamed = OwnerRef("apps/v1", "ReplicaSet", "other-name", "uid-0")
+    assert owners_with((RS[1], RS[0]), renamed) == (RS[1], RS[0])
+    # A process outside any workload keeps what is there.
+    assert owners_with((RS[1], RS[0]), None) == (RS[1], RS[0])
+    # At most MAX_DURABLE_OWNERS: the oldest addition leaves.
+    full = tuple(reversed(RS[:MAX_DURABLE_OWNERS]))
+    assert owners_with(full, RS[11]) == (RS[11], *full[:-1])
+    assert len(owners_with(full, RS[11])) == MAX_DURABLE_OWNERS
+
+
+def test_adding_an_owner_is_a_merge_patch_conditional_on_the_version_seen() -> None:
+    key = weights_key("team", "tiny")
+    obj = build(durable_name(key), "disc", None, "writer", {key: b"{}"}, (RS[0],))
+    obj["metadata"]["resourceVersion"] = "41"
+    seen = parse(obj)
+    assert seen.resource_version == "41"
+    assert adoption_patch(owners_with(seen.owners, RS[1]), seen.resource_version) == {
+        "metadata": {
+            "resourceVersion": "41",
+            "ownerReferences": [
+                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "fe-1", "uid": "uid-1"},
+                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "fe-0", "uid": "uid-0"},
+            ],
+        }
+    }
 
 
 def test_a_pods_workload_is_its_owner_reference_marked_controller() -> None:
@@ -404,6 +443,84 @@ async def test_a_record_put_without_a_lease_outlives_its_writers_pod_and_goes_wi
     kube.delete_deployment("fe")  # the graph deleted: the collector takes the record with it
     await until_values(frontend, key, [])
     assert kube.endpoint(durable_name(key)) is None
+
+
+KEY = weights_key("team", "tiny")
+DURABLE = durable_name(KEY)
+
+
+def durable_object(kube: KubeDiscovery) -> dict[str, Any]:
+    obj = kube.endpoint(DURABLE)
+    assert obj is not None
+    return obj
+
+
+def owner_names(kube: KubeDiscovery) -> list[str]:
+    return [ref["name"] for ref in durable_object(kube)["metadata"].get("ownerReferences") or []]
+
+
+async def committed_by_revision_one(kube: KubeDiscovery) -> tuple[dict[str, Any], KubernetesStore]:
+    """Deployment ``fe`` with revisions ``fe-1`` and ``fe-2``, and version v1 committed by a
+    frontend in pod ``fe-1-a`` of the first: (the second revision, that frontend)."""
+    workload = kube.deployment("fe")
+    first, second = kube.replica_set("fe-1", workload), kube.replica_set("fe-2", workload)
+    writer = await frontend_in_pod(kube, "fe-1-a", kube.pod("fe-1-a", controller=first))
+    await writer.put(KEY, b'{"version": "v1"}')
+    assert owner_names(kube) == ["fe-1"]
+    return second, writer
+
+
+async def test_a_durable_record_outlives_the_replica_sets_a_rollout_retires(
+    kube_discovery: KubeDiscovery, frontend: KubernetesStore
+) -> None:
+    # A Deployment keeps its last ten ReplicaSets (revisionHistoryLimit) and deletes older
+    # ones; the garbage collector then deletes what only they own.  Each frontend adds its own
+    # ReplicaSet to the record's owners, so a record written ten rollouts ago stays.
+    kube = kube_discovery
+    second, writer = await committed_by_revision_one(kube)
+    # The rollout: a frontend of the new revision reads the record and adds its ReplicaSet.
+    successor = await frontend_in_pod(kube, "fe-2-a", kube.pod("fe-2-a", controller=second))
+    assert await values(successor, KEY) == [b'{"version": "v1"}']
+    async with asyncio.timeout(WAIT):
+        while owner_names(kube) != ["fe-2", "fe-1"]:
+            await asyncio.sleep(0.05)
+    # A reader whose ReplicaSet is already an owner writes nothing.
+    version = durable_object(kube)["metadata"]["resourceVersion"]
+    replica = await frontend_in_pod(kube, "fe-2-b", kube.pod("fe-2-b", controller=second))
+    assert await values(replica, KEY) == [b'{"version": "v1"}']
+    await asyncio.sleep(0.3)
+    assert durable_object(kube)["metadata"]["resourceVersion"] == version
+    # The old revision's pods end, then the Deployment deletes the old ReplicaSet.
+    kube.delete_pod("fe-1-a")
+    await writer.close()
+    kube.delete_replica_set("fe-1")
+    await asyncio.sleep(0.2)  # the deletions reached the watches
+    assert await values(frontend, KEY) == [b'{"version": "v1"}']
+    assert owner_names(kube) == ["fe-2", "fe-1"]  # a stale reference is harmless
+    # The next commit keeps the owners it sees, its own first.
+    await successor.put(KEY, b'{"version": "v2"}')
+    assert owner_names(kube) == ["fe-2", "fe-1"]
+    await until_values(frontend, KEY, [b'{"version": "v2"}'])
+    for store in (successor, replica):
+        await store.close()
+    kube.delete_deployment("fe")  # its ReplicaSets go, and with the last one the record
+    await until_values(frontend, KEY, [])
+    assert kube.endpoint(DURABLE) is None
+
+
+async def test_an_owner_added_from_a_stale_view_is_refused_and_drops_no_one(
+    kube_discovery: KubeDiscovery, caplog: pytest.LogCaptureFixture
+) -> None:
+    kube = kube_discovery
+    second, writer = await committed_by_revision_one(kube)
+    stale = durable_object(kube)["metadata"]["resourceVersion"]
+    await writer.put(KEY, b'{"version": "v2"}')  # the object changes after that view
+    mine = OwnerRef("apps/v1", "ReplicaSet", "fe-2", second["metadata"]["uid"])
+    body = adoption_patch(owners_with((), mine), stale)  # a view that saw no owner at all
+    await writer._patch_owners(DURABLE, body)  # 409 Conflict: left to the next view
+    assert owner_names(kube) == ["fe-1"]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    await writer.close()
 
 
 async def test_a_durable_record_is_deleted_by_whoever_deletes_its_key(

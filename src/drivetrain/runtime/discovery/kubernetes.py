@@ -9,7 +9,10 @@ server-side apply (field manager ``drivetrain-worker``); ``revoke`` deletes the 
 TTL: the object lives as long as the pod, and its records count only while the pod is Ready.
 A put without a lease (the RL API's committed weight version, docs/rl.md) goes into a durable
 object of its own, one per key, owned by the writing pod's controller (its ReplicaSet, ...) or
-by nothing: it outlives the writer's pod and counts whatever the readiness of any pod.
+by nothing: it outlives the writer's pod and counts whatever the readiness of any pod.  Every
+reader in a pod adds its own pod's controller to a durable object's owners when it is missing
+(a merge patch, conditional on the object's resourceVersion), so after a rollout the new
+ReplicaSet keeps the record alive when the Deployment deletes the old ones.
 
 **Reading (frontends).**  The first read starts two reflectors (``reflector.py``): the
 WorkerEndpoints that can hold the keys asked for (by the runtime-namespace label when the
@@ -57,12 +60,14 @@ from drivetrain.runtime.discovery.workerendpoint import (
     MixedNamespacesError,
     OwnerRef,
     PodRef,
+    adoption_patch,
     build,
     collection_path,
     durable_name,
     labels_for,
     object_name,
     object_path,
+    owners_with,
     parse,
     pod_controller,
     pod_readiness,
@@ -80,6 +85,9 @@ ENV_CONTAINER = envnames.CONTAINER
 
 SYNC_TIMEOUT_S = 10.0  # a first read waits this long for the API server before failing
 VISIBLE_TIMEOUT_S = 5.0  # a write waits this long to see itself in this handle's reflector
+# A reader patches one durable object's owners at most this often, so that a conflict it cannot
+# settle (more live ReplicaSets than MAX_DURABLE_OWNERS) costs a request per interval, not a loop.
+ADOPT_INTERVAL_S = 10.0
 
 _ALL = object()  # "no reflector yet" (None is a selector: every object)
 
@@ -158,6 +166,8 @@ class KubernetesStore(DiscoveryStore):
         self._pods: Reflector[PodState] | None = None
         self._view_lock = asyncio.Lock()
         self._changed = asyncio.Event()
+        self._adopted_at: dict[str, float] = {}  # durable object -> when this reader last patched
+        self._adopting: set[asyncio.Task[None]] = set()
         self._closed = False
 
     @classmethod
@@ -284,9 +294,9 @@ class KubernetesStore(DiscoveryStore):
             await self._delete_object(lease)
             return
         if lease.durable:
-            body = build(
-                lease.name, self.namespace, None, self.writer, lease.records, await self._owner()
-            )
+            seen = self._endpoints.objects.get(lease.name) if self._endpoints else None
+            owners = owners_with(seen.owners if seen else (), await self._owner())
+            body = build(lease.name, self.namespace, None, self.writer, lease.records, owners)
         else:
             pod = self._require_identity().pod
             body = build(lease.name, self.namespace, pod, self.writer, lease.records)
@@ -323,12 +333,17 @@ class KubernetesStore(DiscoveryStore):
         pods' watch), so that they live as long as the workload, not the pod; None outside a
         pod, for a pod that nothing controls, or one in another namespace than the objects (an
         owner must be beside its dependents): then nothing owns them."""
-        identity = self.identity
-        if identity is None or identity.namespace not in (None, self.namespace):
+        if self.identity is None or self.identity.namespace not in (None, self.namespace):
             return None
         await self._watch_pods()
-        assert self._pods is not None
-        state = self._pods.objects.get(identity.pod.name)
+        return self._controller_seen()
+
+    def _controller_seen(self) -> OwnerRef | None:
+        """This process's pod's controller as the pods' watch shows it (None until it does)."""
+        identity, pods = self.identity, self._pods
+        if identity is None or identity.namespace not in (None, self.namespace) or pods is None:
+            return None
+        state = pods.objects.get(identity.pod.name)
         if state is None or state.uid != identity.pod.uid:
             return None
         return state.controller
@@ -457,8 +472,43 @@ class KubernetesStore(DiscoveryStore):
                 entry = state.data.get(key)
                 if entry is None or entry.value != wanted[key]:
                     state.put(key, wanted[key], None)
+            self._adopt_durable()
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
+
+    def _adopt_durable(self) -> None:
+        """Add this pod's controller to the owners of every durable object that lacks it (one
+        patch per object per ``ADOPT_INTERVAL_S``, in the background)."""
+        mine, endpoints = self._controller_seen(), self._endpoints
+        if mine is None or endpoints is None or self._closed:
+            return
+        now = asyncio.get_running_loop().time()
+        for name, endpoint in endpoints.objects.items():
+            if endpoint.pod is not None or any(ref.uid == mine.uid for ref in endpoint.owners):
+                continue
+            if now - self._adopted_at.get(name, -ADOPT_INTERVAL_S) < ADOPT_INTERVAL_S:
+                continue
+            self._adopted_at[name] = now
+            body = adoption_patch(owners_with(endpoint.owners, mine), endpoint.resource_version)
+            task = asyncio.create_task(self._patch_owners(name, body))
+            self._adopting.add(task)
+            task.add_done_callback(self._adopting.discard)
+
+    async def _patch_owners(self, name: str, body: dict[str, Any]) -> None:
+        try:
+            await self.api.request(
+                "PATCH",
+                object_path(self.namespace, name),
+                body=body,
+                content_type="application/merge-patch+json",
+            )
+        except KubeApiError as exc:
+            # 409: it changed since (this reader decides again on the version it sees next);
+            # 404: it is gone.  Anything else (403: a Role without patch) is the operator's.
+            if exc.status not in (404, 409):
+                log.warning("could not add this pod's owner to WorkerEndpoint %s: %s", name, exc)
+        except StoreUnavailableError as exc:
+            log.debug("WorkerEndpoint %s keeps its owners for now: %s", name, exc)
 
     async def _until_seen(self, labels: dict[str, str] | None, seen: Callable[[], bool]) -> None:
         """After a write: wait until this handle's reflector shows it, if it selects it."""
@@ -475,6 +525,8 @@ class KubernetesStore(DiscoveryStore):
 
     async def close(self) -> None:
         self._closed = True
+        for task in list(self._adopting):
+            task.cancel()
         for reflector in (self._endpoints, self._pods):
             if reflector is not None:
                 await reflector.stop()

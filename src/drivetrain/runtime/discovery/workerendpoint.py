@@ -16,16 +16,17 @@ readiness, the label selector for a key prefix); ``kubernetes.py`` does the I/O.
 
 A record put without a lease (the RL API's committed weight version) has an object of its own,
 ``durable-<hash of its key>``, labelled ``drivetrain.dev/durable: "true"``, owned by no pod
-but by the writing pod's controller (its ReplicaSet, StatefulSet, ...) when it has one, so that
-it outlives the frontend pod that wrote it and goes with the workload; its record counts as
-long as the object exists.
+but by the controllers (ReplicaSets, a StatefulSet, ...) of the pods that wrote or read it,
+newest first and at most ``MAX_DURABLE_OWNERS``, so that it outlives the frontend pod that
+wrote it and the ReplicaSets that rollouts retire, and goes with the workload; its record
+counts as long as the object exists.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,12 @@ DURABLE_LABEL = "drivetrain.dev/durable"  # "true": no pod owns it, its record o
 COMPONENT_LABEL = "drivetrain.dev/component"
 MODEL_LABEL = "drivetrain.dev/model"
 
+# How many owners a durable object keeps.  The garbage collector deletes an object once *all*
+# its owners are gone, and a Deployment deletes its oldest ReplicaSets beyond its
+# revisionHistoryLimit (10 by default): every frontend adds its own ReplicaSet, so the object
+# lives while any recent one does.  The cap keeps the list short; it is larger than the number
+# of ReplicaSets with live pods in any rollout, so two never take each other's place in turn.
+MAX_DURABLE_OWNERS = 8
 MAX_LABEL_VALUE = 63
 MAX_NAME = 253  # a DNS subdomain
 _LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
@@ -155,6 +162,49 @@ class OwnerRef:
     name: str
     uid: str
 
+    def as_reference(self) -> dict[str, str]:
+        # No ``controller`` or ``blockOwnerDeletion``: setting the latter needs ``update`` on
+        # the owner's ``finalizers``, which no runtime process is granted.
+        return {
+            "apiVersion": self.api_version,
+            "kind": self.kind,
+            "name": self.name,
+            "uid": self.uid,
+        }
+
+
+def owner_refs(meta: Mapping[str, Any]) -> tuple[OwnerRef, ...]:
+    """The well-formed owner references of an object's ``metadata``, in order."""
+    return tuple(
+        OwnerRef(str(ref.get("apiVersion", "")), str(ref.get("kind", "")), ref["name"], ref["uid"])
+        for ref in meta.get("ownerReferences") or []
+        if isinstance(ref, dict) and ref.get("name") and ref.get("uid")
+    )
+
+
+def owners_with(
+    current: Sequence[OwnerRef], mine: OwnerRef | None, keep: int = MAX_DURABLE_OWNERS
+) -> tuple[OwnerRef, ...]:
+    """A durable object's owners once ``mine`` (the pod's controller of a process that writes
+    or reads it) is among them: ``mine`` first, then the others in their order, each uid once,
+    at most ``keep``.  ``current`` itself when it already holds ``mine`` (or ``mine`` is None,
+    a process outside any workload), so that a reader writes nothing."""
+    if mine is None or any(ref.uid == mine.uid for ref in current):
+        return tuple(current)
+    return (mine, *current)[:keep]
+
+
+def adoption_patch(owners: Sequence[OwnerRef], resource_version: str) -> dict[str, Any]:
+    """The JSON merge patch that sets a durable object's owners, refused (409 Conflict) when
+    the object changed since ``resource_version``: then the reader decides again on what it
+    sees next, and no one's owner is dropped by a patch that did not see it."""
+    return {
+        "metadata": {
+            "resourceVersion": resource_version,
+            "ownerReferences": [ref.as_reference() for ref in owners],
+        }
+    }
+
 
 def build(
     name: str,
@@ -162,36 +212,23 @@ def build(
     pod: PodRef | None,
     writer: str,
     records: Mapping[str, bytes],
-    owner: OwnerRef | None = None,
+    owners: Sequence[OwnerRef] = (),
 ) -> dict[str, Any]:
     """The object a process applies (server-side apply, field manager ``drivetrain-worker``):
     owned by ``pod`` (a lease's object), or with ``pod`` None a durable object, owned by
-    ``owner`` when there is one.
+    ``owners`` (from ``owners_with``; none for a process outside any workload).
 
-    No owner reference has ``controller`` or ``blockOwnerDeletion``: setting the latter needs
-    ``update`` on the owner's ``finalizers``, which a worker is not granted.  Values must be
-    UTF-8 (records are JSON): ``UnicodeDecodeError`` otherwise.
+    Values must be UTF-8 (records are JSON): ``UnicodeDecodeError`` otherwise.
     """
     labels = labels_for(records)
     if pod is not None:
-        owners = [{"apiVersion": "v1", "kind": "Pod", "name": pod.name, "uid": pod.uid}]
+        references = [{"apiVersion": "v1", "kind": "Pod", "name": pod.name, "uid": pod.uid}]
     else:
         labels[DURABLE_LABEL] = "true"
-        owners = (
-            [
-                {
-                    "apiVersion": owner.api_version,
-                    "kind": owner.kind,
-                    "name": owner.name,
-                    "uid": owner.uid,
-                }
-            ]
-            if owner is not None
-            else []
-        )
+        references = [ref.as_reference() for ref in owners]
     metadata: dict[str, Any] = {"name": name, "namespace": namespace, "labels": labels}
-    if owners:
-        metadata["ownerReferences"] = owners
+    if references:
+        metadata["ownerReferences"] = references
     return {
         "apiVersion": API_VERSION,
         "kind": KIND,
@@ -212,6 +249,8 @@ class Endpoint:
     writer: str
     records: dict[str, bytes]
     labels: dict[str, str]
+    owners: tuple[OwnerRef, ...] = ()  # a durable object's: the controllers that keep it
+    resource_version: str = ""
 
 
 def parse(obj: Mapping[str, Any]) -> Endpoint:
@@ -244,6 +283,8 @@ def parse(obj: Mapping[str, Any]) -> Endpoint:
         writer=str(spec.get("writer", "")),
         records=records,
         labels=labels,
+        owners=owner_refs(meta) if durable else (),
+        resource_version=str(meta.get("resourceVersion", "")),
     )
 
 
