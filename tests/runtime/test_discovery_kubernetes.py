@@ -517,10 +517,34 @@ async def test_an_owner_added_from_a_stale_view_is_refused_and_drops_no_one(
     await writer.put(KEY, b'{"version": "v2"}')  # the object changes after that view
     mine = OwnerRef("apps/v1", "ReplicaSet", "fe-2", second["metadata"]["uid"])
     body = adoption_patch(owners_with((), mine), stale)  # a view that saw no owner at all
-    await writer._patch_owners(DURABLE, body)  # 409 Conflict: left to the next view
-    assert owner_names(kube) == ["fe-1"]
+    await writer._patch_owners(DURABLE, body)  # 409 Conflict: decided again on a fresh view
+    assert owner_names(kube) == ["fe-1"]  # the writer's own ReplicaSet already owns it
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     await writer.close()
+
+
+async def test_a_reader_whose_patch_conflicted_adds_its_owner_from_the_next_view(
+    kube_discovery: KubeDiscovery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kube = kube_discovery
+    second, writer = await committed_by_revision_one(kube)
+    stale = durable_object(kube)["metadata"]["resourceVersion"]
+    await writer.put(KEY, b'{"version": "v2"}')
+    # A reader of the new revision that will not try on its own (its last try "just now", and
+    # the interval long): only the conflict below can make it try again.
+    monkeypatch.setattr(kubernetes_module, "ADOPT_INTERVAL_S", 1000.0)
+    monkeypatch.setattr(kubernetes_module, "CONFLICT_RETRY_S", 0.05)
+    reader = await frontend_in_pod(kube, "fe-2-a", kube.pod("fe-2-a", controller=second))
+    reader._adopted_at[DURABLE] = asyncio.get_running_loop().time()
+    assert await values(reader, KEY) == [b'{"version": "v2"}']
+    assert owner_names(kube) == ["fe-1"]
+    mine = OwnerRef("apps/v1", "ReplicaSet", "fe-2", second["metadata"]["uid"])
+    await reader._patch_owners(DURABLE, adoption_patch(owners_with((), mine), stale))
+    async with asyncio.timeout(WAIT):
+        while owner_names(kube) != ["fe-2", "fe-1"]:
+            await asyncio.sleep(0.05)
+    for store in (reader, writer):
+        await store.close()
 
 
 async def test_a_durable_record_is_deleted_by_whoever_deletes_its_key(

@@ -88,6 +88,7 @@ VISIBLE_TIMEOUT_S = 5.0  # a write waits this long to see itself in this handle'
 # A reader patches one durable object's owners at most this often, so that a conflict it cannot
 # settle (more live ReplicaSets than MAX_DURABLE_OWNERS) costs a request per interval, not a loop.
 ADOPT_INTERVAL_S = 10.0
+CONFLICT_RETRY_S = 1.0  # after a 409, the watch has the new version well within this
 
 _ALL = object()  # "no reflector yet" (None is a selector: every object)
 
@@ -503,9 +504,13 @@ class KubernetesStore(DiscoveryStore):
                 content_type="application/merge-patch+json",
             )
         except KubeApiError as exc:
-            # 409: it changed since (this reader decides again on the version it sees next);
-            # 404: it is gone.  Anything else (403: a Role without patch) is the operator's.
-            if exc.status not in (404, 409):
+            if exc.status == 409:
+                # It changed since this reader's view: decide again once the watch has brought
+                # the new version (a change that adds this owner leaves nothing to do).
+                await asyncio.sleep(CONFLICT_RETRY_S)
+                self._adopted_at.pop(name, None)
+                self._adopt_durable()
+            elif exc.status != 404:  # 404: it is gone; 403: a Role without patch
                 log.warning("could not add this pod's owner to WorkerEndpoint %s: %s", name, exc)
         except StoreUnavailableError as exc:
             log.debug("WorkerEndpoint %s keeps its owners for now: %s", name, exc)
