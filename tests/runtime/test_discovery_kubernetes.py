@@ -55,6 +55,7 @@ from drivetrain.runtime.discovery.workerendpoint import (
     parse,
     pod_controller,
     pod_readiness,
+    same_workload,
     selector_for_prefix,
 )
 from drivetrain.runtime.records import (
@@ -356,6 +357,21 @@ def test_a_pods_controller_is_added_first_to_a_durable_objects_owners_once() -> 
     assert len(owners_with(full, RS[11])) == MAX_DURABLE_OWNERS
 
 
+def test_two_replica_sets_of_one_deployment_are_one_workload() -> None:
+    def rs(name: str, uid: str) -> OwnerRef:
+        return OwnerRef("apps/v1", "ReplicaSet", name, uid)
+
+    # <deployment>-<pod-template-hash>: the hash holds no "-", the Deployment's name may.
+    assert same_workload(rs("fe-7d9f8c", "a"), rs("fe-5b6c4d", "b"))
+    assert same_workload(rs("my-fe-7d9f8c", "a"), rs("my-fe-5b6c4d", "b"))
+    assert not same_workload(rs("fe-7d9f8c", "a"), rs("my-fe-5b6c4d", "b"))
+    assert not same_workload(rs("fe-2-7d9f8c", "a"), rs("fe-5b6c4d", "b"))
+    # Anything else is one workload only as one object.
+    sts = OwnerRef("apps/v1", "StatefulSet", "fe-0", "s")
+    assert same_workload(sts, sts) and not same_workload(sts, rs("fe-0", "x"))
+    assert not same_workload(OwnerRef("apps/v1", "StatefulSet", "fe-a", "1"), rs("fe-b", "2"))
+
+
 def test_adding_an_owner_is_a_merge_patch_conditional_on_the_version_seen() -> None:
     key = weights_key("team", "tiny")
     obj = build(durable_name(key), "disc", None, "writer", {key: b"{}"}, (RS[0],))
@@ -506,6 +522,26 @@ async def test_a_durable_record_outlives_the_replica_sets_a_rollout_retires(
     kube.delete_deployment("fe")  # its ReplicaSets go, and with the last one the record
     await until_values(frontend, KEY, [])
     assert kube.endpoint(DURABLE) is None
+
+
+async def test_a_frontend_of_another_workload_does_not_keep_the_record(
+    kube_discovery: KubeDiscovery,
+) -> None:
+    # Frontends follow every weights record of the namespace (all graphs'); only a revision of
+    # the writer's own Deployment adds itself, or a graph's record would outlive the graph.
+    kube = kube_discovery
+    _, writer = await committed_by_revision_one(kube)
+    version = durable_object(kube)["metadata"]["resourceVersion"]
+    other = kube.replica_set("other-1", kube.deployment("other"))
+    reader = await frontend_in_pod(kube, "other-1-a", kube.pod("other-1-a", controller=other))
+    assert await values(reader, KEY) == [b'{"version": "v1"}']
+    await asyncio.sleep(0.3)
+    assert durable_object(kube)["metadata"]["resourceVersion"] == version
+    assert owner_names(kube) == ["fe-1"]
+    kube.delete_deployment("fe")  # that graph deleted: its record goes, whoever reads it
+    await until_values(reader, KEY, [])
+    for store in (reader, writer):
+        await store.close()
 
 
 async def test_an_owner_added_from_a_stale_view_is_refused_and_drops_no_one(

@@ -184,7 +184,8 @@ WEIGHTS_PREFIX = ROOT + "weights/"
 def weights_key(namespace: str, model_name: str) -> str:
     """``drivetrain/v1/weights/<namespace>/<model_name>``: one key per model, written without
     a lease by the frontend that committed a fleet update, so that it outlives that frontend
-    (on ``kubernetes://`` it lives as long as the writing frontend's pod: docs/rl.md)."""
+    (on ``kubernetes://`` in a durable WorkerEndpoint owned by the frontends' workload:
+    docs/discovery.md)."""
     return WEIGHTS_PREFIX + "/".join(encode_segment(p) for p in (namespace, model_name))
 
 

@@ -10,9 +10,10 @@ TTL: the object lives as long as the pod, and its records count only while the p
 A put without a lease (the RL API's committed weight version, docs/rl.md) goes into a durable
 object of its own, one per key, owned by the writing pod's controller (its ReplicaSet, ...) or
 by nothing: it outlives the writer's pod and counts whatever the readiness of any pod.  Every
-reader in a pod adds its own pod's controller to a durable object's owners when it is missing
-(a merge patch, conditional on the object's resourceVersion), so after a rollout the new
-ReplicaSet keeps the record alive when the Deployment deletes the old ones.
+reader in a pod adds its own pod's controller to the owners of a durable object that another
+revision of its workload owns (a merge patch, conditional on the object's resourceVersion), so
+after a rollout the new ReplicaSet keeps the record alive when the Deployment deletes the old
+ones.
 
 **Reading (frontends).**  The first read starts two reflectors (``reflector.py``): the
 WorkerEndpoints that can hold the keys asked for (by the runtime-namespace label when the
@@ -72,6 +73,7 @@ from drivetrain.runtime.discovery.workerendpoint import (
     pod_controller,
     pod_readiness,
     pods_path,
+    same_workload,
     selector_covers,
     selector_for_prefix,
 )
@@ -478,8 +480,9 @@ class KubernetesStore(DiscoveryStore):
         changed.set()
 
     def _adopt_durable(self) -> None:
-        """Add this pod's controller to the owners of every durable object that lacks it (one
-        patch per object per ``ADOPT_INTERVAL_S``, in the background)."""
+        """Add this pod's controller to the owners of every durable object that another
+        revision of its workload owns and it does not (one patch per object per
+        ``ADOPT_INTERVAL_S``, in the background)."""
         mine, endpoints = self._controller_seen(), self._endpoints
         if mine is None or endpoints is None or self._closed:
             return
@@ -487,6 +490,8 @@ class KubernetesStore(DiscoveryStore):
         for name, endpoint in endpoints.objects.items():
             if endpoint.pod is not None or any(ref.uid == mine.uid for ref in endpoint.owners):
                 continue
+            if not any(same_workload(ref, mine) for ref in endpoint.owners):
+                continue  # another workload's record (or nobody's): not this reader's to keep
             if now - self._adopted_at.get(name, -ADOPT_INTERVAL_S) < ADOPT_INTERVAL_S:
                 continue
             self._adopted_at[name] = now

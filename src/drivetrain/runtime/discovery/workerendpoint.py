@@ -16,10 +16,11 @@ readiness, the label selector for a key prefix); ``kubernetes.py`` does the I/O.
 
 A record put without a lease (the RL API's committed weight version) has an object of its own,
 ``durable-<hash of its key>``, labelled ``drivetrain.dev/durable: "true"``, owned by no pod
-but by the controllers (ReplicaSets, a StatefulSet, ...) of the pods that wrote or read it,
-newest first and at most ``MAX_DURABLE_OWNERS``, so that it outlives the frontend pod that
-wrote it and the ReplicaSets that rollouts retire, and goes with the workload; its record
-counts as long as the object exists.
+but by the controllers (ReplicaSets, a StatefulSet, ...) of the pods that wrote it, and of
+the later revisions of their workload that read it, newest first and at most
+``MAX_DURABLE_OWNERS``, so that it outlives the frontend pod that wrote it and the ReplicaSets
+that rollouts retire, and goes with the workload; its record counts as long as the object
+exists.
 """
 
 from __future__ import annotations
@@ -192,6 +193,17 @@ def owners_with(
     if mine is None or any(ref.uid == mine.uid for ref in current):
         return tuple(current)
     return (mine, *current)[:keep]
+
+
+def same_workload(a: OwnerRef, b: OwnerRef) -> bool:
+    """Whether two pods' controllers are the same workload: the same object, or two revisions
+    of one Deployment (ReplicaSets named ``<deployment>-<pod-template-hash>``, a hash that
+    holds no ``-``).  A reader adds its owner only beside a sibling, so that the frontends of
+    another graph in the namespace, which watch every weights record, never keep this graph's."""
+    if a.uid == b.uid:
+        return True
+    replica_sets = a.kind == b.kind == "ReplicaSet" and a.api_version == b.api_version == "apps/v1"
+    return replica_sets and "-" in a.name and a.name.rsplit("-", 1)[0] == b.name.rsplit("-", 1)[0]
 
 
 def adoption_patch(owners: Sequence[OwnerRef], resource_version: str) -> dict[str, Any]:
